@@ -1,0 +1,111 @@
+/*
+ * common/fs.h: what every fieldsync module shares and nothing more: the
+ * project-wide error codes with their plain-word messages, the error buffer
+ * a library fills instead of printing, and bounded JSON parsing for input
+ * that comes from outside the process.
+ */
+#ifndef FS_COMMON_H
+#define FS_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define FS_WUR __attribute__((warn_unused_result))
+
+/*
+ * Error codes. They go into logs, the local API's JSON and scripts' exit
+ * paths, so a code is never renumbered or reused: always add new codes last
+ * in their module's range. Ranges: general 1-99, crypto 100-199, store
+ * 200-299, sync 300-399, casework 400-499, daemon 500-599, hub 600-699.
+ */
+typedef enum fs_err {
+	FS_OK = 0,
+
+	FS_E_INTERNAL = 1,    /* a bug or an impossible state */
+	FS_E_NOMEM = 2,       /* out of memory */
+	FS_E_ARG = 3,         /* the caller passed an invalid argument */
+	FS_E_INPUT = 4,       /* malformed input from outside */
+	FS_E_TOOBIG = 5,      /* input over its size, depth or count limit */
+	FS_E_IO = 6,          /* an operating-system I/O call failed */
+	FS_E_NOTFOUND = 7,    /* no such object */
+	FS_E_EXISTS = 8,      /* the object already exists */
+
+	FS_E_CRYPTO_INIT = 100,   /* libsodium could not start */
+	FS_E_PASSPHRASE = 101,    /* wrong passphrase */
+	FS_E_KEYFILE = 102,       /* key file corrupt or unreadable */
+	FS_E_TAMPERED = 103,      /* ciphertext or tag does not authenticate */
+	FS_E_MISBOUND = 104,      /* envelope belongs to another _id or space */
+	FS_E_BASE64 = 105,        /* bad base64 */
+	FS_E_ENV_VERSION = 106,   /* unknown envelope version */
+	FS_E_UNKNOWN_KID = 107,   /* no key with this key id */
+	FS_E_TRUNCATED = 108,     /* input shorter than its format requires */
+	FS_E_SIGNATURE = 109,     /* a signature does not verify */
+	FS_E_KEYFILE_VERSION = 110, /* key file from a newer version */
+
+	FS_E_STORE_CONFLICT = 200,  /* stale base revision (CouchDB's 409) */
+	FS_E_STORE_LOCKED = 201,    /* another process holds the store */
+	FS_E_STORE_CORRUPT = 202,   /* the database file is damaged */
+	FS_E_STORE_FOREIGN = 203,   /* not a fieldsync store */
+	FS_E_STORE_FULL = 204,      /* the disk is full */
+	FS_E_STORE_TOO_NEW = 205,   /* written by a newer fieldsync */
+	FS_E_STORE_BUSY = 206,      /* the database stayed locked too long */
+	FS_E_STORE_READONLY = 207,  /* the file or its folder is read-only */
+
+	FS_E_SYNC_OFFLINE = 300,    /* could not connect */
+	FS_E_SYNC_DNS = 301,        /* host name did not resolve */
+	FS_E_SYNC_TLS_CERT = 302,   /* certificate not trusted or wrong host */
+	FS_E_SYNC_TLS_PIN = 303,    /* certificate key does not match the pin */
+	FS_E_SYNC_AUTH = 304,       /* credentials refused (401/403) */
+	FS_E_SYNC_SERVER = 305,     /* the server failed (5xx) */
+	FS_E_SYNC_MALFORMED = 306,  /* the server's answer is not valid */
+	FS_E_SYNC_TIMEOUT = 307,    /* the server stopped answering */
+	FS_E_SYNC_RATE = 308,       /* the server asked us to slow down (429) */
+	FS_E_SYNC_INSECURE = 309,   /* URL refused: plain http or bad scheme */
+	FS_E_SYNC_NODB = 310,       /* the remote database does not exist */
+	FS_E_SYNC_TLS = 311,        /* other TLS handshake failure */
+	FS_E_SYNC_REFUSED = 312,    /* the server refused a document for good */
+} fs_err;
+
+/* Plain words for a person, e.g. "wrong passphrase". Never NULL. */
+const char *fs_strerror(int code);
+
+/* Stable identifier for scripts and JSON, e.g. "FS_E_PASSPHRASE". Never NULL. */
+const char *fs_errname(int code);
+
+#define FS_ERRMSG_MAX 256
+
+/*
+ * A library fills this instead of printing. The message adds detail for a
+ * person (which file, which document) and must never hold a secret: no key,
+ * passphrase, note text or name from a record.
+ */
+typedef struct fs_errbuf {
+	int code;
+	char msg[FS_ERRMSG_MAX];
+} fs_errbuf;
+
+/* Records code and message in eb (if not NULL) and returns code. */
+int fs_err_set(fs_errbuf *eb, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Clears eb (if not NULL). */
+void fs_err_clear(fs_errbuf *eb);
+
+/*
+ * JSON from outside the process is bounded before cJSON sees it: at most
+ * max_len bytes and max_depth levels of nesting (cJSON's own limit is 1000
+ * and it recurses, so a deep document could exhaust the stack).
+ */
+#define FS_JSON_DEPTH_DEFAULT 32
+
+struct cJSON;
+
+/*
+ * Parses len bytes of text (need not be NUL-terminated). On success *out is
+ * a tree the caller frees with cJSON_Delete. Errors: FS_E_TOOBIG (size or
+ * depth), FS_E_INPUT (not JSON), FS_E_NOMEM.
+ */
+int fs_json_parse(const char *text, size_t len, size_t max_len, int max_depth,
+                  struct cJSON **out, fs_errbuf *eb) FS_WUR;
+
+#endif
