@@ -540,6 +540,19 @@ out:
 	return r;
 }
 
+/*
+ * Checkpoints after a commit, as SQLite's own hook would, but never lets a
+ * failed checkpoint (say, a full disk) turn the committed transaction's
+ * result into an error: the caller must be able to trust FS_OK and errors.
+ */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	(void)ctx;
+	if (pages >= STORE_CHECKPOINT_PAGES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
 int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, fs_errbuf *eb)
 {
 	fs_store *st = NULL;
@@ -572,6 +585,7 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 		r = store_err(st, rc, "open", eb);
 		goto out;
 	}
+	sqlite3_wal_hook(st->db, wal_hook, NULL);
 	sqlite3_busy_timeout(st->db, opts && opts->busy_ms > 0 ? opts->busy_ms
 	                                                      : FS_STORE_BUSY_MS_DEFAULT);
 	/* Read the version before anything writes: a newer store stays untouched. */

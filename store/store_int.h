@@ -17,6 +17,9 @@
 /* Longest hash part of a revision id (fs_crypto_rev_parse): 20 digits, '-', NUL. */
 #define STORE_HASH_MAX ((int)(FS_REV_MAX - 22))
 
+/* WAL pages after which a commit is followed by a checkpoint (SQLite's default). */
+#define STORE_CHECKPOINT_PAGES 1000
+
 /* Prepared statements, compiled once per handle on first use. */
 enum stmt_id {
 	S_BEGIN,
