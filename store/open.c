@@ -32,11 +32,12 @@ const struct store_migration store_migrations[] = {
 	 " conflicted INTEGER NOT NULL,"
 	 " seq INTEGER NOT NULL);"
 	 "CREATE INDEX docs_seq ON docs(seq);"
-	 /* parent has no foreign key: stemming cuts it, and a checked parent
-	  * would need an index on it that every insert pays for. */
+	 /* No foreign keys on revs: documents are never deleted, stemming cuts
+	  * parents, and each checked key would cost every pulled revision a
+	  * lookup. The outbox's keys are checked: they guard queued edits. */
 	 "CREATE TABLE revs("
 	 " rid INTEGER PRIMARY KEY,"
-	 " did INTEGER NOT NULL REFERENCES docs(did),"
+	 " did INTEGER NOT NULL,"
 	 " gen INTEGER NOT NULL,"
 	 " hash TEXT NOT NULL,"
 	 " parent INTEGER,"
@@ -46,19 +47,19 @@ const struct store_migration store_migrations[] = {
 	 " body BLOB,"
 	 " UNIQUE(did, gen, hash));"
 	 "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
-	 /* AUTOINCREMENT: an oid is never reused, so confirming a row that a
-	  * newer edit replaced can never remove another row. */
+	 /* oid is the local sequence of the edit that queued the row (or of
+	  * its retry): never reused, so confirming a row that a newer edit
+	  * replaced can never remove another row. Few indexes on purpose:
+	  * every one costs each durable edit another page in the WAL. */
 	 "CREATE TABLE outbox("
-	 " oid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " oid INTEGER PRIMARY KEY,"
 	 " did INTEGER NOT NULL REFERENCES docs(did),"
 	 " rid INTEGER NOT NULL REFERENCES revs(rid),"
 	 " state INTEGER NOT NULL,"
 	 " queued_at INTEGER NOT NULL,"
 	 " status INTEGER NOT NULL DEFAULT 0,"
 	 " reason TEXT);"
-	 "CREATE INDEX outbox_state ON outbox(state, oid);"
 	 "CREATE INDEX outbox_doc ON outbox(did);"
-	 "CREATE INDEX outbox_rid ON outbox(rid);"
 	 "CREATE TABLE checkpoints("
 	 " remote TEXT NOT NULL,"
 	 " dir INTEGER NOT NULL,"
@@ -80,6 +81,8 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
 	[S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
 			 " VALUES (?1, 0, '', 0, 0, 0)",
+	[S_DOC_INSERT_FULL] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+			      " VALUES (?1, ?2, ?3, ?4, 0, ?5)",
 	[S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
 			 " conflicted = ?5, seq = ?6 WHERE did = ?1",
 	[S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
@@ -97,7 +100,7 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
 		     " ORDER BY deleted ASC, gen DESC, hash DESC",
 	[S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
-	[S_OUTBOX_INSERT] = "INSERT INTO outbox(did, rid, state, queued_at) VALUES (?1, ?2, 0, ?3)",
+	[S_OUTBOX_INSERT] = "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
 	[S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
 			    " WHERE o.did = ?1 AND o.state = 0",
 	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
@@ -602,7 +605,11 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	    (r = exec(st->db, "PRAGMA foreign_keys = ON", "open", eb)) != FS_OK ||
 	    (r = store_migrate(st->db, eb)) != FS_OK)
 		goto out;
-	rc = sqlite3_prepare_v2(st->db, "SELECT max(seq) FROM docs", -1, &s, NULL);
+	/* Outbox oids come from the same sequence (a retry takes a fresh one). */
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT max(coalesce((SELECT max(seq) FROM docs), 0),"
+	                        " coalesce((SELECT max(oid) FROM outbox), 0))",
+	                        -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		st->seq = (uint64_t)sqlite3_column_int64(s, 0);
 		rc = SQLITE_OK;

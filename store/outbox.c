@@ -199,15 +199,16 @@ int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_er
 		*new_oid = 0;
 	if (st == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
-	/* A new oid puts the row at the end of the queue; the old one is never reused. */
-	if ((r = prep(st, "INSERT INTO outbox(did, rid, state, queued_at)"
-	                  " SELECT did, rid, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
+	/* A new oid (the next local sequence) puts the row at the end of the queue. */
+	if ((r = prep(st, "INSERT INTO outbox(oid, did, rid, state, queued_at)"
+	                  " SELECT ?3, did, rid, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
 	              &s, eb)) != FS_OK ||
 	    (r = store_begin(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 1;
 	sqlite3_bind_int64(s, 1, oid);
 	sqlite3_bind_int64(s, 2, store_now_ms());
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)++st->seq);
 	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
 		r = store_err(st, rc, "retry", eb);
 		goto out;

@@ -467,6 +467,7 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		sqlite3_bind_int64(s, 1, d.did);
 		sqlite3_bind_int64(s, 2, rid);
 		sqlite3_bind_int64(s, 3, store_now_ms());
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)seq);
 		rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc != SQLITE_DONE) {
@@ -493,10 +494,19 @@ int fs_store_put_local(fs_store *st, const char *id, const char *base_rev, const
 	return fs_store_put(st, id, base_rev, body, body_len, deleted, 0, new_rev, eb);
 }
 
+/* A revision hash as fs_crypto_rev_parse accepts it, without building the id. */
+static int hash_ok(const char *h)
+{
+	size_t n = 0;
+
+	for (; h[n]; n++)
+		if (n >= (size_t)STORE_HASH_MAX || h[n] <= ' ' || h[n] > '~' || h[n] == '-')
+			return 0;
+	return n > 0;
+}
+
 static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 {
-	char rev[FS_REV_MAX + 32];
-
 	if (v->id == NULL || strnlen(v->id, FS_STORE_ID_MAX + 1) - 1 >= FS_STORE_ID_MAX)
 		return fs_err_set(eb, FS_E_INPUT, "store: document id empty or too long");
 	if (v->body == NULL && v->body_len > 0)
@@ -504,15 +514,44 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 	if (v->body_len > FS_STORE_BODY_MAX)
 		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit",
 		                  v->body_len);
+	/* n_hashes ≤ start keeps every generation ≥ 1; 20 digits hold any unsigned long. */
 	if (v->n_hashes == 0 || v->hashes == NULL || v->start == 0 || v->n_hashes > v->start ||
-	    v->n_hashes > FS_STORE_HISTORY_MAX)
+	    v->n_hashes > FS_STORE_HISTORY_MAX || v->start > (unsigned long)INT64_MAX)
 		return fs_err_set(eb, FS_E_INPUT, "store: malformed revision history");
-	for (size_t i = 0; i < v->n_hashes; i++) {
-		if (v->hashes[i] == NULL)
-			return fs_err_set(eb, FS_E_INPUT, "store: malformed revision history");
-		snprintf(rev, sizeof(rev), "%lu-%.*s", v->start - i, FS_REV_MAX, v->hashes[i]);
-		if (strlen(rev) >= FS_REV_MAX || fs_crypto_rev_parse(rev, NULL, NULL) != FS_OK)
+	for (size_t i = 0; i < v->n_hashes; i++)
+		if (v->hashes[i] == NULL || !hash_ok(v->hashes[i]))
 			return fs_err_set(eb, FS_E_INPUT, "store: malformed revision id in history");
+	return FS_OK;
+}
+
+/*
+ * The common case of a pull: a document not seen before. Its tree is the
+ * path itself and its winner the tip, so nothing needs to be read back.
+ */
+static int merge_new(fs_store *st, const fs_store_rev_in *v, size_t nh, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOC_INSERT_FULL, eb);
+	uint64_t seq = ++st->seq;
+	int64_t did, prev = 0;
+	int rc, r;
+
+	if (s == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)v->start);
+	sqlite3_bind_text(s, 3, v->hashes[0], -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, v->deleted ? 1 : 0);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)seq);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "insert document", eb);
+	did = sqlite3_last_insert_rowid(st->db);
+	for (size_t k = nh; k-- > 0;) {
+		if ((r = insert_rev(st, did, v->start - k, v->hashes[k], prev, k == 0,
+		                    k == 0 && v->deleted, k == 0 ? seq : 0, v->body, v->body_len,
+		                    k == 0, &prev, eb)) != FS_OK)
+			return r;
 	}
 	return FS_OK;
 }
@@ -526,12 +565,13 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	int64_t prev = 0;
 	uint64_t seq = 0;
 
-	if ((r = find_doc(st, v->id, &d, &doc_found, eb)) != FS_OK)
-		return r;
-	if (!doc_found && (r = new_doc(st, v->id, &d, eb)) != FS_OK)
-		return r;
 	/* Stem the incoming history first, so a replay meets only known revisions. */
 	size_t nh = v->n_hashes < st->revs_limit ? v->n_hashes : st->revs_limit;
+
+	if ((r = find_doc(st, v->id, &d, &doc_found, eb)) != FS_OK)
+		return r;
+	if (!doc_found)
+		return merge_new(st, v, nh, eb);
 	for (size_t k = nh; k-- > 0;) {
 		unsigned long gen = v->start - k;
 		const char *h = v->hashes[k];

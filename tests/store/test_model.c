@@ -117,7 +117,7 @@ static void deliver(fs_store *st, const struct mdoc *docs, struct delivery *dl, 
 			                          .deleted = x->deleted, .body = (const uint8_t *)x->body,
 			                          .body_len = strlen(x->body)};
 		}
-		char seq[16];
+		char seq[24];
 		snprintf(seq, sizeof(seq), "%zu", i);
 		assert_int_equal(fs_store_put_remote(st, in, k, "srv", seq, &eb), FS_OK);
 	}
