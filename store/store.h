@@ -217,7 +217,11 @@ typedef struct fs_store_change {
 	const fs_store_leaf *leaves;
 } fs_store_change;
 
-/* Returns 0 to go on; anything else stops the walk and is returned by the caller. */
+/*
+ * Returns 0 to go on; anything else stops the walk and is returned by the
+ * caller. It may call the store's read functions on the same handle, but
+ * must not write to it.
+ */
 typedef int (*fs_store_change_cb)(void *ctx, const fs_store_change *c);
 
 /*
