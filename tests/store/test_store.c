@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -725,6 +727,116 @@ static void test_reopen_and_lock(void **state)
 	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
 }
 
+/* Another process holds the store: refused, and the message names that process. */
+static void test_lock_other_process(void **state)
+{
+	struct fx *f = *state;
+	int up[2], down[2];
+	pid_t pid;
+	char c = 0, want[64];
+	fs_store *two = NULL;
+	fs_errbuf eb;
+
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fs_store *mine = NULL;
+		fs_errbuf ceb;
+		char k = fs_store_open(f->path, NULL, &mine, &ceb) == FS_OK ? 'y' : 'n';
+		if (write(up[1], &k, 1) != 1 || read(down[0], &k, 1) < 0)
+			_exit(1);
+		fs_store_close(mine);
+		_exit(0);
+	}
+	assert_int_equal(read(up[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	assert_int_equal(fs_store_open(f->path, NULL, &two, &eb), FS_E_STORE_LOCKED);
+	assert_null(two);
+	snprintf(want, sizeof(want), "in use by process %ld", (long)pid);
+	assert_non_null(strstr(eb.msg, want));
+	/* Once it is gone (even without closing), the store opens again. */
+	kill(pid, SIGKILL);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+	assert_int_equal(fs_store_open(f->path, NULL, &f->st, &eb), FS_OK);
+}
+
+struct reenter {
+	fs_store *st;
+	int n;
+};
+
+/* A changes callback may read the same handle. */
+static int reenter_cb(void *ctx, const fs_store_change *c)
+{
+	struct reenter *r = ctx;
+	fs_store_doc *d = NULL;
+	fs_store_leaves *l = NULL;
+	fs_store_history *h = NULL;
+	fs_errbuf eb;
+
+	assert_int_equal(fs_store_get(r->st, c->id, NULL, &d, &eb), FS_OK);
+	assert_string_equal(d->rev, c->winner);
+	assert_int_equal(fs_store_leaves_get(r->st, c->id, &l, &eb), FS_OK);
+	assert_int_equal(l->n, c->n_leaves);
+	assert_int_equal(fs_store_history_get(r->st, c->id, c->winner, 0, &h, &eb), FS_OK);
+	fs_store_doc_free(d);
+	fs_store_leaves_free(l);
+	fs_store_history_free(h);
+	r->n++;
+	return 0;
+}
+
+static void test_changes_reentrant(void **state)
+{
+	struct fx *f = *state;
+	char rev[FS_REV_MAX], id[16];
+	struct reenter r = {.st = f->st};
+	fs_errbuf eb;
+
+	for (int i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		put_ok(f->st, id, NULL, "x", 0, rev);
+	}
+	assert_int_equal(fs_store_changes(f->st, 0, 0, reenter_cb, &r, NULL, &eb), FS_OK);
+	assert_int_equal(r.n, 30);
+}
+
+/* Oids keep growing across a reopen, even when the newest came from a retry. */
+static void test_oids_after_reopen(void **state)
+{
+	struct fx *f = *state;
+	char rev[FS_REV_MAX];
+	fs_store_outbox *o = NULL;
+	fs_errbuf eb;
+	int64_t first, retried;
+
+	put_ok(f->st, "a", NULL, "x", 0, rev);
+	assert_int_equal(fs_store_outbox_read(f->st, 1, SIZE_MAX, &o, &eb), FS_OK);
+	first = o->v[0].oid;
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_quarantine(f->st, first, 400, "bad request", &eb), FS_OK);
+	assert_int_equal(fs_store_quarantine_retry(f->st, first, &retried, &eb), FS_OK);
+	assert_true(retried > first);
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(fs_store_open(f->path, NULL, &f->st, &eb), FS_OK);
+	put_ok(f->st, "b", NULL, "y", 0, rev);
+	assert_int_equal(fs_store_outbox_read(f->st, 10, SIZE_MAX, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->v[0].oid, retried);
+	assert_true(o->v[1].oid > retried);
+	fs_store_outbox_free(o);
+}
+
 static int64_t pragma(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
@@ -836,6 +948,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oids_after_reopen, setup, teardown),
 		cmocka_unit_test(test_migrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
