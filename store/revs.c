@@ -565,18 +565,36 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	int64_t prev = 0;
 	uint64_t seq = 0;
 
-	/* Stem the incoming history first, so a replay meets only known revisions. */
+	/* Only the newest revs_limit entries count, so a replay meets only known revisions. */
 	size_t nh = v->n_hashes < st->revs_limit ? v->n_hashes : st->revs_limit;
 
 	if ((r = find_doc(st, v->id, &d, &doc_found, eb)) != FS_OK)
 		return r;
 	if (!doc_found)
 		return merge_new(st, v, nh, eb);
+	/*
+	 * A history longer than revs_limit whose window knows nothing may still
+	 * reach our tree further back (a jump of many generations): then widen
+	 * the window to that revision, as CouchDB merges the whole path before
+	 * stemming, instead of starting a false conflict.
+	 */
+	if (v->n_hashes > nh) {
+		for (size_t k = 0; k < v->n_hashes; k++) {
+			if ((r = find_rev(st, d.did, v->start - k, v->hashes[k], &x, &found, eb)) !=
+			    FS_OK)
+				return r;
+			if (found) {
+				if (k >= nh)
+					nh = k + 1;
+				break;
+			}
+		}
+	}
 	for (size_t k = nh; k-- > 0;) {
 		unsigned long gen = v->start - k;
 		const char *h = v->hashes[k];
 		/* Look every revision up: a newer one may be known while an older one is not. */
-		if (doc_found && (r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
+		if ((r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
 			return r;
 		if (found) {
 			/* A root cut off by stemming or by a shorter history: link it. */

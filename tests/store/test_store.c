@@ -263,6 +263,7 @@ static void test_remote_merge(void **state)
 	assert_int_equal(fs_store_info_get(f->st, &i2, &eb), FS_OK);
 	assert_int_equal(i1.update_seq, i2.update_seq);
 
+
 	/* A history that starts above a known root links onto it later. */
 	assert_int_equal(remote(f->st, "o", 5, 0, "five", 2, "e", "d"), FS_OK);
 	assert_int_equal(remote(f->st, "o", 3, 0, "three", 3, "c", "b", "a"), FS_OK);
@@ -339,6 +340,27 @@ static void test_stemming(void **state)
 	assert_int_equal(fs_store_history_get(f->st, "r", "10-j", 0, &h, &eb), FS_OK);
 	assert_int_equal(h->n, 5);
 	fs_store_history_free(h);
+	assert_int_equal(i1.update_seq, i2.update_seq);
+	/* A jump of more generations than revs_limit still connects to the tree. */
+	const char *hq[12] = {"q12", "q11", "q10", "q9", "q8", "q7", "q6", "q5", "q4", "q3", "q2", "q1"};
+	fs_store_rev_in jq = {.id = "j", .start = 3, .hashes = hq + 9, .n_hashes = 3,
+	                      .body = (const uint8_t *)"x", .body_len = 1};
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	jq.start = 12;
+	jq.hashes = hq;
+	jq.n_hashes = 12;
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	fs_store_leaves *l = NULL;
+	assert_int_equal(fs_store_leaves_get(f->st, "j", &l, &eb), FS_OK);
+	assert_int_equal(l->n, 1);
+	assert_string_equal(l->v[0].rev, "12-q12");
+	fs_store_leaves_free(l);
+	assert_int_equal(fs_store_history_get(f->st, "j", "12-q12", 0, &h, &eb), FS_OK);
+	assert_int_equal(h->n, 5);
+	fs_store_history_free(h);
+	assert_int_equal(fs_store_info_get(f->st, &i1, &eb), FS_OK);
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	assert_int_equal(fs_store_info_get(f->st, &i2, &eb), FS_OK);
 	assert_int_equal(i1.update_seq, i2.update_seq);
 	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
 }
