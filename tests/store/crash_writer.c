@@ -1,7 +1,7 @@
 /*
  * tests/store/crash_writer.c: the process the crash harness kills. It makes
  * durable local edits and confirms outbox rows for ever, announcing each
- * step on stdout before ("E", "c") and after ("A", "C") it is committed, so
+ * step on stdout before ("E", "c", "P") and after ("A", "C", "Q") it is committed, so
  * the harness knows what was acknowledged and what was in flight.
  * Usage: store_crash_writer STORE SEED
  */
@@ -16,6 +16,7 @@
 
 #define DOCS 40
 #define BATCH 5
+#define PULL_BATCH 5
 
 /* One line, one write(2): pipe writes under PIPE_BUF never interleave or tear. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,6 +88,41 @@ static int confirm(fs_store *st, unsigned *rs)
 	return FS_OK;
 }
 
+/* A pulled batch with its checkpoint: "P k" before, "Q k" after the commit. */
+static int pull(fs_store *st, unsigned *rs)
+{
+	char *seq = NULL, ids[PULL_BATCH][32], seqs[24];
+	const char *h[PULL_BATCH][1];
+	fs_store_rev_in in[PULL_BATCH];
+	uint8_t body[200];
+	fs_errbuf eb;
+	long k = 0;
+	int r = fs_store_checkpoint_get(st, "srv", FS_STORE_PULL, &seq, &eb);
+
+	if (r == FS_OK)
+		k = strtol(seq, NULL, 10);
+	free(seq);
+	if (r != FS_OK && r != FS_E_NOTFOUND)
+		return r;
+	k++;
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (uint8_t)rand_r(rs);
+	for (int i = 0; i < PULL_BATCH; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "p%ld-%d", k, i);
+		h[i][0] = "0123456789abcdef0123456789abcdef";
+		in[i] = (fs_store_rev_in){.id = ids[i], .start = 1, .hashes = h[i], .n_hashes = 1,
+		                          .body = body, .body_len = sizeof(body)};
+	}
+	snprintf(seqs, sizeof(seqs), "%ld", k);
+	say("P %ld\n", k);
+	if ((r = fs_store_put_remote(st, in, PULL_BATCH, "srv", seqs, &eb)) != FS_OK) {
+		fprintf(stderr, "writer: put_remote: %s\n", eb.msg);
+		return r;
+	}
+	say("Q %ld\n", k);
+	return FS_OK;
+}
+
 int main(int argc, char **argv)
 {
 	fs_store *st = NULL;
@@ -102,7 +138,8 @@ int main(int argc, char **argv)
 	}
 	say("R\n");
 	for (;;) {
-		int r = rand_r(&rs) % 5 == 0 ? confirm(st, &rs) : edit(st, &rs);
+		int op = rand_r(&rs) % 10;
+		int r = op < 2 ? confirm(st, &rs) : op < 3 ? pull(st, &rs) : edit(st, &rs);
 		if (r != FS_OK)
 			break;
 	}

@@ -3,7 +3,8 @@
  * SIGKILLs it at random moments (FS_CRASH_KILLS times, 200 by default),
  * and after each kill checks the store: every acknowledged edit is there,
  * the outbox holds exactly the unconfirmed latest edits, winners are the
- * last edits, and PRAGMA integrity_check says ok.
+ * last edits, the pull checkpoint and the batches it covers agree, and
+ * PRAGMA integrity_check says ok.
  * Usage: test_store_crash WRITER   (FS_CRASH_SEED to replay a run)
  */
 #include <errno.h>
@@ -46,6 +47,7 @@ static struct {
 } pending[PENDING_MAX];
 static int n_pending;
 static int ready;
+static long pulled, pull_pending; /* last acknowledged pull batch; one in flight */
 static unsigned long long n_confirmed;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -104,6 +106,13 @@ static void line(char *l)
 		pending[n_pending].doc = doc_index(id);
 		snprintf(pending[n_pending].rev, FS_REV_MAX, "%s", rev);
 		n_pending++;
+	} else if (sscanf(l, "P %ld", &pull_pending) == 1) {
+		if (pull_pending != pulled + 1)
+			die("writer pulls batch %ld after %ld", pull_pending, pulled);
+	} else if (sscanf(l, "Q %ld", &pulled) == 1) {
+		if (pulled != pull_pending)
+			die("writer acknowledged batch %ld, not %ld", pulled, pull_pending);
+		pull_pending = 0;
 	} else if (strcmp(l, "C") == 0) {
 		for (int i = 0; i < n_pending; i++) {
 			struct doc *d = &docs[pending[i].doc];
@@ -248,6 +257,29 @@ static void verify(const char *path, int full)
 		d = NULL;
 	}
 	checked_acks = n_acks;
+	/* The pull checkpoint and the batches it covers move together. */
+	char *seq = NULL;
+	long ck = 0;
+	int r = fs_store_checkpoint_get(st, "srv", FS_STORE_PULL, &seq, &eb);
+	if (r == FS_OK)
+		ck = strtol(seq, NULL, 10);
+	else if (r != FS_E_NOTFOUND)
+		die("checkpoint: %s", eb.msg);
+	free(seq);
+	if (ck != pulled && !(pull_pending && ck == pull_pending))
+		die("pull checkpoint %ld, acknowledged %ld", ck, pulled);
+	pulled = ck;
+	pull_pending = 0;
+	for (long k = full ? 1 : (ck > 2 ? ck - 1 : 1); k <= ck + 1; k++)
+		for (int i = 0; i < 5; i++) {
+			char pid[48];
+			snprintf(pid, sizeof(pid), "p%ld-%d", k, i);
+			r = fs_store_get(st, pid, NULL, &d, &eb);
+			fs_store_doc_free(d);
+			d = NULL;
+			if ((k <= ck) != (r == FS_OK))
+				die("pulled batch %ld and checkpoint %ld disagree on %s", k, ck, pid);
+		}
 	if (fs_store_check(st, &eb) != FS_OK)
 		die("integrity: %s", eb.msg);
 	fs_store_close(st);
@@ -318,8 +350,8 @@ int main(int argc, char **argv)
 		verify(path, k == kills - 1);
 	}
 	printf("crash test: ok: %ld kills (%ld before ready), %zu acknowledged edits, %llu confirmed "
-	       "rows, %.1f s\n",
-	       kills, early, n_acks, n_confirmed, (now_ms() - t0) / 1e3);
+	       "rows, %ld pulled batches, %.1f s\n",
+	       kills, early, n_acks, n_confirmed, pulled, (now_ms() - t0) / 1e3);
 	free(acks);
 	free(path);
 	tdir_free(dir);
