@@ -165,7 +165,7 @@ sqlite3_stmt *store_stmt(fs_store *st, enum stmt_id id, fs_errbuf *eb)
 		rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &st->stmts[id], NULL);
 		if (rc != SQLITE_OK) {
-			store_err(st, rc, "prepare", eb);
+			st->stmt_err = store_err(st, rc, "prepare", eb);
 			return NULL;
 		}
 		return st->stmts[id];
@@ -181,7 +181,7 @@ int store_begin(fs_store *st, fs_errbuf *eb)
 	int rc;
 
 	if (s == NULL)
-		return eb ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -196,7 +196,7 @@ int store_commit(fs_store *st, fs_errbuf *eb)
 	int rc;
 
 	if (s == NULL)
-		return eb ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)

@@ -288,7 +288,7 @@ int fs_store_checkpoint_get(fs_store *st, const char *remote, fs_store_dir dir, 
 	if ((r = store_check_str(remote, FS_STORE_NAME_MAX, "remote", eb)) != FS_OK)
 		return r;
 	if ((s = store_stmt(st, S_CKPT_GET, eb)) == NULL)
-		return eb && eb->code ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	sqlite3_bind_text(s, 1, remote, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, (int)dir);
 	rc = sqlite3_step(s);

@@ -27,10 +27,11 @@ struct revrow {
 	int64_t parent; /* 0: none (a root, or cut by stemming) */
 };
 
+/* The code of store_stmt's failure, which eb (possibly NULL) already describes. */
 static int fail_stmt(fs_store *st, fs_errbuf *eb)
 {
-	(void)st;
-	return eb && eb->code ? eb->code : FS_E_INTERNAL;
+	(void)eb;
+	return st->stmt_err;
 }
 
 /* Copies hash (checked by fs_crypto_rev_parse) into out. */

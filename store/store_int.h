@@ -57,6 +57,7 @@ struct fs_store {
 	unsigned revs_limit;
 	uint64_t seq;      /* the latest local sequence handed out */
 	uint64_t seq_save; /* seq at the start of the open transaction */
+	int stmt_err;      /* why store_stmt last returned NULL (eb may be NULL) */
 };
 
 /* One forward migration: the SQL that takes user_version from i to i+1. */

@@ -947,6 +947,12 @@ static void test_bad_args(void **state)
 	assert_int_equal(fs_store_put_local(f->st, NULL, NULL, B("x"), 0, rev, &eb), FS_E_ARG);
 	assert_int_equal(fs_store_put_local(NULL, "a", NULL, B("x"), 0, rev, &eb), FS_E_ARG);
 	assert_int_equal(fs_store_put_local(f->st, "a", NULL, NULL, 0, 0, rev, &eb), FS_OK);
+	/* eb is optional everywhere. */
+	assert_int_equal(fs_store_put_local(f->st, "b", NULL, B("x"), 0, rev, NULL), FS_OK);
+	assert_int_equal(fs_store_put_local(f->st, "b", NULL, B("x"), 0, rev, NULL),
+	                 FS_E_STORE_CONFLICT);
+	fs_store_doc *d = NULL;
+	assert_int_equal(fs_store_get(f->st, "zz", NULL, &d, NULL), FS_E_NOTFOUND);
 	fs_store *st = (fs_store *)1;
 	assert_int_equal(fs_store_open(NULL, NULL, &st, &eb), FS_E_ARG);
 	assert_null(st);
