@@ -265,7 +265,7 @@ typedef struct fs_store_outbox {
 } fs_store_outbox;
 
 /*
- * The oldest queued rows, in order: at most max_rows rows and, after the
+ * The oldest queued rows, in order: at most max_rows (≥ 1) rows and, after the
  * first, at most max_bytes of id and body bytes in all (the first row is
  * always returned, so one large row cannot block the queue). Reading
  * removes nothing. A row names a leaf to push with its history
@@ -307,7 +307,10 @@ typedef struct fs_store_outbox_stats {
 	uint64_t quarantined;
 } fs_store_outbox_stats;
 
-/* Cheap counts for `status` (indexed); *out cleared at entry. */
+/*
+ * Counts for `status`; *out cleared at entry. The oldest row is found by
+ * its key; the counts scan the outbox, which is small in normal use.
+ */
 int fs_store_outbox_stats_get(fs_store *st, fs_store_outbox_stats *out, fs_errbuf *eb) FS_WUR;
 
 /* ---- checkpoints ---- */
