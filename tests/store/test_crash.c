@@ -24,6 +24,7 @@
 
 #define DOCS 40
 #define PENDING_MAX 16
+#define CRASH_REVS_LIMIT 8 /* as in crash_writer.c */
 
 struct doc {
 	int known;
@@ -249,12 +250,30 @@ static void verify(const char *path, int full)
 	if (o->n != want)
 		die("outbox holds %zu rows, %zu unconfirmed edits expected", o->n, want);
 	fs_store_outbox_free(o);
+	/* Every acknowledged edit is there, unless stemming took it: revs_limit behind the last. */
 	for (size_t i = full ? 0 : checked_acks; i < n_acks; i++) {
+		unsigned long g = strtoul(acks[i].rev, NULL, 10);
+		unsigned long last = strtoul(docs[acks[i].doc].last, NULL, 10);
 		snprintf(id, sizeof(id), "d%d", acks[i].doc);
-		if (fs_store_get(st, id, acks[i].rev, &d, &eb) != FS_OK)
+		if (fs_store_get(st, id, acks[i].rev, &d, &eb) != FS_OK &&
+		    g + CRASH_REVS_LIMIT > last)
 			die("acknowledged %s %s is lost: %s", id, acks[i].rev, eb.msg);
 		fs_store_doc_free(d);
 		d = NULL;
+	}
+	/* And the last edit of each document still has its full window of history. */
+	for (int i = 0; i < DOCS; i++) {
+		fs_store_history *h = NULL;
+		unsigned long last;
+		if (!docs[i].known)
+			continue;
+		last = strtoul(docs[i].last, NULL, 10);
+		snprintf(id, sizeof(id), "d%d", i);
+		if (fs_store_history_get(st, id, docs[i].last, 0, &h, &eb) != FS_OK)
+			die("%s: history: %s", id, eb.msg);
+		if (h->n != (last < CRASH_REVS_LIMIT ? last : CRASH_REVS_LIMIT))
+			die("%s: history of %zu revisions for generation %lu", id, h->n, last);
+		fs_store_history_free(h);
 	}
 	checked_acks = n_acks;
 	/* The pull checkpoint and the batches it covers move together. */
