@@ -16,98 +16,102 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Version 1: the initial schema (docs/store.md explains it). */
+static const char schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE docs("
+    " did INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " winner_gen INTEGER NOT NULL,"
+    " winner_hash TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL,"
+    " conflicted INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL);"
+    "CREATE INDEX docs_seq ON docs(seq);"
+    /* No foreign keys on revs: documents are never deleted, stemming cuts
+     * parents, and each checked key would cost every pulled revision a
+     * lookup. The outbox's keys are checked: they guard queued edits. */
+    "CREATE TABLE revs("
+    " rid INTEGER PRIMARY KEY,"
+    " did INTEGER NOT NULL,"
+    " gen INTEGER NOT NULL,"
+    " hash TEXT NOT NULL,"
+    " parent INTEGER,"
+    " leaf INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL,"
+    " seq INTEGER,"
+    " body BLOB,"
+    " UNIQUE(did, gen, hash));"
+    "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
+    /* oid is the local sequence of the edit that queued the row (or of
+     * its retry): never reused, so confirming a row that a newer edit
+     * replaced can never remove another row. Few indexes on purpose:
+     * every one costs each durable edit another page in the WAL. */
+    "CREATE TABLE outbox("
+    " oid INTEGER PRIMARY KEY,"
+    " did INTEGER NOT NULL REFERENCES docs(did),"
+    " rid INTEGER NOT NULL REFERENCES revs(rid),"
+    " state INTEGER NOT NULL,"
+    " queued_at INTEGER NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " reason TEXT);"
+    "CREATE INDEX outbox_doc ON outbox(did);"
+    "CREATE TABLE checkpoints("
+    " remote TEXT NOT NULL,"
+    " dir INTEGER NOT NULL,"
+    " seq TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(remote, dir)) WITHOUT ROWID;"
+    "CREATE TABLE local_docs("
+    " id TEXT PRIMARY KEY,"
+    " rev INTEGER NOT NULL,"
+    " body BLOB NOT NULL) WITHOUT ROWID;";
+
 /*
  * The migration list: entry i takes user_version i to i+1. Only ever append;
  * a released entry never changes (stores in the field ran it).
  */
 const struct store_migration store_migrations[] = {
-	{"initial schema",
-	 "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
-	 "CREATE TABLE docs("
-	 " did INTEGER PRIMARY KEY,"
-	 " id TEXT NOT NULL UNIQUE,"
-	 " winner_gen INTEGER NOT NULL,"
-	 " winner_hash TEXT NOT NULL,"
-	 " deleted INTEGER NOT NULL,"
-	 " conflicted INTEGER NOT NULL,"
-	 " seq INTEGER NOT NULL);"
-	 "CREATE INDEX docs_seq ON docs(seq);"
-	 /* No foreign keys on revs: documents are never deleted, stemming cuts
-	  * parents, and each checked key would cost every pulled revision a
-	  * lookup. The outbox's keys are checked: they guard queued edits. */
-	 "CREATE TABLE revs("
-	 " rid INTEGER PRIMARY KEY,"
-	 " did INTEGER NOT NULL,"
-	 " gen INTEGER NOT NULL,"
-	 " hash TEXT NOT NULL,"
-	 " parent INTEGER,"
-	 " leaf INTEGER NOT NULL,"
-	 " deleted INTEGER NOT NULL,"
-	 " seq INTEGER,"
-	 " body BLOB,"
-	 " UNIQUE(did, gen, hash));"
-	 "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
-	 /* oid is the local sequence of the edit that queued the row (or of
-	  * its retry): never reused, so confirming a row that a newer edit
-	  * replaced can never remove another row. Few indexes on purpose:
-	  * every one costs each durable edit another page in the WAL. */
-	 "CREATE TABLE outbox("
-	 " oid INTEGER PRIMARY KEY,"
-	 " did INTEGER NOT NULL REFERENCES docs(did),"
-	 " rid INTEGER NOT NULL REFERENCES revs(rid),"
-	 " state INTEGER NOT NULL,"
-	 " queued_at INTEGER NOT NULL,"
-	 " status INTEGER NOT NULL DEFAULT 0,"
-	 " reason TEXT);"
-	 "CREATE INDEX outbox_doc ON outbox(did);"
-	 "CREATE TABLE checkpoints("
-	 " remote TEXT NOT NULL,"
-	 " dir INTEGER NOT NULL,"
-	 " seq TEXT NOT NULL,"
-	 " updated_at INTEGER NOT NULL,"
-	 " PRIMARY KEY(remote, dir)) WITHOUT ROWID;"
-	 "CREATE TABLE local_docs("
-	 " id TEXT PRIMARY KEY,"
-	 " rev INTEGER NOT NULL,"
-	 " body BLOB NOT NULL) WITHOUT ROWID;"},
-	{"index of conflicted documents",
-	 "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+    {"initial schema", schema_v1},
+    {"index of conflicted documents",
+     "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
 };
 const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 
 static const char *const stmt_sql[S_MAX] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
-	[S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
-			 " VALUES (?1, 0, '', 0, 0, 0)",
-	[S_DOC_INSERT_FULL] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
-			      " VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-	[S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
-			 " conflicted = ?5, seq = ?6 WHERE did = ?1",
-	[S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
-		       " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
-	[S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
-	[S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
-	[S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
-	[S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
-	[S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
-	[S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
-	[S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
-	[S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
-	[S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
-		     " ORDER BY deleted ASC, gen DESC, hash DESC",
-	[S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
-	[S_OUTBOX_INSERT] = "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
-	[S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
-			    " WHERE o.did = ?1 AND o.state = 0",
-	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
-	[S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
-		       " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
-		       " updated_at = excluded.updated_at",
-	[S_CKPT_GET] = "SELECT seq FROM checkpoints WHERE remote = ?1 AND dir = ?2",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
+    [S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+                     " VALUES (?1, 0, '', 0, 0, 0)",
+    [S_DOC_INSERT_FULL] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+                          " VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+    [S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
+                     " conflicted = ?5, seq = ?6 WHERE did = ?1",
+    [S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
+                   " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
+    [S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
+    [S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
+    [S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
+    [S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
+    [S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
+    [S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
+    [S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
+    [S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
+    [S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
+                 " ORDER BY deleted ASC, gen DESC, hash DESC",
+    [S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
+    [S_OUTBOX_INSERT] =
+        "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
+    [S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
+                        " WHERE o.did = ?1 AND o.state = 0",
+    [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
+    [S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
+                   " updated_at = excluded.updated_at",
+    [S_CKPT_GET] = "SELECT seq FROM checkpoints WHERE remote = ?1 AND dir = ?2",
 };
 
 int store_db_err(sqlite3 *db, int rc, const char *what, fs_errbuf *eb)
@@ -298,7 +302,8 @@ static int migrate_to(sqlite3 *db, int target, fs_errbuf *eb)
 		if ((r = exec(db, "BEGIN IMMEDIATE", "migration", eb)) != FS_OK)
 			return r;
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
-		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) != FS_OK ||
+		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) !=
+		        FS_OK ||
 		    (r = exec(db, sql, "migration", eb)) != FS_OK ||
 		    (r = exec(db, "COMMIT", "migration", eb)) != FS_OK) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -376,8 +381,8 @@ static int create_with(const char *path, int version, const char *vfs, fs_errbuf
 	}
 	/* A leftover from a creation that crashed: never a store anyone used. */
 	unlink_db(tmp);
-	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
-	                     vfs);
+	rc = sqlite3_open_v2(
+	    tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE, vfs);
 	if (rc != SQLITE_OK) {
 		r = store_db_err(db, rc, "create", eb);
 		goto out;
@@ -395,7 +400,8 @@ static int create_with(const char *path, int version, const char *vfs, fs_errbuf
 		goto out;
 	}
 	if (rename(tmp, path) != 0) {
-		r = fs_err_set(eb, errno == EROFS || errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
+		r = fs_err_set(eb,
+		               errno == EROFS || errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
 		               "store: cannot create %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -464,7 +470,8 @@ static int check_file(const char *path, enum file_kind *kind, fs_errbuf *eb)
 		goto out;
 	}
 	if ((size_t)n < sizeof(h)) {
-		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%zd bytes)", path, n);
+		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%zd bytes)", path,
+		               n);
 		goto out;
 	}
 	if (be32(h + 68) != STORE_APP_ID) {
@@ -512,13 +519,15 @@ static int take_lock(const char *path, int *fdp, fs_errbuf *eb)
 		goto out;
 	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		r = fs_err_set(eb, errno == EACCES || errno == EROFS ? FS_E_STORE_READONLY : FS_E_IO,
+		r = fs_err_set(eb,
+		               errno == EACCES || errno == EROFS ? FS_E_STORE_READONLY : FS_E_IO,
 		               "store: cannot open the lock %s: %s", lp, strerror(errno));
 		goto out;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK) {
-			r = fs_err_set(eb, FS_E_IO, "store: cannot lock %s: %s", lp, strerror(errno));
+			r = fs_err_set(eb, FS_E_IO, "store: cannot lock %s: %s", lp,
+			               strerror(errno));
 			goto out;
 		}
 		n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -583,14 +592,15 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	if (kind == F_ABSENT && (r = create_with(path, store_n_migrations, vfs, eb)) != FS_OK)
 		goto out;
 	rc = sqlite3_open_v2(path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, vfs);
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                     vfs);
 	if (rc != SQLITE_OK) {
 		r = store_err(st, rc, "open", eb);
 		goto out;
 	}
 	sqlite3_wal_hook(st->db, wal_hook, NULL);
-	sqlite3_busy_timeout(st->db, opts && opts->busy_ms > 0 ? opts->busy_ms
-	                                                      : FS_STORE_BUSY_MS_DEFAULT);
+	sqlite3_busy_timeout(st->db,
+	                     opts && opts->busy_ms > 0 ? opts->busy_ms : FS_STORE_BUSY_MS_DEFAULT);
 	/* Read the version before anything writes: a newer store stays untouched. */
 	if ((r = pragma_int(st->db, "PRAGMA user_version", &v, eb)) != FS_OK)
 		goto out;

@@ -171,7 +171,8 @@ static int refresh_doc(fs_store *st, int64_t did, uint64_t seq, fs_errbuf *eb)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n++ == 0) {
 			wgen = sqlite3_column_int64(s, 0);
-			snprintf(whash, sizeof(whash), "%s", (const char *)sqlite3_column_text(s, 1));
+			snprintf(whash, sizeof(whash), "%s",
+			         (const char *)sqlite3_column_text(s, 1));
 			wdel = sqlite3_column_int(s, 2);
 		}
 		if (!sqlite3_column_int(s, 2))
@@ -322,7 +323,8 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 	sqlite3_bind_int64(s, 1, did);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == sizeof(rows) / sizeof(rows[0])) {
-			more = 1; /* the rest waits for the next edit: keeping a row is always safe */
+			more =
+			    1; /* the rest waits for the next edit: keeping a row is always safe */
 			break;
 		}
 		rows[n].oid = sqlite3_column_int64(s, 0);
@@ -358,7 +360,8 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 			cur = sqlite3_column_int64(s, 2);
 			sqlite3_reset(s);
 		}
-		if (anc && (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
+		if (anc &&
+		    (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
 			return r;
 	}
 	return FS_OK;
@@ -369,7 +372,8 @@ static int check_body(const uint8_t *body, size_t len, fs_errbuf *eb)
 	if (body == NULL && len > 0)
 		return fs_err_set(eb, FS_E_ARG, "store: no body bytes");
 	if (len > FS_STORE_BODY_MAX)
-		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit", len);
+		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit",
+		                  len);
 	return FS_OK;
 }
 
@@ -411,7 +415,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		goto out;
 	if (base_rev == NULL) {
 		if (found && !d.deleted) {
-			r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: document exists (no base revision given)");
+			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+			               "store: document exists (no base revision given)");
 			goto out;
 		}
 		if (found) { /* re-creating over a tombstone extends it, as CouchDB does */
@@ -431,7 +436,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		snprintf(parent, sizeof(parent), "%lu-%.*s", bgen, STORE_HASH_MAX, bhash);
 		found = 1;
 	} else if (base_rev) {
-		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: no such document for a base revision");
+		r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+		               "store: no such document for a base revision");
 		goto out;
 	}
 	if ((r = fs_crypto_rev_id(parent, deleted, body, body_len, rev)) != FS_OK) {
@@ -446,7 +452,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		if ((r = find_rev(st, d.did, ngen, nhash, &nr, &found, eb)) != FS_OK)
 			goto out;
 		if (found) {
-			r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: the revision exists already");
+			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+			               "store: the revision exists already");
 			goto out;
 		}
 	}
@@ -477,8 +484,7 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		}
 	}
 	if ((ngen > st->revs_limit && (r = stem(st, d.did, eb)) != FS_OK) ||
-	    (r = refresh_doc(st, d.did, seq, eb)) != FS_OK ||
-	    (r = store_commit(st, eb)) != FS_OK)
+	    (r = refresh_doc(st, d.did, seq, eb)) != FS_OK || (r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
 	memcpy(new_rev, rev, FS_REV_MAX);
@@ -521,7 +527,8 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 		return fs_err_set(eb, FS_E_INPUT, "store: malformed revision history");
 	for (size_t i = 0; i < v->n_hashes; i++)
 		if (v->hashes[i] == NULL || !hash_ok(v->hashes[i]))
-			return fs_err_set(eb, FS_E_INPUT, "store: malformed revision id in history");
+			return fs_err_set(eb, FS_E_INPUT,
+			                  "store: malformed revision id in history");
 	return FS_OK;
 }
 
@@ -600,8 +607,10 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 		if (found) {
 			/* A root cut off by stemming or by a shorter history: link it. */
 			if (prev && x.parent == 0) {
-				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) != FS_OK ||
-				    (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) != FS_OK)
+				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) !=
+				        FS_OK ||
+				    (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) !=
+				        FS_OK)
 					return r;
 				changed = 1;
 			}
@@ -671,9 +680,9 @@ int fs_store_put_remote(fs_store *st, const fs_store_rev_in *revs, size_t n,
 	fs_err_clear(eb);
 	if (st == NULL || (revs == NULL && n > 0) || n > REMOTE_BATCH_MAX)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to put_remote");
-	if (ckpt_remote && ((r = store_check_str(ckpt_remote, FS_STORE_NAME_MAX, "remote", eb)) !=
-	                            FS_OK ||
-	                    (r = store_check_str(ckpt_seq, FS_STORE_NAME_MAX, "sequence", eb)) != FS_OK))
+	if (ckpt_remote &&
+	    ((r = store_check_str(ckpt_remote, FS_STORE_NAME_MAX, "remote", eb)) != FS_OK ||
+	     (r = store_check_str(ckpt_seq, FS_STORE_NAME_MAX, "sequence", eb)) != FS_OK))
 		return r;
 	for (size_t i = 0; i < n; i++)
 		if ((r = check_rev_in(&revs[i], eb)) != FS_OK)
@@ -721,8 +730,7 @@ static int doc_and_rev(fs_store *st, const char *id, const char *rev, struct doc
 	return FS_OK;
 }
 
-int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out,
-                 fs_errbuf *eb)
+int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out, fs_errbuf *eb)
 {
 	struct docrow d;
 	struct revrow x;
@@ -881,8 +889,9 @@ static int read_leaves(fs_store *st, int64_t did, fs_store_leaf **v, size_t *cap
 			*v = t;
 			*cap = nc;
 		}
-		snprintf((*v)[*n].rev, FS_REV_MAX, "%lld-%.*s", (long long)sqlite3_column_int64(s, 0),
-		         STORE_HASH_MAX, (const char *)sqlite3_column_text(s, 1));
+		snprintf((*v)[*n].rev, FS_REV_MAX, "%lld-%.*s",
+		         (long long)sqlite3_column_int64(s, 0), STORE_HASH_MAX,
+		         (const char *)sqlite3_column_text(s, 1));
 		(*v)[*n].deleted = sqlite3_column_int(s, 2);
 		(*n)++;
 	}
@@ -1085,8 +1094,8 @@ out:
 	return r;
 }
 
-int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb,
-                     void *ctx, uint64_t *last_seq, fs_errbuf *eb)
+int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb, void *ctx,
+                     uint64_t *last_seq, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;
 	uint64_t last = since;
@@ -1097,9 +1106,9 @@ int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change
 		*last_seq = since;
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to changes");
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT did, id, seq FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-	                        -1, &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT did, id, seq FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s,
+	    NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read changes", eb);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)since);
@@ -1119,9 +1128,8 @@ int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf
 	fs_err_clear(eb);
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to conflicts");
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT did, id, seq FROM docs WHERE conflicted = 1 ORDER BY id", -1,
-	                        &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT did, id, seq FROM docs WHERE conflicted = 1 ORDER BY id", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read conflicts", eb);
 	r = walk_docs(st, s, cb, ctx, NULL, eb);
@@ -1139,8 +1147,8 @@ int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb)
 		memset(out, 0, sizeof(*out));
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to info");
-	rc = sqlite3_prepare_v2(st->db, "SELECT deleted, count(*) FROM docs GROUP BY deleted", -1, &s,
-	                        NULL);
+	rc = sqlite3_prepare_v2(st->db, "SELECT deleted, count(*) FROM docs GROUP BY deleted", -1,
+	                        &s, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (sqlite3_column_int(s, 0))
 			out->doc_del_count = (uint64_t)sqlite3_column_int64(s, 1);

@@ -17,15 +17,15 @@
 
 #include "store.h"
 
-#define EDITS 2000
-#define EDIT_DOCS 100
-#define ENVELOPE 600 /* bytes of a short visit-note envelope */
-#define ENVELOPE_BIG 2000 /* a longer note */
-#define PULL 10000
-#define PULL_BATCH 100      /* PouchDB's default batch_size */
+#define EDITS          2000
+#define EDIT_DOCS      100
+#define ENVELOPE       600  /* bytes of a short visit-note envelope */
+#define ENVELOPE_BIG   2000 /* a longer note */
+#define PULL           10000
+#define PULL_BATCH     100 /* PouchDB's default batch_size */
 #define PULL_BATCH_BIG 1000
-#define BIG_DOCS 100000
-#define BIG_BATCH 1000
+#define BIG_DOCS       100000
+#define BIG_BATCH      1000
 
 static double now(void)
 {
@@ -59,17 +59,17 @@ static sqlite3 *raw_open(const char *path)
 	sqlite3 *db = NULL;
 
 	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db,
-	                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-	                 " PRAGMA foreign_keys = ON;"
-	                 " CREATE TABLE IF NOT EXISTS t(id TEXT NOT NULL, rev TEXT NOT NULL, body BLOB);",
-	                 NULL, NULL, NULL) != SQLITE_OK)
+	    sqlite3_exec(
+	        db,
+	        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	        " PRAGMA foreign_keys = ON;"
+	        " CREATE TABLE IF NOT EXISTS t(id TEXT NOT NULL, rev TEXT NOT NULL, body BLOB);",
+	        NULL, NULL, NULL) != SQLITE_OK)
 		die("raw open", db ? sqlite3_errmsg(db) : path);
 	return db;
 }
 
-static void raw_insert(sqlite3_stmt *s, const char *id, const char *rev, const uint8_t *b,
-                       size_t n)
+static void raw_insert(sqlite3_stmt *s, const char *id, const char *rev, const uint8_t *b, size_t n)
 {
 	sqlite3_reset(s);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -116,7 +116,8 @@ static void bench_edits(const char *dir)
 		double t0, t1, t2;
 		snprintf(id, sizeof(id), "%032x", d);
 		randombytes_buf(body, sizeof(body));
-		if (i % 2) { /* the floor first every other time: neither always follows the other */
+		if (i %
+		    2) { /* the floor first every other time: neither always follows the other */
 			t0 = now();
 			raw_insert(ins, id, revs[d], body, sizeof(body));
 			t1 = now();
@@ -169,8 +170,11 @@ static void bench_pull(const char *dir, int hist, size_t size, int batch)
 			snprintf(h[i][k], sizeof(h[i][k]), "%08x%024x", k, i);
 			hp[i][k] = h[i][k];
 		}
-		in[i] = (fs_store_rev_in){.id = ids[i], .start = hist ? 3 : 1, .hashes = hp[i],
-		                          .n_hashes = hist ? 3 : 1, .body = bodies[i],
+		in[i] = (fs_store_rev_in){.id = ids[i],
+		                          .start = hist ? 3 : 1,
+		                          .hashes = hp[i],
+		                          .n_hashes = hist ? 3 : 1,
+		                          .body = bodies[i],
 		                          .body_len = size};
 	}
 	if (fs_store_open(sp, NULL, &st, &eb) != FS_OK)
@@ -184,7 +188,8 @@ static void bench_pull(const char *dir, int hist, size_t size, int batch)
 		char seq[32];
 		snprintf(seq, sizeof(seq), "%d-g1AAAA", (b + 1) * batch);
 		t0 = now();
-		if (fs_store_put_remote(st, in + b * batch, (size_t)batch, "srv", seq, &eb) != FS_OK)
+		if (fs_store_put_remote(st, in + b * batch, (size_t)batch, "srv", seq, &eb) !=
+		    FS_OK)
 			die("put_remote", eb.msg);
 		ts += now() - t0;
 		t0 = now();
@@ -198,8 +203,8 @@ static void bench_pull(const char *dir, int hist, size_t size, int batch)
 	}
 	printf("pull %d revisions of %zu B in batches of %d%s:\n", PULL, size, batch,
 	       hist ? ", each with a 3-entry _revisions history" : "");
-	printf("  store %.3f s (%.0f rev/s)  raw %.3f s (%.0f rev/s)  ratio %.2fx%s\n", ts, PULL / ts,
-	       tr, PULL / tr, ts / tr, "   (target <= 1.5x)");
+	printf("  store %.3f s (%.0f rev/s)  raw %.3f s (%.0f rev/s)  ratio %.2fx%s\n", ts,
+	       PULL / ts, tr, PULL / tr, ts / tr, "   (target <= 1.5x)");
 	sqlite3_finalize(ins);
 	sqlite3_close(db);
 	fs_store_close(st);
@@ -280,8 +285,12 @@ static void bench_big(const char *dir, const char *self)
 			snprintf(ids[i], sizeof(ids[i]), "%032x", b * BIG_BATCH + i);
 			snprintf(h[i], sizeof(h[i]), "%032x", i);
 			hp[i] = h[i];
-			in[i] = (fs_store_rev_in){.id = ids[i], .start = 1, .hashes = &hp[i],
-			                          .n_hashes = 1, .body = body[i], .body_len = ENVELOPE};
+			in[i] = (fs_store_rev_in){.id = ids[i],
+			                          .start = 1,
+			                          .hashes = &hp[i],
+			                          .n_hashes = 1,
+			                          .body = body[i],
+			                          .body_len = ENVELOPE};
 		}
 		if (fs_store_put_remote(st, in, BIG_BATCH, NULL, NULL, &eb) != FS_OK)
 			die("put_remote", eb.msg);

@@ -14,9 +14,9 @@
 
 #include "store.h"
 
-#define DOCS 40
-#define BATCH 5
-#define PULL_BATCH 5
+#define DOCS             40
+#define BATCH            5
+#define PULL_BATCH       5
 #define CRASH_REVS_LIMIT 8 /* the harness knows it too */
 
 /* One line, one write(2): pipe writes under PIPE_BUF never interleave or tear. */
@@ -111,8 +111,12 @@ static int pull(fs_store *st, unsigned *rs)
 	for (int i = 0; i < PULL_BATCH; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "p%ld-%d", k, i);
 		h[i][0] = "0123456789abcdef0123456789abcdef";
-		in[i] = (fs_store_rev_in){.id = ids[i], .start = 1, .hashes = h[i], .n_hashes = 1,
-		                          .body = body, .body_len = sizeof(body)};
+		in[i] = (fs_store_rev_in){.id = ids[i],
+		                          .start = 1,
+		                          .hashes = h[i],
+		                          .n_hashes = 1,
+		                          .body = body,
+		                          .body_len = sizeof(body)};
 	}
 	snprintf(seqs, sizeof(seqs), "%ld", k);
 	say("P %ld\n", k);

@@ -150,9 +150,9 @@ static int x_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
 }
 
 static const sqlite3_io_methods fmethods = {
-	3,         x_close,  x_read,   x_write,   x_truncate,  x_sync,     x_size,
-	x_lock,    x_unlock, x_check,  x_fcntl,   x_sector,    x_devchar,  x_shmmap,
-	x_shmlock, x_shmbarrier, x_shmunmap, x_fetch, x_unfetch,
+    3,         x_close,      x_read,     x_write, x_truncate, x_sync,    x_size,
+    x_lock,    x_unlock,     x_check,    x_fcntl, x_sector,   x_devchar, x_shmmap,
+    x_shmlock, x_shmbarrier, x_shmunmap, x_fetch, x_unfetch,
 };
 
 static int x_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)

@@ -22,8 +22,8 @@
 #include "store.h"
 #include "util.h"
 
-#define DOCS 40
-#define PENDING_MAX 16
+#define DOCS             40
+#define PENDING_MAX      16
 #define CRASH_REVS_LIMIT 8 /* as in crash_writer.c */
 
 struct doc {
@@ -188,7 +188,8 @@ static void verify(const char *path, int full)
 
 	if (fs_store_open(path, NULL, &st, &eb) != FS_OK) {
 		if (n_acks == 0 && pending_edit < 0)
-			return; /* killed before the store was ever made: fine if nothing was said */
+			return; /* killed before the store was ever made: fine if nothing was said
+			         */
 		die("reopen: %s", eb.msg);
 	}
 	/* The edit in flight at the kill either committed (adopt it) or left nothing. */
@@ -201,8 +202,8 @@ static void verify(const char *path, int full)
 			if (dd->known) {
 				if (fs_store_history_get(st, id, d->rev, 0, &h, &eb) != FS_OK ||
 				    !contains(h, dd->last))
-					die("%s: unacknowledged %s does not descend from %s", id, d->rev,
-					    dd->last);
+					die("%s: unacknowledged %s does not descend from %s", id,
+					    d->rev, dd->last);
 				fs_store_history_free(h);
 			}
 			add_ack(pending_edit, d->rev);
@@ -242,7 +243,8 @@ static void verify(const char *path, int full)
 			continue;
 		want += !docs[i].confirmed;
 		snprintf(id, sizeof(id), "d%d", i);
-		if (fs_store_get(st, id, NULL, &d, &eb) != FS_OK || strcmp(d->rev, docs[i].last) != 0)
+		if (fs_store_get(st, id, NULL, &d, &eb) != FS_OK ||
+		    strcmp(d->rev, docs[i].last) != 0)
 			die("%s: winner is not the last acknowledged edit %s", id, docs[i].last);
 		fs_store_doc_free(d);
 		d = NULL;
@@ -297,7 +299,8 @@ static void verify(const char *path, int full)
 			fs_store_doc_free(d);
 			d = NULL;
 			if ((k <= ck) != (r == FS_OK))
-				die("pulled batch %ld and checkpoint %ld disagree on %s", k, ck, pid);
+				die("pulled batch %ld and checkpoint %ld disagree on %s", k, ck,
+				    pid);
 		}
 	if (fs_store_check(st, &eb) != FS_OK)
 		die("integrity: %s", eb.msg);
@@ -309,7 +312,8 @@ int main(int argc, char **argv)
 	const char *env = getenv("FS_CRASH_KILLS");
 	long kills = env ? strtol(env, NULL, 10) : 200;
 	const char *senv = getenv("FS_CRASH_SEED");
-	unsigned seed = senv ? (unsigned)strtoul(senv, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
+	unsigned seed =
+	    senv ? (unsigned)strtoul(senv, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
 	char *dir = tdir_new(), *path;
 	double t0 = now_ms();
 	long early = 0;
@@ -368,9 +372,10 @@ int main(int argc, char **argv)
 		close(fds[0]);
 		verify(path, k == kills - 1);
 	}
-	printf("crash test: ok: %ld kills (%ld before ready), %zu acknowledged edits, %llu confirmed "
-	       "rows, %ld pulled batches, %.1f s\n",
-	       kills, early, n_acks, n_confirmed, pulled, (now_ms() - t0) / 1e3);
+	printf(
+	    "crash test: ok: %ld kills (%ld before ready), %zu acknowledged edits, %llu confirmed "
+	    "rows, %ld pulled batches, %.1f s\n",
+	    kills, early, n_acks, n_confirmed, pulled, (now_ms() - t0) / 1e3);
 	free(acks);
 	free(path);
 	tdir_free(dir);

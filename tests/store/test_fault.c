@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
 #include <sodium.h>
@@ -21,7 +23,7 @@
 #include "util.h"
 
 #define BATCH 20
-#define BODY 2000
+#define BODY  2000
 
 static int doc_exists(fs_store *st, const char *id)
 {
@@ -46,8 +48,12 @@ static void put_batch(fs_store *st, const char *tag, int *ok, int *code, fs_errb
 		snprintf(ids[i], sizeof(ids[i]), "%s-%d", tag, i);
 		snprintf(hashes[i], sizeof(hashes[i]), "h%d", i);
 		hp[i] = hashes[i];
-		in[i] = (fs_store_rev_in){.id = ids[i], .start = 1, .hashes = &hp[i], .n_hashes = 1,
-		                          .body = body, .body_len = sizeof(body)};
+		in[i] = (fs_store_rev_in){.id = ids[i],
+		                          .start = 1,
+		                          .hashes = &hp[i],
+		                          .n_hashes = 1,
+		                          .body = body,
+		                          .body_len = sizeof(body)};
 	}
 	*code = fs_store_put_remote(st, in, BATCH, "srv", tag, eb);
 	*ok = *code == FS_OK;
@@ -64,8 +70,8 @@ static void run_faults(int sqlite_rc, int want)
 
 	assert_int_equal(faultvfs_register(), SQLITE_OK);
 	assert_int_equal(fs_store_open(p, &o, &st, &eb), FS_OK);
-	assert_int_equal(fs_store_put_local(st, "before", NULL, (const uint8_t *)"x", 1, 0, rev, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put_local(st, "before", NULL, (const uint8_t *)"x", 1, 0, rev, &eb), FS_OK);
 
 	for (int after = 0; after < 40; after++) {
 		fs_store_info i0, i1;
@@ -103,16 +109,16 @@ static void run_faults(int sqlite_rc, int want)
 		/* A local edit under the fault fails cleanly too... */
 		snprintf(id, sizeof(id), "local-%d", after);
 		faultvfs_set(sqlite_rc, 0);
-		assert_int_equal(fs_store_put_local(st, id, NULL, (const uint8_t *)"y", 1, 0, rev, &eb),
-		                 want);
+		assert_int_equal(
+		    fs_store_put_local(st, id, NULL, (const uint8_t *)"y", 1, 0, rev, &eb), want);
 		assert_string_equal(rev, "");
 		faultvfs_set(0, 0);
 		assert_false(doc_exists(st, id));
 		assert_int_equal(fs_store_outbox_stats_get(st, &s1, &eb), FS_OK);
 		assert_int_equal(s1.queued, s0.queued);
 		/* ...and works once the space is back. */
-		assert_int_equal(fs_store_put_local(st, id, NULL, (const uint8_t *)"y", 1, 0, rev, &eb),
-		                 FS_OK);
+		assert_int_equal(
+		    fs_store_put_local(st, id, NULL, (const uint8_t *)"y", 1, 0, rev, &eb), FS_OK);
 		assert_true(doc_exists(st, id));
 		assert_int_equal(fs_store_info_get(st, &i1, &eb), FS_OK);
 		assert_int_equal(i1.update_seq, i0.update_seq + (ok ? BATCH : 0) + 1);
@@ -260,10 +266,10 @@ static void test_damaged_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_disk_full),
-		cmocka_unit_test(test_io_error),
-		cmocka_unit_test(test_foreign_files),
-		cmocka_unit_test(test_damaged_files),
+	    cmocka_unit_test(test_disk_full),
+	    cmocka_unit_test(test_io_error),
+	    cmocka_unit_test(test_foreign_files),
+	    cmocka_unit_test(test_damaged_files),
 	};
 	if (sodium_init() < 0)
 		return 1;

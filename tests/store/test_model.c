@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
 #include <sodium.h>
@@ -20,8 +22,8 @@
 #include "store.h"
 #include "util.h"
 
-#define DOCS 12
-#define NODES 14
+#define DOCS   12
+#define NODES  14
 #define ROUNDS 25
 
 struct mnode {
@@ -111,11 +113,14 @@ static void deliver(fs_store *st, const struct mdoc *docs, struct delivery *dl, 
 			const struct mdoc *m = &docs[dl[i].doc];
 			const struct mnode *x = &m->v[dl[i].node];
 			int full = path_of(m, dl[i].node, hs[k]);
-			in[k] = (fs_store_rev_in){.id = m->id, .start = x->gen, .hashes = hs[k],
-			                          .n_hashes = dl[i].depth < (size_t)full ? dl[i].depth
-			                                                                 : (size_t)full,
-			                          .deleted = x->deleted, .body = (const uint8_t *)x->body,
-			                          .body_len = strlen(x->body)};
+			in[k] = (fs_store_rev_in){
+			    .id = m->id,
+			    .start = x->gen,
+			    .hashes = hs[k],
+			    .n_hashes = dl[i].depth < (size_t)full ? dl[i].depth : (size_t)full,
+			    .deleted = x->deleted,
+			    .body = (const uint8_t *)x->body,
+			    .body_len = strlen(x->body)};
 		}
 		char seq[24];
 		snprintf(seq, sizeof(seq), "%zu", i);
@@ -265,8 +270,8 @@ static void test_no_plaintext(void **state)
 		randombytes_buf(nonce, sizeof(nonce));
 		memcpy(ct, nonce, sizeof(nonce));
 		assert_int_equal(crypto_aead_xchacha20poly1305_ietf_encrypt(
-					 ct + sizeof(nonce), &ctlen, (const unsigned char *)plain,
-					 (unsigned long long)n, NULL, 0, NULL, nonce, key),
+		                     ct + sizeof(nonce), &ctlen, (const unsigned char *)plain,
+		                     (unsigned long long)n, NULL, 0, NULL, nonce, key),
 		                 0);
 		snprintf(id, sizeof(id), "doc%d", i % 20);
 		fs_store_doc *d = NULL;
@@ -276,13 +281,17 @@ static void test_no_plaintext(void **state)
 			base = prev;
 		}
 		fs_store_doc_free(d);
-		assert_int_equal(fs_store_put_local(st, id, base, ct, sizeof(nonce) + (size_t)ctlen, 0,
-		                                    rev, &eb),
+		assert_int_equal(fs_store_put_local(st, id, base, ct, sizeof(nonce) + (size_t)ctlen,
+		                                    0, rev, &eb),
 		                 FS_OK);
 		/* And as pulled revisions. */
 		const char *h[] = {"abcdef"};
 		snprintf(id, sizeof(id), "pulled%d", i);
-		fs_store_rev_in in = {.id = id, .start = 1, .hashes = h, .n_hashes = 1, .body = ct,
+		fs_store_rev_in in = {.id = id,
+		                      .start = 1,
+		                      .hashes = h,
+		                      .n_hashes = 1,
+		                      .body = ct,
 		                      .body_len = sizeof(nonce) + (size_t)ctlen};
 		assert_int_equal(fs_store_put_remote(st, &in, 1, "srv", "1", &eb), FS_OK);
 	}
@@ -317,8 +326,8 @@ static void test_no_plaintext(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_converge),
-		cmocka_unit_test(test_no_plaintext),
+	    cmocka_unit_test(test_converge),
+	    cmocka_unit_test(test_no_plaintext),
 	};
 	if (sodium_init() < 0)
 		return 1;

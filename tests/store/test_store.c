@@ -3,13 +3,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,8 +78,12 @@ static int remote(fs_store *st, const char *id, unsigned long start, int del, co
 	const char *h[16];
 	va_list ap;
 	fs_errbuf eb;
-	fs_store_rev_in in = {.id = id, .start = start, .hashes = h, .n_hashes = nh,
-	                      .deleted = del, .body = (const uint8_t *)body,
+	fs_store_rev_in in = {.id = id,
+	                      .start = start,
+	                      .hashes = h,
+	                      .n_hashes = nh,
+	                      .deleted = del,
+	                      .body = (const uint8_t *)body,
 	                      .body_len = strlen(body)};
 
 	va_start(ap, nh);
@@ -218,8 +224,12 @@ static void test_winner_rule(void **state)
 
 	/* Generation compares as a number, not as text: 10 beats 9. */
 	const char *h10[10] = {"a10", "a9", "a8", "a7", "a6", "a5", "a4", "a3", "a2", "a1"};
-	fs_store_rev_in in = {.id = "n", .start = 10, .hashes = h10, .n_hashes = 10,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "n",
+	                      .start = 10,
+	                      .hashes = h10,
+	                      .n_hashes = 10,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, NULL, NULL, &eb), FS_OK);
 	assert_int_equal(remote(f->st, "n", 9, 0, "y", 2, "zzzz", "a8"), FS_OK);
 	assert_winner(f->st, "n", "10-a10", 0);
@@ -263,7 +273,6 @@ static void test_remote_merge(void **state)
 	assert_int_equal(fs_store_info_get(f->st, &i2, &eb), FS_OK);
 	assert_int_equal(i1.update_seq, i2.update_seq);
 
-
 	/* A history that starts above a known root links onto it later. */
 	assert_int_equal(remote(f->st, "o", 5, 0, "five", 2, "e", "d"), FS_OK);
 	assert_int_equal(remote(f->st, "o", 3, 0, "three", 3, "c", "b", "a"), FS_OK);
@@ -287,8 +296,8 @@ static void test_remote_merge(void **state)
 	/* Malformed input refuses the whole batch. */
 	const char *bad[] = {"ok", "has space"};
 	fs_store_rev_in in[2] = {
-		{.id = "p", .start = 1, .hashes = bad, .n_hashes = 1},
-		{.id = "q", .start = 2, .hashes = bad, .n_hashes = 2},
+	    {.id = "p", .start = 1, .hashes = bad, .n_hashes = 1},
+	    {.id = "q", .start = 2, .hashes = bad, .n_hashes = 2},
 	};
 	assert_int_equal(fs_store_put_remote(f->st, in, 2, NULL, NULL, &eb), FS_E_INPUT);
 	assert_int_equal(fs_store_get(f->st, "p", NULL, &d, &eb), FS_E_NOTFOUND);
@@ -325,8 +334,12 @@ static void test_stemming(void **state)
 
 	/* A long incoming history is stemmed too. */
 	const char *hs[10] = {"j", "i", "h", "g", "f", "e", "d", "c", "b", "a"};
-	fs_store_rev_in in = {.id = "r", .start = 10, .hashes = hs, .n_hashes = 10,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "r",
+	                      .start = 10,
+	                      .hashes = hs,
+	                      .n_hashes = 10,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, NULL, NULL, &eb), FS_OK);
 	assert_int_equal(fs_store_history_get(f->st, "r", "10-j", 0, &h, &eb), FS_OK);
 	assert_int_equal(h->n, 5);
@@ -342,9 +355,14 @@ static void test_stemming(void **state)
 	fs_store_history_free(h);
 	assert_int_equal(i1.update_seq, i2.update_seq);
 	/* A jump of more generations than revs_limit still connects to the tree. */
-	const char *hq[12] = {"q12", "q11", "q10", "q9", "q8", "q7", "q6", "q5", "q4", "q3", "q2", "q1"};
-	fs_store_rev_in jq = {.id = "j", .start = 3, .hashes = hq + 9, .n_hashes = 3,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	const char *hq[12] = {"q12", "q11", "q10", "q9", "q8", "q7",
+	                      "q6",  "q5",  "q4",  "q3", "q2", "q1"};
+	fs_store_rev_in jq = {.id = "j",
+	                      .start = 3,
+	                      .hashes = hq + 9,
+	                      .n_hashes = 3,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
 	jq.start = 12;
 	jq.hashes = hq;
@@ -376,10 +394,10 @@ static void test_revs_diff(void **state)
 	const char *qb[] = {"1-q"};
 	const char *qc[] = {"1-a"};
 	fs_store_diff_query q[] = {
-		{.id = "a", .revs = qa, .n = 5},
-		{.id = "b", .revs = qb, .n = 1},
-		{.id = "a2", .revs = NULL, .n = 0},
-		{.id = "a", .revs = qc, .n = 1},
+	    {.id = "a", .revs = qa, .n = 5},
+	    {.id = "b", .revs = qb, .n = 1},
+	    {.id = "a2", .revs = NULL, .n = 0},
+	    {.id = "a", .revs = qc, .n = 1},
 	};
 	assert_int_equal(fs_store_revs_diff(f->st, q, 4, &d, &eb), FS_OK);
 	assert_int_equal(d->n, 2);
@@ -439,11 +457,11 @@ static void test_changes(void **state)
 	uint64_t last = 99;
 	fs_errbuf eb;
 
-	put_ok(f->st, "a", NULL, "1", 0, ra);  /* seq 1 */
-	put_ok(f->st, "b", NULL, "1", 0, rb);  /* seq 2 */
-	put_ok(f->st, "a", ra, "2", 0, ra);    /* seq 3 */
-	put_ok(f->st, "c", NULL, "1", 0, rc);  /* seq 4 */
-	put_ok(f->st, "c", rc, "", 1, rc);     /* seq 5 */
+	put_ok(f->st, "a", NULL, "1", 0, ra);                                    /* seq 1 */
+	put_ok(f->st, "b", NULL, "1", 0, rb);                                    /* seq 2 */
+	put_ok(f->st, "a", ra, "2", 0, ra);                                      /* seq 3 */
+	put_ok(f->st, "c", NULL, "1", 0, rc);                                    /* seq 4 */
+	put_ok(f->st, "c", rc, "", 1, rc);                                       /* seq 5 */
 	assert_int_equal(remote(f->st, "b", 2, 0, "x", 2, "zz", rb + 2), FS_OK); /* seq 6 */
 	assert_int_equal(remote(f->st, "b", 2, 0, "y", 2, "00", rb + 2), FS_OK); /* seq 7 */
 
@@ -523,8 +541,8 @@ static void test_outbox(void **state)
 	assert_true(stt.oldest_at > 1600000000000LL);
 
 	/* Quarantine d1 so it stops blocking; confirm d0. */
-	assert_int_equal(fs_store_outbox_quarantine(f->st, oids[1], 403, "forbidden by server", &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_outbox_quarantine(f->st, oids[1], 403, "forbidden by server", &eb), FS_OK);
 	assert_int_equal(fs_store_outbox_quarantine(f->st, oids[1], 403, "again", &eb),
 	                 FS_E_NOTFOUND);
 	assert_int_equal(fs_store_outbox_confirm(f->st, oids, 1, &eb), FS_OK);
@@ -620,8 +638,8 @@ static void test_hub_put(void **state)
 	fs_store_outbox_stats stt;
 	fs_errbuf eb;
 
-	assert_int_equal(fs_store_put(f->st, "h", NULL, B("{}"), 0, FS_STORE_PUT_NO_OUTBOX, r1, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put(f->st, "h", NULL, B("{}"), 0, FS_STORE_PUT_NO_OUTBOX, r1, &eb), FS_OK);
 	assert_int_equal(fs_store_outbox_stats_get(f->st, &stt, &eb), FS_OK);
 	assert_int_equal(stt.queued, 0);
 	assert_winner(f->st, "h", r1, 0);
@@ -643,8 +661,12 @@ static void test_checkpoints(void **state)
 
 	/* Saved with the revisions it covers. */
 	const char *h[] = {"aa"};
-	fs_store_rev_in in = {.id = "p", .start = 1, .hashes = h, .n_hashes = 1,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "p",
+	                      .start = 1,
+	                      .hashes = h,
+	                      .n_hashes = 1,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, "srv", "5-abc", &eb), FS_OK);
 	assert_int_equal(fs_store_checkpoint_get(f->st, "srv", FS_STORE_PULL, &seq, &eb), FS_OK);
 	assert_string_equal(seq, "5-abc");
@@ -663,7 +685,8 @@ static void test_checkpoints(void **state)
 	free(seq);
 	assert_int_equal(fs_store_checkpoint_get(f->st, "other", FS_STORE_PULL, &seq, &eb),
 	                 FS_E_NOTFOUND);
-	assert_int_equal(fs_store_checkpoint_set(f->st, "srv", (fs_store_dir)7, "1", &eb), FS_E_ARG);
+	assert_int_equal(fs_store_checkpoint_set(f->st, "srv", (fs_store_dir)7, "1", &eb),
+	                 FS_E_ARG);
 }
 
 static void test_local_docs(void **state)
@@ -892,11 +915,12 @@ static void test_migrations(void **state)
 			sqlite3 *db = NULL;
 			assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 			assert_int_equal(
-				sqlite3_exec(db,
-			                     "INSERT INTO docs VALUES (1, 'old', 1, 'aa', 0, 0, 1);"
-			                     "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');",
-			                     NULL, NULL, NULL),
-				SQLITE_OK);
+			    sqlite3_exec(
+			        db,
+			        "INSERT INTO docs VALUES (1, 'old', 1, 'aa', 0, 0, 1);"
+			        "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');",
+			        NULL, NULL, NULL),
+			    SQLITE_OK);
 			sqlite3_close(db);
 		}
 		assert_int_equal(fs_store_open(p, NULL, &st, &eb), FS_OK);
@@ -961,25 +985,25 @@ static void test_bad_args(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conflicts_409, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_winner_rule, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remote_merge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stemming, setup_stem, teardown),
-		cmocka_unit_test_setup_teardown(test_revs_diff, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox_branches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hub_put, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_local_docs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oids_after_reopen, setup, teardown),
-		cmocka_unit_test(test_migrations),
+	    cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflicts_409, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_winner_rule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remote_merge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stemming, setup_stem, teardown),
+	    cmocka_unit_test_setup_teardown(test_revs_diff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_branches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hub_put, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_local_docs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oids_after_reopen, setup, teardown),
+	    cmocka_unit_test(test_migrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
