@@ -385,11 +385,10 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	struct revrow pr, nr;
 	unsigned long bgen = 0, ngen;
 	char bhash[FS_REV_MAX], nhash[FS_REV_MAX], parent[FS_REV_MAX] = "", rev[FS_REV_MAX];
+	char base_copy[FS_REV_MAX];
 	int found, r, in_tx = 0;
 	int64_t prid = 0, rid = 0;
 	uint64_t seq;
-
-	char base_copy[FS_REV_MAX];
 
 	fs_err_clear(eb);
 	/* Copied first: a caller may pass the same buffer as base and new_rev. */

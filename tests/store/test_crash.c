@@ -371,6 +371,10 @@ int main(int argc, char **argv)
 			;
 		close(fds[0]);
 		verify(path, k == kills - 1);
+		if ((k + 1) % 1000 == 0 && k + 1 < kills) {
+			printf("crash test: %ld kills, %.0f s\n", k + 1, (now_ms() - t0) / 1e3);
+			fflush(stdout);
+		}
 	}
 	printf(
 	    "crash test: ok: %ld kills (%ld before ready), %zu acknowledged edits, %llu confirmed "
