@@ -75,6 +75,8 @@ const struct store_migration store_migrations[] = {
     {"initial schema", schema_v1},
     {"index of conflicted documents",
      "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+    {"index of deleted documents, so info counts without reading every row",
+     "CREATE INDEX docs_deleted ON docs(did) WHERE deleted = 1;"},
 };
 const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 

@@ -1146,14 +1146,15 @@ int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb)
 		memset(out, 0, sizeof(*out));
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to info");
-	rc = sqlite3_prepare_v2(st->db, "SELECT deleted, count(*) FROM docs GROUP BY deleted", -1,
-	                        &s, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (sqlite3_column_int(s, 0))
-			out->doc_del_count = (uint64_t)sqlite3_column_int64(s, 1);
-		else
-			out->doc_count = (uint64_t)sqlite3_column_int64(s, 1);
-		rc = SQLITE_OK;
+	/* count(*) reads the smallest index; the deleted ones have their own (migration 3). */
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT (SELECT count(*) FROM docs),"
+	                        " (SELECT count(*) FROM docs WHERE deleted = 1)",
+	                        -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		out->doc_del_count = (uint64_t)sqlite3_column_int64(s, 1);
+		out->doc_count = (uint64_t)sqlite3_column_int64(s, 0) - out->doc_del_count;
+		rc = SQLITE_DONE;
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {

@@ -903,7 +903,7 @@ static void test_migrations(void **state)
 	(void)state;
 	fs_errbuf eb;
 
-	assert_true(store_n_migrations >= 2);
+	assert_true(store_n_migrations >= 3);
 	for (int v = 0; v < store_n_migrations; v++) {
 		char *dir = tdir_new(), *p = tpath(dir, "old.db");
 		fs_store *st = NULL;
@@ -933,6 +933,9 @@ static void test_migrations(void **state)
 		assert_int_equal(pragma(p, "PRAGMA user_version"), store_n_migrations);
 		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
 		                           "'docs_conflicted'"),
+		                 1);
+		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
+		                           "'docs_deleted'"),
 		                 1);
 		free(p);
 		tdir_free(dir);
