@@ -16,95 +16,104 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Version 1: the initial schema (docs/store.md explains it). */
+static const char schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE docs("
+    " did INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " winner_gen INTEGER NOT NULL,"
+    " winner_hash TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL,"
+    " conflicted INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL);"
+    "CREATE INDEX docs_seq ON docs(seq);"
+    /* No foreign keys on revs: documents are never deleted, stemming cuts
+     * parents, and each checked key would cost every pulled revision a
+     * lookup. The outbox's keys are checked: they guard queued edits. */
+    "CREATE TABLE revs("
+    " rid INTEGER PRIMARY KEY,"
+    " did INTEGER NOT NULL,"
+    " gen INTEGER NOT NULL,"
+    " hash TEXT NOT NULL,"
+    " parent INTEGER,"
+    " leaf INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL,"
+    " seq INTEGER,"
+    " body BLOB,"
+    " UNIQUE(did, gen, hash));"
+    "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
+    /* oid is the local sequence of the edit that queued the row (or of
+     * its retry): never reused, so confirming a row that a newer edit
+     * replaced can never remove another row. Few indexes on purpose:
+     * every one costs each durable edit another page in the WAL. */
+    "CREATE TABLE outbox("
+    " oid INTEGER PRIMARY KEY,"
+    " did INTEGER NOT NULL REFERENCES docs(did),"
+    " rid INTEGER NOT NULL REFERENCES revs(rid),"
+    " state INTEGER NOT NULL,"
+    " queued_at INTEGER NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " reason TEXT);"
+    "CREATE INDEX outbox_doc ON outbox(did);"
+    "CREATE TABLE checkpoints("
+    " remote TEXT NOT NULL,"
+    " dir INTEGER NOT NULL,"
+    " seq TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(remote, dir)) WITHOUT ROWID;"
+    "CREATE TABLE local_docs("
+    " id TEXT PRIMARY KEY,"
+    " rev INTEGER NOT NULL,"
+    " body BLOB NOT NULL) WITHOUT ROWID;";
+
 /*
  * The migration list: entry i takes user_version i to i+1. Only ever append;
  * a released entry never changes (stores in the field ran it).
  */
 const struct store_migration store_migrations[] = {
-	{"initial schema",
-	 "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
-	 "CREATE TABLE docs("
-	 " did INTEGER PRIMARY KEY,"
-	 " id TEXT NOT NULL UNIQUE,"
-	 " winner_gen INTEGER NOT NULL,"
-	 " winner_hash TEXT NOT NULL,"
-	 " deleted INTEGER NOT NULL,"
-	 " conflicted INTEGER NOT NULL,"
-	 " seq INTEGER NOT NULL);"
-	 "CREATE INDEX docs_seq ON docs(seq);"
-	 /* parent has no foreign key: stemming cuts it, and a checked parent
-	  * would need an index on it that every insert pays for. */
-	 "CREATE TABLE revs("
-	 " rid INTEGER PRIMARY KEY,"
-	 " did INTEGER NOT NULL REFERENCES docs(did),"
-	 " gen INTEGER NOT NULL,"
-	 " hash TEXT NOT NULL,"
-	 " parent INTEGER,"
-	 " leaf INTEGER NOT NULL,"
-	 " deleted INTEGER NOT NULL,"
-	 " seq INTEGER,"
-	 " body BLOB,"
-	 " UNIQUE(did, gen, hash));"
-	 "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
-	 /* AUTOINCREMENT: an oid is never reused, so confirming a row that a
-	  * newer edit replaced can never remove another row. */
-	 "CREATE TABLE outbox("
-	 " oid INTEGER PRIMARY KEY AUTOINCREMENT,"
-	 " did INTEGER NOT NULL REFERENCES docs(did),"
-	 " rid INTEGER NOT NULL REFERENCES revs(rid),"
-	 " state INTEGER NOT NULL,"
-	 " queued_at INTEGER NOT NULL,"
-	 " status INTEGER NOT NULL DEFAULT 0,"
-	 " reason TEXT);"
-	 "CREATE INDEX outbox_state ON outbox(state, oid);"
-	 "CREATE INDEX outbox_doc ON outbox(did);"
-	 "CREATE INDEX outbox_rid ON outbox(rid);"
-	 "CREATE TABLE checkpoints("
-	 " remote TEXT NOT NULL,"
-	 " dir INTEGER NOT NULL,"
-	 " seq TEXT NOT NULL,"
-	 " updated_at INTEGER NOT NULL,"
-	 " PRIMARY KEY(remote, dir)) WITHOUT ROWID;"
-	 "CREATE TABLE local_docs("
-	 " id TEXT PRIMARY KEY,"
-	 " rev INTEGER NOT NULL,"
-	 " body BLOB NOT NULL) WITHOUT ROWID;"},
-	{"index of conflicted documents",
-	 "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+    {"initial schema", schema_v1},
+    {"index of conflicted documents",
+     "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+    {"index of deleted documents, so info counts without reading every row",
+     "CREATE INDEX docs_deleted ON docs(did) WHERE deleted = 1;"},
 };
 const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 
 static const char *const stmt_sql[S_MAX] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
-	[S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
-			 " VALUES (?1, 0, '', 0, 0, 0)",
-	[S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
-			 " conflicted = ?5, seq = ?6 WHERE did = ?1",
-	[S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
-		       " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
-	[S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
-	[S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
-	[S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
-	[S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
-	[S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
-	[S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
-	[S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
-	[S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
-	[S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
-		     " ORDER BY deleted ASC, gen DESC, hash DESC",
-	[S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
-	[S_OUTBOX_INSERT] = "INSERT INTO outbox(did, rid, state, queued_at) VALUES (?1, ?2, 0, ?3)",
-	[S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
-			    " WHERE o.did = ?1 AND o.state = 0",
-	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
-	[S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
-		       " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
-		       " updated_at = excluded.updated_at",
-	[S_CKPT_GET] = "SELECT seq FROM checkpoints WHERE remote = ?1 AND dir = ?2",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
+    [S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+                     " VALUES (?1, 0, '', 0, 0, 0)",
+    [S_DOC_INSERT_FULL] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+                          " VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+    [S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
+                     " conflicted = ?5, seq = ?6 WHERE did = ?1",
+    [S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
+                   " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
+    [S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
+    [S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
+    [S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
+    [S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
+    [S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
+    [S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
+    [S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
+    [S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
+    [S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
+                 " ORDER BY deleted ASC, gen DESC, hash DESC",
+    [S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
+    [S_OUTBOX_INSERT] =
+        "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
+    [S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
+                        " WHERE o.did = ?1 AND o.state = 0",
+    [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
+    [S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
+                   " updated_at = excluded.updated_at",
+    [S_CKPT_GET] = "SELECT seq FROM checkpoints WHERE remote = ?1 AND dir = ?2",
 };
 
 int store_db_err(sqlite3 *db, int rc, const char *what, fs_errbuf *eb)
@@ -162,7 +171,7 @@ sqlite3_stmt *store_stmt(fs_store *st, enum stmt_id id, fs_errbuf *eb)
 		rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &st->stmts[id], NULL);
 		if (rc != SQLITE_OK) {
-			store_err(st, rc, "prepare", eb);
+			st->stmt_err = store_err(st, rc, "prepare", eb);
 			return NULL;
 		}
 		return st->stmts[id];
@@ -178,7 +187,7 @@ int store_begin(fs_store *st, fs_errbuf *eb)
 	int rc;
 
 	if (s == NULL)
-		return eb ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -193,7 +202,7 @@ int store_commit(fs_store *st, fs_errbuf *eb)
 	int rc;
 
 	if (s == NULL)
-		return eb ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -295,7 +304,8 @@ static int migrate_to(sqlite3 *db, int target, fs_errbuf *eb)
 		if ((r = exec(db, "BEGIN IMMEDIATE", "migration", eb)) != FS_OK)
 			return r;
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
-		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) != FS_OK ||
+		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) !=
+		        FS_OK ||
 		    (r = exec(db, sql, "migration", eb)) != FS_OK ||
 		    (r = exec(db, "COMMIT", "migration", eb)) != FS_OK) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -373,8 +383,8 @@ static int create_with(const char *path, int version, const char *vfs, fs_errbuf
 	}
 	/* A leftover from a creation that crashed: never a store anyone used. */
 	unlink_db(tmp);
-	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
-	                     vfs);
+	rc = sqlite3_open_v2(
+	    tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE, vfs);
 	if (rc != SQLITE_OK) {
 		r = store_db_err(db, rc, "create", eb);
 		goto out;
@@ -392,7 +402,8 @@ static int create_with(const char *path, int version, const char *vfs, fs_errbuf
 		goto out;
 	}
 	if (rename(tmp, path) != 0) {
-		r = fs_err_set(eb, errno == EROFS || errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
+		r = fs_err_set(eb,
+		               errno == EROFS || errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
 		               "store: cannot create %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -461,7 +472,8 @@ static int check_file(const char *path, enum file_kind *kind, fs_errbuf *eb)
 		goto out;
 	}
 	if ((size_t)n < sizeof(h)) {
-		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%zd bytes)", path, n);
+		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%zd bytes)", path,
+		               n);
 		goto out;
 	}
 	if (be32(h + 68) != STORE_APP_ID) {
@@ -509,13 +521,15 @@ static int take_lock(const char *path, int *fdp, fs_errbuf *eb)
 		goto out;
 	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		r = fs_err_set(eb, errno == EACCES || errno == EROFS ? FS_E_STORE_READONLY : FS_E_IO,
+		r = fs_err_set(eb,
+		               errno == EACCES || errno == EROFS ? FS_E_STORE_READONLY : FS_E_IO,
 		               "store: cannot open the lock %s: %s", lp, strerror(errno));
 		goto out;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK) {
-			r = fs_err_set(eb, FS_E_IO, "store: cannot lock %s: %s", lp, strerror(errno));
+			r = fs_err_set(eb, FS_E_IO, "store: cannot lock %s: %s", lp,
+			               strerror(errno));
 			goto out;
 		}
 		n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -538,6 +552,19 @@ out:
 		close(fd);
 	free(lp);
 	return r;
+}
+
+/*
+ * Checkpoints after a commit, as SQLite's own hook would, but never lets a
+ * failed checkpoint (say, a full disk) turn the committed transaction's
+ * result into an error: the caller must be able to trust FS_OK and errors.
+ */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	(void)ctx;
+	if (pages >= STORE_CHECKPOINT_PAGES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
 }
 
 int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, fs_errbuf *eb)
@@ -567,13 +594,15 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	if (kind == F_ABSENT && (r = create_with(path, store_n_migrations, vfs, eb)) != FS_OK)
 		goto out;
 	rc = sqlite3_open_v2(path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, vfs);
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                     vfs);
 	if (rc != SQLITE_OK) {
 		r = store_err(st, rc, "open", eb);
 		goto out;
 	}
-	sqlite3_busy_timeout(st->db, opts && opts->busy_ms > 0 ? opts->busy_ms
-	                                                      : FS_STORE_BUSY_MS_DEFAULT);
+	sqlite3_wal_hook(st->db, wal_hook, NULL);
+	sqlite3_busy_timeout(st->db,
+	                     opts && opts->busy_ms > 0 ? opts->busy_ms : FS_STORE_BUSY_MS_DEFAULT);
 	/* Read the version before anything writes: a newer store stays untouched. */
 	if ((r = pragma_int(st->db, "PRAGMA user_version", &v, eb)) != FS_OK)
 		goto out;
@@ -588,7 +617,11 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	    (r = exec(st->db, "PRAGMA foreign_keys = ON", "open", eb)) != FS_OK ||
 	    (r = store_migrate(st->db, eb)) != FS_OK)
 		goto out;
-	rc = sqlite3_prepare_v2(st->db, "SELECT max(seq) FROM docs", -1, &s, NULL);
+	/* Outbox oids come from the same sequence (a retry takes a fresh one). */
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT max(coalesce((SELECT max(seq) FROM docs), 0),"
+	                        " coalesce((SELECT max(oid) FROM outbox), 0))",
+	                        -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		st->seq = (uint64_t)sqlite3_column_int64(s, 0);
 		rc = SQLITE_OK;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIRM_MAX 100000
-#define Q_QUEUED 0
+#define CONFIRM_MAX   100000
+#define Q_QUEUED      0
 #define Q_QUARANTINED 1
 
 static int oom(fs_errbuf *eb)
@@ -41,7 +41,8 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 	              &s, eb)) != FS_OK)
 		return r;
 	sqlite3_bind_int(s, 1, state);
-	sqlite3_bind_int64(s, 2, max_rows == 0 || max_rows > INT64_MAX ? -1 : (sqlite3_int64)max_rows);
+	sqlite3_bind_int64(s, 2,
+	                   max_rows == 0 || max_rows > INT64_MAX ? -1 : (sqlite3_int64)max_rows);
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
 		r = oom(eb);
 		goto out;
@@ -160,8 +161,9 @@ int fs_store_outbox_quarantine(fs_store *st, int64_t oid, int status, const char
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
 	if ((r = store_check_str(reason, FS_STORE_NAME_MAX, "reason", eb)) != FS_OK)
 		return r;
-	if ((r = prep(st, "UPDATE outbox SET state = 1, status = ?2, reason = ?3"
-	                  " WHERE oid = ?1 AND state = 0",
+	if ((r = prep(st,
+	              "UPDATE outbox SET state = 1, status = ?2, reason = ?3"
+	              " WHERE oid = ?1 AND state = 0",
 	              &s, eb)) != FS_OK)
 		return r;
 	sqlite3_bind_int64(s, 1, oid);
@@ -199,15 +201,17 @@ int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_er
 		*new_oid = 0;
 	if (st == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
-	/* A new oid puts the row at the end of the queue; the old one is never reused. */
-	if ((r = prep(st, "INSERT INTO outbox(did, rid, state, queued_at)"
-	                  " SELECT did, rid, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
+	/* A new oid (the next local sequence) puts the row at the end of the queue. */
+	if ((r = prep(st,
+	              "INSERT INTO outbox(oid, did, rid, state, queued_at)"
+	              " SELECT ?3, did, rid, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
 	              &s, eb)) != FS_OK ||
 	    (r = store_begin(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 1;
 	sqlite3_bind_int64(s, 1, oid);
 	sqlite3_bind_int64(s, 2, store_now_ms());
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)++st->seq);
 	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
 		r = store_err(st, rc, "retry", eb);
 		goto out;
@@ -253,9 +257,10 @@ int fs_store_outbox_stats_get(fs_store *st, fs_store_outbox_stats *out, fs_errbu
 		memset(out, 0, sizeof(*out));
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to outbox_stats");
-	if ((r = prep(st, "SELECT (SELECT count(*) FROM outbox WHERE state = 0),"
-	                  " (SELECT queued_at FROM outbox WHERE state = 0 ORDER BY oid LIMIT 1),"
-	                  " (SELECT count(*) FROM outbox WHERE state = 1)",
+	if ((r = prep(st,
+	              "SELECT (SELECT count(*) FROM outbox WHERE state = 0),"
+	              " (SELECT queued_at FROM outbox WHERE state = 0 ORDER BY oid LIMIT 1),"
+	              " (SELECT count(*) FROM outbox WHERE state = 1)",
 	              &s, eb)) != FS_OK)
 		return r;
 	rc = sqlite3_step(s);
@@ -287,7 +292,7 @@ int fs_store_checkpoint_get(fs_store *st, const char *remote, fs_store_dir dir, 
 	if ((r = store_check_str(remote, FS_STORE_NAME_MAX, "remote", eb)) != FS_OK)
 		return r;
 	if ((s = store_stmt(st, S_CKPT_GET, eb)) == NULL)
-		return eb && eb->code ? eb->code : FS_E_INTERNAL;
+		return st->stmt_err;
 	sqlite3_bind_text(s, 1, remote, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, (int)dir);
 	rc = sqlite3_step(s);
@@ -414,8 +419,8 @@ int fs_store_local_put(fs_store *st, const char *id, const char *base_rev, const
 		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: _local document changed");
 		goto out;
 	}
-	if ((r = prep(st, "INSERT OR REPLACE INTO local_docs(id, rev, body) VALUES (?1, ?2, ?3)", &s,
-	              eb)) != FS_OK)
+	if ((r = prep(st, "INSERT OR REPLACE INTO local_docs(id, rev, body) VALUES (?1, ?2, ?3)",
+	              &s, eb)) != FS_OK)
 		goto out;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, cur + 1);
@@ -509,8 +514,7 @@ int fs_store_meta_get(fs_store *st, const char *key, uint8_t **val, size_t *len,
 	return r;
 }
 
-int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t len,
-                      fs_errbuf *eb)
+int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t len, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;
 	int r, rc;
@@ -522,7 +526,7 @@ int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t 
 		return fs_err_set(eb, FS_E_TOOBIG, "store: meta value over the limit");
 	if ((r = store_check_str(key, FS_STORE_NAME_MAX, "meta key", eb)) != FS_OK ||
 	    (r = prep(st, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", &s, eb)) !=
-	            FS_OK)
+	        FS_OK)
 		return r;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	store_bind_blob(s, 2, val, len);

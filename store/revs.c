@@ -27,10 +27,11 @@ struct revrow {
 	int64_t parent; /* 0: none (a root, or cut by stemming) */
 };
 
+/* The code of store_stmt's failure, which eb (possibly NULL) already describes. */
 static int fail_stmt(fs_store *st, fs_errbuf *eb)
 {
-	(void)st;
-	return eb && eb->code ? eb->code : FS_E_INTERNAL;
+	(void)eb;
+	return st->stmt_err;
 }
 
 /* Copies hash (checked by fs_crypto_rev_parse) into out. */
@@ -170,7 +171,8 @@ static int refresh_doc(fs_store *st, int64_t did, uint64_t seq, fs_errbuf *eb)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n++ == 0) {
 			wgen = sqlite3_column_int64(s, 0);
-			snprintf(whash, sizeof(whash), "%s", (const char *)sqlite3_column_text(s, 1));
+			snprintf(whash, sizeof(whash), "%s",
+			         (const char *)sqlite3_column_text(s, 1));
 			wdel = sqlite3_column_int(s, 2);
 		}
 		if (!sqlite3_column_int(s, 2))
@@ -321,7 +323,8 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 	sqlite3_bind_int64(s, 1, did);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == sizeof(rows) / sizeof(rows[0])) {
-			more = 1; /* the rest waits for the next edit: keeping a row is always safe */
+			more =
+			    1; /* the rest waits for the next edit: keeping a row is always safe */
 			break;
 		}
 		rows[n].oid = sqlite3_column_int64(s, 0);
@@ -357,7 +360,8 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 			cur = sqlite3_column_int64(s, 2);
 			sqlite3_reset(s);
 		}
-		if (anc && (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
+		if (anc &&
+		    (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
 			return r;
 	}
 	return FS_OK;
@@ -368,7 +372,8 @@ static int check_body(const uint8_t *body, size_t len, fs_errbuf *eb)
 	if (body == NULL && len > 0)
 		return fs_err_set(eb, FS_E_ARG, "store: no body bytes");
 	if (len > FS_STORE_BODY_MAX)
-		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit", len);
+		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit",
+		                  len);
 	return FS_OK;
 }
 
@@ -380,11 +385,10 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	struct revrow pr, nr;
 	unsigned long bgen = 0, ngen;
 	char bhash[FS_REV_MAX], nhash[FS_REV_MAX], parent[FS_REV_MAX] = "", rev[FS_REV_MAX];
+	char base_copy[FS_REV_MAX];
 	int found, r, in_tx = 0;
 	int64_t prid = 0, rid = 0;
 	uint64_t seq;
-
-	char base_copy[FS_REV_MAX];
 
 	fs_err_clear(eb);
 	/* Copied first: a caller may pass the same buffer as base and new_rev. */
@@ -410,7 +414,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		goto out;
 	if (base_rev == NULL) {
 		if (found && !d.deleted) {
-			r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: document exists (no base revision given)");
+			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+			               "store: document exists (no base revision given)");
 			goto out;
 		}
 		if (found) { /* re-creating over a tombstone extends it, as CouchDB does */
@@ -430,7 +435,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		snprintf(parent, sizeof(parent), "%lu-%.*s", bgen, STORE_HASH_MAX, bhash);
 		found = 1;
 	} else if (base_rev) {
-		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: no such document for a base revision");
+		r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+		               "store: no such document for a base revision");
 		goto out;
 	}
 	if ((r = fs_crypto_rev_id(parent, deleted, body, body_len, rev)) != FS_OK) {
@@ -445,7 +451,8 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		if ((r = find_rev(st, d.did, ngen, nhash, &nr, &found, eb)) != FS_OK)
 			goto out;
 		if (found) {
-			r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: the revision exists already");
+			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
+			               "store: the revision exists already");
 			goto out;
 		}
 	}
@@ -467,6 +474,7 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		sqlite3_bind_int64(s, 1, d.did);
 		sqlite3_bind_int64(s, 2, rid);
 		sqlite3_bind_int64(s, 3, store_now_ms());
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)seq);
 		rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc != SQLITE_DONE) {
@@ -475,8 +483,7 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 		}
 	}
 	if ((ngen > st->revs_limit && (r = stem(st, d.did, eb)) != FS_OK) ||
-	    (r = refresh_doc(st, d.did, seq, eb)) != FS_OK ||
-	    (r = store_commit(st, eb)) != FS_OK)
+	    (r = refresh_doc(st, d.did, seq, eb)) != FS_OK || (r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
 	memcpy(new_rev, rev, FS_REV_MAX);
@@ -493,10 +500,19 @@ int fs_store_put_local(fs_store *st, const char *id, const char *base_rev, const
 	return fs_store_put(st, id, base_rev, body, body_len, deleted, 0, new_rev, eb);
 }
 
+/* A revision hash as fs_crypto_rev_parse accepts it, without building the id. */
+static int hash_ok(const char *h)
+{
+	size_t n = 0;
+
+	for (; h[n]; n++)
+		if (n >= (size_t)STORE_HASH_MAX || h[n] <= ' ' || h[n] > '~' || h[n] == '-')
+			return 0;
+	return n > 0;
+}
+
 static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 {
-	char rev[FS_REV_MAX + 32];
-
 	if (v->id == NULL || strnlen(v->id, FS_STORE_ID_MAX + 1) - 1 >= FS_STORE_ID_MAX)
 		return fs_err_set(eb, FS_E_INPUT, "store: document id empty or too long");
 	if (v->body == NULL && v->body_len > 0)
@@ -504,15 +520,45 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 	if (v->body_len > FS_STORE_BODY_MAX)
 		return fs_err_set(eb, FS_E_TOOBIG, "store: body of %zu bytes is over the limit",
 		                  v->body_len);
+	/* n_hashes ≤ start keeps every generation ≥ 1; 20 digits hold any unsigned long. */
 	if (v->n_hashes == 0 || v->hashes == NULL || v->start == 0 || v->n_hashes > v->start ||
-	    v->n_hashes > FS_STORE_HISTORY_MAX)
+	    v->n_hashes > FS_STORE_HISTORY_MAX || v->start > (unsigned long)INT64_MAX)
 		return fs_err_set(eb, FS_E_INPUT, "store: malformed revision history");
-	for (size_t i = 0; i < v->n_hashes; i++) {
-		if (v->hashes[i] == NULL)
-			return fs_err_set(eb, FS_E_INPUT, "store: malformed revision history");
-		snprintf(rev, sizeof(rev), "%lu-%.*s", v->start - i, FS_REV_MAX, v->hashes[i]);
-		if (strlen(rev) >= FS_REV_MAX || fs_crypto_rev_parse(rev, NULL, NULL) != FS_OK)
-			return fs_err_set(eb, FS_E_INPUT, "store: malformed revision id in history");
+	for (size_t i = 0; i < v->n_hashes; i++)
+		if (v->hashes[i] == NULL || !hash_ok(v->hashes[i]))
+			return fs_err_set(eb, FS_E_INPUT,
+			                  "store: malformed revision id in history");
+	return FS_OK;
+}
+
+/*
+ * The common case of a pull: a document not seen before. Its tree is the
+ * path itself and its winner the tip, so nothing needs to be read back.
+ */
+static int merge_new(fs_store *st, const fs_store_rev_in *v, size_t nh, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOC_INSERT_FULL, eb);
+	uint64_t seq = ++st->seq;
+	int64_t did, prev = 0;
+	int rc, r;
+
+	if (s == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)v->start);
+	sqlite3_bind_text(s, 3, v->hashes[0], -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, v->deleted ? 1 : 0);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)seq);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "insert document", eb);
+	did = sqlite3_last_insert_rowid(st->db);
+	for (size_t k = nh; k-- > 0;) {
+		if ((r = insert_rev(st, did, v->start - k, v->hashes[k], prev, k == 0,
+		                    k == 0 && v->deleted, k == 0 ? seq : 0, v->body, v->body_len,
+		                    k == 0, &prev, eb)) != FS_OK)
+			return r;
 	}
 	return FS_OK;
 }
@@ -526,23 +572,44 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	int64_t prev = 0;
 	uint64_t seq = 0;
 
+	/* Only the newest revs_limit entries count, so a replay meets only known revisions. */
+	size_t nh = v->n_hashes < st->revs_limit ? v->n_hashes : st->revs_limit;
+
 	if ((r = find_doc(st, v->id, &d, &doc_found, eb)) != FS_OK)
 		return r;
-	if (!doc_found && (r = new_doc(st, v->id, &d, eb)) != FS_OK)
-		return r;
-	/* Stem the incoming history first, so a replay meets only known revisions. */
-	size_t nh = v->n_hashes < st->revs_limit ? v->n_hashes : st->revs_limit;
+	if (!doc_found)
+		return merge_new(st, v, nh, eb);
+	/*
+	 * A history longer than revs_limit whose window knows nothing may still
+	 * reach our tree further back (a jump of many generations): then widen
+	 * the window to that revision, as CouchDB merges the whole path before
+	 * stemming, instead of starting a false conflict.
+	 */
+	if (v->n_hashes > nh) {
+		for (size_t k = 0; k < v->n_hashes; k++) {
+			if ((r = find_rev(st, d.did, v->start - k, v->hashes[k], &x, &found, eb)) !=
+			    FS_OK)
+				return r;
+			if (found) {
+				if (k >= nh)
+					nh = k + 1;
+				break;
+			}
+		}
+	}
 	for (size_t k = nh; k-- > 0;) {
 		unsigned long gen = v->start - k;
 		const char *h = v->hashes[k];
 		/* Look every revision up: a newer one may be known while an older one is not. */
-		if (doc_found && (r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
+		if ((r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
 			return r;
 		if (found) {
 			/* A root cut off by stemming or by a shorter history: link it. */
 			if (prev && x.parent == 0) {
-				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) != FS_OK ||
-				    (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) != FS_OK)
+				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) !=
+				        FS_OK ||
+				    (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) !=
+				        FS_OK)
 					return r;
 				changed = 1;
 			}
@@ -612,9 +679,9 @@ int fs_store_put_remote(fs_store *st, const fs_store_rev_in *revs, size_t n,
 	fs_err_clear(eb);
 	if (st == NULL || (revs == NULL && n > 0) || n > REMOTE_BATCH_MAX)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to put_remote");
-	if (ckpt_remote && ((r = store_check_str(ckpt_remote, FS_STORE_NAME_MAX, "remote", eb)) !=
-	                            FS_OK ||
-	                    (r = store_check_str(ckpt_seq, FS_STORE_NAME_MAX, "sequence", eb)) != FS_OK))
+	if (ckpt_remote &&
+	    ((r = store_check_str(ckpt_remote, FS_STORE_NAME_MAX, "remote", eb)) != FS_OK ||
+	     (r = store_check_str(ckpt_seq, FS_STORE_NAME_MAX, "sequence", eb)) != FS_OK))
 		return r;
 	for (size_t i = 0; i < n; i++)
 		if ((r = check_rev_in(&revs[i], eb)) != FS_OK)
@@ -662,8 +729,7 @@ static int doc_and_rev(fs_store *st, const char *id, const char *rev, struct doc
 	return FS_OK;
 }
 
-int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out,
-                 fs_errbuf *eb)
+int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out, fs_errbuf *eb)
 {
 	struct docrow d;
 	struct revrow x;
@@ -822,8 +888,9 @@ static int read_leaves(fs_store *st, int64_t did, fs_store_leaf **v, size_t *cap
 			*v = t;
 			*cap = nc;
 		}
-		snprintf((*v)[*n].rev, FS_REV_MAX, "%lld-%.*s", (long long)sqlite3_column_int64(s, 0),
-		         STORE_HASH_MAX, (const char *)sqlite3_column_text(s, 1));
+		snprintf((*v)[*n].rev, FS_REV_MAX, "%lld-%.*s",
+		         (long long)sqlite3_column_int64(s, 0), STORE_HASH_MAX,
+		         (const char *)sqlite3_column_text(s, 1));
 		(*v)[*n].deleted = sqlite3_column_int(s, 2);
 		(*n)++;
 	}
@@ -1026,8 +1093,8 @@ out:
 	return r;
 }
 
-int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb,
-                     void *ctx, uint64_t *last_seq, fs_errbuf *eb)
+int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb, void *ctx,
+                     uint64_t *last_seq, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;
 	uint64_t last = since;
@@ -1038,9 +1105,9 @@ int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change
 		*last_seq = since;
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to changes");
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT did, id, seq FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-	                        -1, &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT did, id, seq FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s,
+	    NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read changes", eb);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)since);
@@ -1060,9 +1127,8 @@ int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf
 	fs_err_clear(eb);
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to conflicts");
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT did, id, seq FROM docs WHERE conflicted = 1 ORDER BY id", -1,
-	                        &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT did, id, seq FROM docs WHERE conflicted = 1 ORDER BY id", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read conflicts", eb);
 	r = walk_docs(st, s, cb, ctx, NULL, eb);
@@ -1080,14 +1146,15 @@ int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb)
 		memset(out, 0, sizeof(*out));
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to info");
-	rc = sqlite3_prepare_v2(st->db, "SELECT deleted, count(*) FROM docs GROUP BY deleted", -1, &s,
-	                        NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (sqlite3_column_int(s, 0))
-			out->doc_del_count = (uint64_t)sqlite3_column_int64(s, 1);
-		else
-			out->doc_count = (uint64_t)sqlite3_column_int64(s, 1);
-		rc = SQLITE_OK;
+	/* count(*) reads the smallest index; the deleted ones have their own (migration 3). */
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT (SELECT count(*) FROM docs),"
+	                        " (SELECT count(*) FROM docs WHERE deleted = 1)",
+	                        -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		out->doc_del_count = (uint64_t)sqlite3_column_int64(s, 1);
+		out->doc_count = (uint64_t)sqlite3_column_int64(s, 0) - out->doc_del_count;
+		rc = SQLITE_DONE;
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {

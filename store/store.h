@@ -26,12 +26,12 @@
 #include "crypto.h"
 #include "fs.h"
 
-#define FS_STORE_ID_MAX 1024            /* bytes of a document id (no NUL) */
-#define FS_STORE_BODY_MAX (16u << 20)   /* bytes of one body */
-#define FS_STORE_NAME_MAX 1024          /* remote names, meta keys, seq strings */
+#define FS_STORE_ID_MAX             1024        /* bytes of a document id (no NUL) */
+#define FS_STORE_BODY_MAX           (16u << 20) /* bytes of one body */
+#define FS_STORE_NAME_MAX           1024        /* remote names, meta keys, seq strings */
 #define FS_STORE_REVS_LIMIT_DEFAULT 1000
-#define FS_STORE_HISTORY_MAX 100000     /* entries of one incoming _revisions */
-#define FS_STORE_BUSY_MS_DEFAULT 5000
+#define FS_STORE_HISTORY_MAX        100000 /* entries of one incoming _revisions */
+#define FS_STORE_BUSY_MS_DEFAULT    5000
 
 typedef struct fs_store fs_store;
 
@@ -123,8 +123,8 @@ typedef struct fs_store_doc {
 	char *id;
 	char rev[FS_REV_MAX];
 	int deleted;
-	uint64_t seq;   /* local sequence at which this revision arrived */
-	uint8_t *body;  /* never NULL (a 1-byte buffer when body_len is 0) */
+	uint64_t seq;  /* local sequence at which this revision arrived */
+	uint8_t *body; /* never NULL (a 1-byte buffer when body_len is 0) */
 	size_t body_len;
 } fs_store_doc;
 
@@ -169,8 +169,7 @@ typedef struct fs_store_leaves {
  * The leaves of id (open_revs=all). FS_E_NOTFOUND when the document is
  * unknown. The caller frees *out with fs_store_leaves_free.
  */
-int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out,
-                        fs_errbuf *eb) FS_WUR;
+int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out, fs_errbuf *eb) FS_WUR;
 void fs_store_leaves_free(fs_store_leaves *l);
 
 /* revs_diff: one document's revisions to ask about (borrowed). */
@@ -200,8 +199,8 @@ typedef struct fs_store_diff {
  * query order. At most 100000 queries. The caller frees *out with
  * fs_store_diff_free.
  */
-int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n,
-                       fs_store_diff **out, fs_errbuf *eb) FS_WUR;
+int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_store_diff **out,
+                       fs_errbuf *eb) FS_WUR;
 void fs_store_diff_free(fs_store_diff *d);
 
 /*
@@ -217,7 +216,11 @@ typedef struct fs_store_change {
 	const fs_store_leaf *leaves;
 } fs_store_change;
 
-/* Returns 0 to go on; anything else stops the walk and is returned by the caller. */
+/*
+ * Returns 0 to go on; anything else stops the walk and is returned by the
+ * caller. It may call the store's read functions on the same handle, but
+ * must not write to it.
+ */
 typedef int (*fs_store_change_cb)(void *ctx, const fs_store_change *c);
 
 /*
@@ -226,8 +229,8 @@ typedef int (*fs_store_change_cb)(void *ctx, const fs_store_change *c);
  * limit documents (0: all). *last_seq (if not NULL) is set to the sequence
  * of the last document delivered, or to since when none was.
  */
-int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb,
-                     void *ctx, uint64_t *last_seq, fs_errbuf *eb) FS_WUR;
+int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change_cb cb, void *ctx,
+                     uint64_t *last_seq, fs_errbuf *eb) FS_WUR;
 
 /* Calls cb for each document with more than one non-deleted leaf, by id. */
 int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf *eb) FS_WUR;
@@ -244,15 +247,15 @@ int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb) FS_WUR;
 /* ---- the outbox ---- */
 
 typedef struct fs_store_outbox_row {
-	int64_t oid;        /* row id, increasing in queue order */
+	int64_t oid; /* row id, increasing in queue order */
 	char *id;
 	char rev[FS_REV_MAX];
 	int deleted;
-	int64_t queued_at;  /* Unix time in milliseconds */
-	uint8_t *body;      /* never NULL */
+	int64_t queued_at; /* Unix time in milliseconds */
+	uint8_t *body;     /* never NULL */
 	size_t body_len;
-	int status;         /* quarantine only: the server's status (e.g. 403), else 0 */
-	char *reason;       /* quarantine only: why, else NULL */
+	int status;   /* quarantine only: the server's status (e.g. 403), else 0 */
+	char *reason; /* quarantine only: why, else NULL */
 } fs_store_outbox_row;
 
 typedef struct fs_store_outbox {
@@ -261,7 +264,7 @@ typedef struct fs_store_outbox {
 } fs_store_outbox;
 
 /*
- * The oldest queued rows, in order: at most max_rows rows and, after the
+ * The oldest queued rows, in order: at most max_rows (≥ 1) rows and, after the
  * first, at most max_bytes of id and body bytes in all (the first row is
  * always returned, so one large row cannot block the queue). Reading
  * removes nothing. A row names a leaf to push with its history
@@ -272,8 +275,8 @@ typedef struct fs_store_outbox {
  * Rows on other branches stay. The caller frees *out with
  * fs_store_outbox_free; an empty queue gives n == 0.
  */
-int fs_store_outbox_read(fs_store *st, size_t max_rows, size_t max_bytes,
-                         fs_store_outbox **out, fs_errbuf *eb) FS_WUR;
+int fs_store_outbox_read(fs_store *st, size_t max_rows, size_t max_bytes, fs_store_outbox **out,
+                         fs_errbuf *eb) FS_WUR;
 void fs_store_outbox_free(fs_store_outbox *o);
 
 /* Removes confirmed rows (n ≤ 100000) in one transaction; unknown oids are ignored. */
@@ -294,8 +297,7 @@ int fs_store_quarantine_list(fs_store *st, fs_store_outbox **out, fs_errbuf *eb)
  * Puts a quarantined row back at the end of the queue; its new oid goes
  * to *new_oid (may be NULL). FS_E_NOTFOUND when oid is not quarantined.
  */
-int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid,
-                              fs_errbuf *eb) FS_WUR;
+int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_errbuf *eb) FS_WUR;
 
 typedef struct fs_store_outbox_stats {
 	uint64_t queued;
@@ -303,7 +305,10 @@ typedef struct fs_store_outbox_stats {
 	uint64_t quarantined;
 } fs_store_outbox_stats;
 
-/* Cheap counts for `status` (indexed); *out cleared at entry. */
+/*
+ * Counts for `status`; *out cleared at entry. The oldest row is found by
+ * its key; the counts scan the outbox, which is small in normal use.
+ */
 int fs_store_outbox_stats_get(fs_store *st, fs_store_outbox_stats *out, fs_errbuf *eb) FS_WUR;
 
 /* ---- checkpoints ---- */
@@ -341,8 +346,7 @@ int fs_store_local_put(fs_store *st, const char *id, const char *base_rev, const
                        size_t body_len, char new_rev[FS_REV_MAX], fs_errbuf *eb) FS_WUR;
 
 /* Deletes a _local document; base_rev as for put. FS_E_NOTFOUND when absent. */
-int fs_store_local_delete(fs_store *st, const char *id, const char *base_rev,
-                          fs_errbuf *eb) FS_WUR;
+int fs_store_local_delete(fs_store *st, const char *id, const char *base_rev, fs_errbuf *eb) FS_WUR;
 
 /* ---- meta: opaque values for the daemon (wrapped keys, space descriptor) ---- */
 

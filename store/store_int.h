@@ -17,12 +17,16 @@
 /* Longest hash part of a revision id (fs_crypto_rev_parse): 20 digits, '-', NUL. */
 #define STORE_HASH_MAX ((int)(FS_REV_MAX - 22))
 
+/* WAL pages after which a commit is followed by a checkpoint (SQLite's default). */
+#define STORE_CHECKPOINT_PAGES 1000
+
 /* Prepared statements, compiled once per handle on first use. */
 enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
 	S_DOC_BY_ID,
 	S_DOC_INSERT,
+	S_DOC_INSERT_FULL,
 	S_DOC_UPDATE,
 	S_REV_FIND,
 	S_REV_BY_RID,
@@ -53,6 +57,7 @@ struct fs_store {
 	unsigned revs_limit;
 	uint64_t seq;      /* the latest local sequence handed out */
 	uint64_t seq_save; /* seq at the start of the open transaction */
+	int stmt_err;      /* why store_stmt last returned NULL (eb may be NULL) */
 };
 
 /* One forward migration: the SQL that takes user_version from i to i+1. */

@@ -3,12 +3,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -74,8 +78,12 @@ static int remote(fs_store *st, const char *id, unsigned long start, int del, co
 	const char *h[16];
 	va_list ap;
 	fs_errbuf eb;
-	fs_store_rev_in in = {.id = id, .start = start, .hashes = h, .n_hashes = nh,
-	                      .deleted = del, .body = (const uint8_t *)body,
+	fs_store_rev_in in = {.id = id,
+	                      .start = start,
+	                      .hashes = h,
+	                      .n_hashes = nh,
+	                      .deleted = del,
+	                      .body = (const uint8_t *)body,
 	                      .body_len = strlen(body)};
 
 	va_start(ap, nh);
@@ -216,8 +224,12 @@ static void test_winner_rule(void **state)
 
 	/* Generation compares as a number, not as text: 10 beats 9. */
 	const char *h10[10] = {"a10", "a9", "a8", "a7", "a6", "a5", "a4", "a3", "a2", "a1"};
-	fs_store_rev_in in = {.id = "n", .start = 10, .hashes = h10, .n_hashes = 10,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "n",
+	                      .start = 10,
+	                      .hashes = h10,
+	                      .n_hashes = 10,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, NULL, NULL, &eb), FS_OK);
 	assert_int_equal(remote(f->st, "n", 9, 0, "y", 2, "zzzz", "a8"), FS_OK);
 	assert_winner(f->st, "n", "10-a10", 0);
@@ -284,8 +296,8 @@ static void test_remote_merge(void **state)
 	/* Malformed input refuses the whole batch. */
 	const char *bad[] = {"ok", "has space"};
 	fs_store_rev_in in[2] = {
-		{.id = "p", .start = 1, .hashes = bad, .n_hashes = 1},
-		{.id = "q", .start = 2, .hashes = bad, .n_hashes = 2},
+	    {.id = "p", .start = 1, .hashes = bad, .n_hashes = 1},
+	    {.id = "q", .start = 2, .hashes = bad, .n_hashes = 2},
 	};
 	assert_int_equal(fs_store_put_remote(f->st, in, 2, NULL, NULL, &eb), FS_E_INPUT);
 	assert_int_equal(fs_store_get(f->st, "p", NULL, &d, &eb), FS_E_NOTFOUND);
@@ -322,8 +334,12 @@ static void test_stemming(void **state)
 
 	/* A long incoming history is stemmed too. */
 	const char *hs[10] = {"j", "i", "h", "g", "f", "e", "d", "c", "b", "a"};
-	fs_store_rev_in in = {.id = "r", .start = 10, .hashes = hs, .n_hashes = 10,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "r",
+	                      .start = 10,
+	                      .hashes = hs,
+	                      .n_hashes = 10,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, NULL, NULL, &eb), FS_OK);
 	assert_int_equal(fs_store_history_get(f->st, "r", "10-j", 0, &h, &eb), FS_OK);
 	assert_int_equal(h->n, 5);
@@ -337,6 +353,32 @@ static void test_stemming(void **state)
 	assert_int_equal(fs_store_history_get(f->st, "r", "10-j", 0, &h, &eb), FS_OK);
 	assert_int_equal(h->n, 5);
 	fs_store_history_free(h);
+	assert_int_equal(i1.update_seq, i2.update_seq);
+	/* A jump of more generations than revs_limit still connects to the tree. */
+	const char *hq[12] = {"q12", "q11", "q10", "q9", "q8", "q7",
+	                      "q6",  "q5",  "q4",  "q3", "q2", "q1"};
+	fs_store_rev_in jq = {.id = "j",
+	                      .start = 3,
+	                      .hashes = hq + 9,
+	                      .n_hashes = 3,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	jq.start = 12;
+	jq.hashes = hq;
+	jq.n_hashes = 12;
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	fs_store_leaves *l = NULL;
+	assert_int_equal(fs_store_leaves_get(f->st, "j", &l, &eb), FS_OK);
+	assert_int_equal(l->n, 1);
+	assert_string_equal(l->v[0].rev, "12-q12");
+	fs_store_leaves_free(l);
+	assert_int_equal(fs_store_history_get(f->st, "j", "12-q12", 0, &h, &eb), FS_OK);
+	assert_int_equal(h->n, 5);
+	fs_store_history_free(h);
+	assert_int_equal(fs_store_info_get(f->st, &i1, &eb), FS_OK);
+	assert_int_equal(fs_store_put_remote(f->st, &jq, 1, NULL, NULL, &eb), FS_OK);
+	assert_int_equal(fs_store_info_get(f->st, &i2, &eb), FS_OK);
 	assert_int_equal(i1.update_seq, i2.update_seq);
 	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
 }
@@ -352,10 +394,10 @@ static void test_revs_diff(void **state)
 	const char *qb[] = {"1-q"};
 	const char *qc[] = {"1-a"};
 	fs_store_diff_query q[] = {
-		{.id = "a", .revs = qa, .n = 5},
-		{.id = "b", .revs = qb, .n = 1},
-		{.id = "a2", .revs = NULL, .n = 0},
-		{.id = "a", .revs = qc, .n = 1},
+	    {.id = "a", .revs = qa, .n = 5},
+	    {.id = "b", .revs = qb, .n = 1},
+	    {.id = "a2", .revs = NULL, .n = 0},
+	    {.id = "a", .revs = qc, .n = 1},
 	};
 	assert_int_equal(fs_store_revs_diff(f->st, q, 4, &d, &eb), FS_OK);
 	assert_int_equal(d->n, 2);
@@ -415,11 +457,11 @@ static void test_changes(void **state)
 	uint64_t last = 99;
 	fs_errbuf eb;
 
-	put_ok(f->st, "a", NULL, "1", 0, ra);  /* seq 1 */
-	put_ok(f->st, "b", NULL, "1", 0, rb);  /* seq 2 */
-	put_ok(f->st, "a", ra, "2", 0, ra);    /* seq 3 */
-	put_ok(f->st, "c", NULL, "1", 0, rc);  /* seq 4 */
-	put_ok(f->st, "c", rc, "", 1, rc);     /* seq 5 */
+	put_ok(f->st, "a", NULL, "1", 0, ra);                                    /* seq 1 */
+	put_ok(f->st, "b", NULL, "1", 0, rb);                                    /* seq 2 */
+	put_ok(f->st, "a", ra, "2", 0, ra);                                      /* seq 3 */
+	put_ok(f->st, "c", NULL, "1", 0, rc);                                    /* seq 4 */
+	put_ok(f->st, "c", rc, "", 1, rc);                                       /* seq 5 */
 	assert_int_equal(remote(f->st, "b", 2, 0, "x", 2, "zz", rb + 2), FS_OK); /* seq 6 */
 	assert_int_equal(remote(f->st, "b", 2, 0, "y", 2, "00", rb + 2), FS_OK); /* seq 7 */
 
@@ -499,8 +541,8 @@ static void test_outbox(void **state)
 	assert_true(stt.oldest_at > 1600000000000LL);
 
 	/* Quarantine d1 so it stops blocking; confirm d0. */
-	assert_int_equal(fs_store_outbox_quarantine(f->st, oids[1], 403, "forbidden by server", &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_outbox_quarantine(f->st, oids[1], 403, "forbidden by server", &eb), FS_OK);
 	assert_int_equal(fs_store_outbox_quarantine(f->st, oids[1], 403, "again", &eb),
 	                 FS_E_NOTFOUND);
 	assert_int_equal(fs_store_outbox_confirm(f->st, oids, 1, &eb), FS_OK);
@@ -596,8 +638,8 @@ static void test_hub_put(void **state)
 	fs_store_outbox_stats stt;
 	fs_errbuf eb;
 
-	assert_int_equal(fs_store_put(f->st, "h", NULL, B("{}"), 0, FS_STORE_PUT_NO_OUTBOX, r1, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put(f->st, "h", NULL, B("{}"), 0, FS_STORE_PUT_NO_OUTBOX, r1, &eb), FS_OK);
 	assert_int_equal(fs_store_outbox_stats_get(f->st, &stt, &eb), FS_OK);
 	assert_int_equal(stt.queued, 0);
 	assert_winner(f->st, "h", r1, 0);
@@ -619,8 +661,12 @@ static void test_checkpoints(void **state)
 
 	/* Saved with the revisions it covers. */
 	const char *h[] = {"aa"};
-	fs_store_rev_in in = {.id = "p", .start = 1, .hashes = h, .n_hashes = 1,
-	                      .body = (const uint8_t *)"x", .body_len = 1};
+	fs_store_rev_in in = {.id = "p",
+	                      .start = 1,
+	                      .hashes = h,
+	                      .n_hashes = 1,
+	                      .body = (const uint8_t *)"x",
+	                      .body_len = 1};
 	assert_int_equal(fs_store_put_remote(f->st, &in, 1, "srv", "5-abc", &eb), FS_OK);
 	assert_int_equal(fs_store_checkpoint_get(f->st, "srv", FS_STORE_PULL, &seq, &eb), FS_OK);
 	assert_string_equal(seq, "5-abc");
@@ -639,7 +685,8 @@ static void test_checkpoints(void **state)
 	free(seq);
 	assert_int_equal(fs_store_checkpoint_get(f->st, "other", FS_STORE_PULL, &seq, &eb),
 	                 FS_E_NOTFOUND);
-	assert_int_equal(fs_store_checkpoint_set(f->st, "srv", (fs_store_dir)7, "1", &eb), FS_E_ARG);
+	assert_int_equal(fs_store_checkpoint_set(f->st, "srv", (fs_store_dir)7, "1", &eb),
+	                 FS_E_ARG);
 }
 
 static void test_local_docs(void **state)
@@ -725,6 +772,116 @@ static void test_reopen_and_lock(void **state)
 	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
 }
 
+/* Another process holds the store: refused, and the message names that process. */
+static void test_lock_other_process(void **state)
+{
+	struct fx *f = *state;
+	int up[2], down[2];
+	pid_t pid;
+	char c = 0, want[64];
+	fs_store *two = NULL;
+	fs_errbuf eb;
+
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fs_store *mine = NULL;
+		fs_errbuf ceb;
+		char k = fs_store_open(f->path, NULL, &mine, &ceb) == FS_OK ? 'y' : 'n';
+		if (write(up[1], &k, 1) != 1 || read(down[0], &k, 1) < 0)
+			_exit(1);
+		fs_store_close(mine);
+		_exit(0);
+	}
+	assert_int_equal(read(up[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	assert_int_equal(fs_store_open(f->path, NULL, &two, &eb), FS_E_STORE_LOCKED);
+	assert_null(two);
+	snprintf(want, sizeof(want), "in use by process %ld", (long)pid);
+	assert_non_null(strstr(eb.msg, want));
+	/* Once it is gone (even without closing), the store opens again. */
+	kill(pid, SIGKILL);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+	assert_int_equal(fs_store_open(f->path, NULL, &f->st, &eb), FS_OK);
+}
+
+struct reenter {
+	fs_store *st;
+	int n;
+};
+
+/* A changes callback may read the same handle. */
+static int reenter_cb(void *ctx, const fs_store_change *c)
+{
+	struct reenter *r = ctx;
+	fs_store_doc *d = NULL;
+	fs_store_leaves *l = NULL;
+	fs_store_history *h = NULL;
+	fs_errbuf eb;
+
+	assert_int_equal(fs_store_get(r->st, c->id, NULL, &d, &eb), FS_OK);
+	assert_string_equal(d->rev, c->winner);
+	assert_int_equal(fs_store_leaves_get(r->st, c->id, &l, &eb), FS_OK);
+	assert_int_equal(l->n, c->n_leaves);
+	assert_int_equal(fs_store_history_get(r->st, c->id, c->winner, 0, &h, &eb), FS_OK);
+	fs_store_doc_free(d);
+	fs_store_leaves_free(l);
+	fs_store_history_free(h);
+	r->n++;
+	return 0;
+}
+
+static void test_changes_reentrant(void **state)
+{
+	struct fx *f = *state;
+	char rev[FS_REV_MAX], id[16];
+	struct reenter r = {.st = f->st};
+	fs_errbuf eb;
+
+	for (int i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		put_ok(f->st, id, NULL, "x", 0, rev);
+	}
+	assert_int_equal(fs_store_changes(f->st, 0, 0, reenter_cb, &r, NULL, &eb), FS_OK);
+	assert_int_equal(r.n, 30);
+}
+
+/* Oids keep growing across a reopen, even when the newest came from a retry. */
+static void test_oids_after_reopen(void **state)
+{
+	struct fx *f = *state;
+	char rev[FS_REV_MAX];
+	fs_store_outbox *o = NULL;
+	fs_errbuf eb;
+	int64_t first, retried;
+
+	put_ok(f->st, "a", NULL, "x", 0, rev);
+	assert_int_equal(fs_store_outbox_read(f->st, 1, SIZE_MAX, &o, &eb), FS_OK);
+	first = o->v[0].oid;
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_quarantine(f->st, first, 400, "bad request", &eb), FS_OK);
+	assert_int_equal(fs_store_quarantine_retry(f->st, first, &retried, &eb), FS_OK);
+	assert_true(retried > first);
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(fs_store_open(f->path, NULL, &f->st, &eb), FS_OK);
+	put_ok(f->st, "b", NULL, "y", 0, rev);
+	assert_int_equal(fs_store_outbox_read(f->st, 10, SIZE_MAX, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 2);
+	assert_int_equal(o->v[0].oid, retried);
+	assert_true(o->v[1].oid > retried);
+	fs_store_outbox_free(o);
+}
+
 static int64_t pragma(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
@@ -746,7 +903,7 @@ static void test_migrations(void **state)
 	(void)state;
 	fs_errbuf eb;
 
-	assert_true(store_n_migrations >= 2);
+	assert_true(store_n_migrations >= 3);
 	for (int v = 0; v < store_n_migrations; v++) {
 		char *dir = tdir_new(), *p = tpath(dir, "old.db");
 		fs_store *st = NULL;
@@ -758,11 +915,12 @@ static void test_migrations(void **state)
 			sqlite3 *db = NULL;
 			assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 			assert_int_equal(
-				sqlite3_exec(db,
-			                     "INSERT INTO docs VALUES (1, 'old', 1, 'aa', 0, 0, 1);"
-			                     "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');",
-			                     NULL, NULL, NULL),
-				SQLITE_OK);
+			    sqlite3_exec(
+			        db,
+			        "INSERT INTO docs VALUES (1, 'old', 1, 'aa', 0, 0, 1);"
+			        "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');",
+			        NULL, NULL, NULL),
+			    SQLITE_OK);
 			sqlite3_close(db);
 		}
 		assert_int_equal(fs_store_open(p, NULL, &st, &eb), FS_OK);
@@ -775,6 +933,9 @@ static void test_migrations(void **state)
 		assert_int_equal(pragma(p, "PRAGMA user_version"), store_n_migrations);
 		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
 		                           "'docs_conflicted'"),
+		                 1);
+		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
+		                           "'docs_deleted'"),
 		                 1);
 		free(p);
 		tdir_free(dir);
@@ -813,6 +974,12 @@ static void test_bad_args(void **state)
 	assert_int_equal(fs_store_put_local(f->st, NULL, NULL, B("x"), 0, rev, &eb), FS_E_ARG);
 	assert_int_equal(fs_store_put_local(NULL, "a", NULL, B("x"), 0, rev, &eb), FS_E_ARG);
 	assert_int_equal(fs_store_put_local(f->st, "a", NULL, NULL, 0, 0, rev, &eb), FS_OK);
+	/* eb is optional everywhere. */
+	assert_int_equal(fs_store_put_local(f->st, "b", NULL, B("x"), 0, rev, NULL), FS_OK);
+	assert_int_equal(fs_store_put_local(f->st, "b", NULL, B("x"), 0, rev, NULL),
+	                 FS_E_STORE_CONFLICT);
+	fs_store_doc *d = NULL;
+	assert_int_equal(fs_store_get(f->st, "zz", NULL, &d, NULL), FS_E_NOTFOUND);
 	fs_store *st = (fs_store *)1;
 	assert_int_equal(fs_store_open(NULL, NULL, &st, &eb), FS_E_ARG);
 	assert_null(st);
@@ -821,22 +988,25 @@ static void test_bad_args(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conflicts_409, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_winner_rule, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remote_merge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stemming, setup_stem, teardown),
-		cmocka_unit_test_setup_teardown(test_revs_diff, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox_branches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hub_put, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_local_docs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-		cmocka_unit_test(test_migrations),
+	    cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflicts_409, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_winner_rule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remote_merge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stemming, setup_stem, teardown),
+	    cmocka_unit_test_setup_teardown(test_revs_diff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_branches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hub_put, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_local_docs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oids_after_reopen, setup, teardown),
+	    cmocka_unit_test(test_migrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
