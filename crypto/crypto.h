@@ -22,7 +22,7 @@ int fs_crypto_init(void) FS_WUR;
  * so a retried upload creates no new revision.
  */
 #define FS_REV_HASH_BYTES 16
-#define FS_REV_MAX 64 /* "<gen>-<hex>" plus NUL, with room for other servers' ids */
+#define FS_REV_MAX        64 /* "<gen>-<hex>" plus NUL, with room for other servers' ids */
 
 /*
  * Writes the child revision id of parent (NULL or "" for a new document)
@@ -62,13 +62,13 @@ int fs_crypto_harden(fs_errbuf *eb) FS_WUR;
  * parameters and salt, so the parameters can be raised by a passphrase
  * change without touching anything the master key protects.
  */
-#define FS_CRYPTO_KEY_BYTES      32
-#define FS_CRYPTO_KEYFILE_BYTES  128
+#define FS_CRYPTO_KEY_BYTES       32
+#define FS_CRYPTO_KEYFILE_BYTES   128
 #define FS_CRYPTO_KEYFILE_VERSION 1
-#define FS_CRYPTO_PASS_MAX       1024 /* bytes of passphrase accepted */
+#define FS_CRYPTO_PASS_MAX        1024 /* bytes of passphrase accepted */
 
-/* Default Argon2id cost: 0.66 s and 256 MiB on the reference machine
- * (bench_crypto prints the time). Tests pass the libsodium minimum. */
+/* Default Argon2id cost: 0.5-0.7 s and 256 MiB per unlock on the reference
+ * machine (bench_crypto prints the time). Tests pass the libsodium minimum. */
 #define FS_CRYPTO_KDF_OPS_DEFAULT 3ULL
 #define FS_CRYPTO_KDF_MEM_DEFAULT (256ULL << 20)
 /* Bounds accepted from a key file, so a crafted file cannot ask for
@@ -118,8 +118,27 @@ int fs_crypto_keyfile_unlock(const uint8_t *blob, size_t blob_len, const char *p
  */
 int fs_crypto_keyfile_rekey(const uint8_t *blob, size_t blob_len, const char *old_pass,
                             size_t old_len, const char *new_pass, size_t new_len,
-                            const fs_kdf_params *new_params,
-                            uint8_t out[FS_CRYPTO_KEYFILE_BYTES], fs_errbuf *eb) FS_WUR;
+                            const fs_kdf_params *new_params, uint8_t out[FS_CRYPTO_KEYFILE_BYTES],
+                            fs_errbuf *eb) FS_WUR;
+
+/* Largest key file fs_crypto_keyfile_load reads: room for later formats. */
+#define FS_CRYPTO_KEYFILE_MAX 4096
+
+/*
+ * Writes a key file to path so that a crash leaves either the old or the new
+ * file: a temporary file (mode 0600) in the same folder, fsync, rename over
+ * path, fsync of the folder. FS_E_IO (with the path in the message).
+ */
+int fs_crypto_keyfile_save(const char *path, const uint8_t blob[FS_CRYPTO_KEYFILE_BYTES],
+                           fs_errbuf *eb) FS_WUR;
+
+/*
+ * Reads the key file at path into buf and sets *len. FS_E_NOTFOUND when
+ * there is none, FS_E_KEYFILE when it is larger than FS_CRYPTO_KEYFILE_MAX,
+ * FS_E_IO otherwise. The content is checked by fs_crypto_keyfile_unlock.
+ */
+int fs_crypto_keyfile_load(const char *path, uint8_t buf[FS_CRYPTO_KEYFILE_MAX], size_t *len,
+                           fs_errbuf *eb) FS_WUR;
 
 /* Reads the cost parameters of a key file without unlocking it, e.g. to
  * decide whether to raise them. FS_E_KEYFILE or FS_E_KEYFILE_VERSION. */
@@ -130,14 +149,14 @@ int fs_crypto_keyfile_params(const uint8_t *blob, size_t blob_len, fs_kdf_params
  * Device identity: an X25519 key pair (receives sealed space keys) and an
  * Ed25519 key pair (signs visits, device documents, key envelopes).
  */
-#define FS_CRYPTO_BOX_PK_BYTES  32
-#define FS_CRYPTO_SIGN_PK_BYTES 32
-#define FS_CRYPTO_SIG_BYTES     64
+#define FS_CRYPTO_BOX_PK_BYTES           32
+#define FS_CRYPTO_SIGN_PK_BYTES          32
+#define FS_CRYPTO_SIG_BYTES              64
 #define FS_CRYPTO_IDENTITY_WRAPPED_BYTES 173
 /* "12345 67890 12345 67890 12345 67890" and NUL */
 #define FS_CRYPTO_FINGERPRINT_MAX 36
-#define FS_CRYPTO_SIGN_MAX (16U << 20) /* largest message sign/verify accept */
-#define FS_CRYPTO_CONTEXT_MAX 64       /* longest signature context label */
+#define FS_CRYPTO_SIGN_MAX        (16U << 20) /* largest message sign/verify accept */
+#define FS_CRYPTO_CONTEXT_MAX     64          /* longest signature context label */
 
 typedef struct fs_identity fs_identity;
 
@@ -181,8 +200,8 @@ int fs_crypto_fingerprint(const uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
  * "visit", "device", "keyenv") and a message, so a signature made for one
  * purpose never verifies for another. Signed bytes: docs/keys.md.
  */
-int fs_crypto_sign(const fs_identity *id, const char *context, const uint8_t *msg,
-                   size_t msg_len, uint8_t sig[FS_CRYPTO_SIG_BYTES], fs_errbuf *eb) FS_WUR;
+int fs_crypto_sign(const fs_identity *id, const char *context, const uint8_t *msg, size_t msg_len,
+                   uint8_t sig[FS_CRYPTO_SIG_BYTES], fs_errbuf *eb) FS_WUR;
 
 /* FS_OK, or FS_E_SIGNATURE when sig is not sign_pk's over context and msg. */
 int fs_crypto_verify(const uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES], const char *context,
@@ -195,9 +214,9 @@ int fs_crypto_verify(const uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES], const char 
  * is "<version>-<16 hex random>" so two devices rotating at once never
  * produce the same kid. Space ids, kids and _ids are public.
  */
-#define FS_CRYPTO_SPACE_ID_MAX 65 /* 1..64 characters [A-Za-z0-9._-] and NUL */
-#define FS_CRYPTO_KID_MAX      41 /* 1..40 characters [A-Za-z0-9._-] and NUL */
-#define FS_CRYPTO_DOC_ID_MAX   1024 /* bytes of _id bound into an envelope */
+#define FS_CRYPTO_SPACE_ID_MAX         65   /* 1..64 characters [A-Za-z0-9._-] and NUL */
+#define FS_CRYPTO_KID_MAX              41   /* 1..40 characters [A-Za-z0-9._-] and NUL */
+#define FS_CRYPTO_DOC_ID_MAX           1024 /* bytes of _id bound into an envelope */
 #define FS_CRYPTO_SPACEKEY_WRAPPED_MAX (4 + 1 + 1 + 64 + 1 + 40 + 24 + 32 + 16)
 #define FS_CRYPTO_SPACEKEY_SEALED_MAX  (1 + 1 + 64 + 1 + 40 + 32 + 48)
 

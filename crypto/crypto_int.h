@@ -10,9 +10,9 @@
 
 #include <sodium.h>
 
-#define FS_CRYPTO_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define FS_CRYPTO_TAG_BYTES   crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define FS_CRYPTO_SALT_BYTES  crypto_pwhash_SALTBYTES
+#define FS_CRYPTO_NONCE_BYTES    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define FS_CRYPTO_TAG_BYTES      crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define FS_CRYPTO_SALT_BYTES     crypto_pwhash_SALTBYTES
 #define FS_CRYPTO_ENV_RAND_BYTES 16 /* random part of an envelope nonce */
 #define FS_CRYPTO_ENV_BIND_BYTES 8  /* (space, _id) binding part of the nonce */
 
@@ -54,8 +54,7 @@ int fs_crypto_unwrap(const uint8_t key[FS_CRYPTO_KEY_BYTES], const uint8_t *ad, 
                      const uint8_t *in, size_t in_len, uint8_t *plain) FS_WUR;
 
 /* Test-only: the public functions with their randomness given. */
-int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len,
-                                   const fs_kdf_params *params,
+int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len, const fs_kdf_params *params,
                                    const uint8_t salt[FS_CRYPTO_SALT_BYTES],
                                    const uint8_t nonce[FS_CRYPTO_NONCE_BYTES],
                                    const uint8_t master[FS_CRYPTO_KEY_BYTES],
@@ -65,8 +64,8 @@ int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len,
 const uint8_t *fs_crypto_key_bytes(const fs_key *k);
 
 int fs_crypto_identity_from_seeds(const uint8_t box_sk[crypto_box_SECRETKEYBYTES],
-                                  const uint8_t sign_seed[crypto_sign_SEEDBYTES],
-                                  fs_identity **out, fs_errbuf *eb) FS_WUR;
+                                  const uint8_t sign_seed[crypto_sign_SEEDBYTES], fs_identity **out,
+                                  fs_errbuf *eb) FS_WUR;
 
 int fs_crypto_identity_wrap_fixed(const fs_identity *id, const fs_key *master,
                                   const uint8_t nonce[FS_CRYPTO_NONCE_BYTES],
@@ -95,7 +94,7 @@ void fs_crypto_env_bind(const char *space_id, const char *doc_id,
 /* The associated data and nonce binding of an envelope (docs/envelope.md),
  * exposed so tests can check them against an independent construction. */
 size_t fs_crypto_env_ad(const char *space_id, const char *kid, const char *doc_id, uint8_t *out);
-#define FS_CRYPTO_ENV_AD_MAX \
+#define FS_CRYPTO_ENV_AD_MAX                                                                       \
 	(1 + 4 + FS_CRYPTO_SPACE_ID_MAX + 4 + FS_CRYPTO_KID_MAX + 4 + FS_CRYPTO_DOC_ID_MAX)
 
 #endif

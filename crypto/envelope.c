@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENV_DEPTH 4 /* envelope object, _revisions object, its ids array */
+#define ENV_DEPTH  4 /* envelope object, _revisions object, its ids array */
 #define BIND_LABEL "fieldsync-env-bind"
 
 static const char json_a[] = "{\"fs\":1,\"k\":\"";
@@ -18,7 +18,7 @@ static const char json_b[] = "\",\"n\":\"";
 static const char json_c[] = "\",\"c\":\"";
 static const char json_d[] = "\"}";
 
-#define B64 sodium_base64_VARIANT_ORIGINAL
+#define B64           sodium_base64_VARIANT_ORIGINAL
 #define NONCE_B64_LEN (sodium_base64_ENCODED_LEN(FS_CRYPTO_NONCE_BYTES, B64) - 1)
 
 static int doc_id_ok(const char *doc_id)
@@ -208,10 +208,11 @@ static int members(const cJSON *j, const char *doc_id, const char **kid, const c
 			return fs_err_set(eb, FS_E_INPUT, "unknown envelope member");
 		if (slot) {
 			if (*slot)
-				return fs_err_set(eb, FS_E_INPUT, "envelope member %s repeated", name);
-			if (!cJSON_IsString(m) || m->valuestring == NULL)
-				return fs_err_set(eb, FS_E_INPUT, "envelope member %s is not a string",
+				return fs_err_set(eb, FS_E_INPUT, "envelope member %s repeated",
 				                  name);
+			if (!cJSON_IsString(m) || m->valuestring == NULL)
+				return fs_err_set(eb, FS_E_INPUT,
+				                  "envelope member %s is not a string", name);
 			*slot = m->valuestring;
 			continue;
 		}
@@ -219,7 +220,8 @@ static int members(const cJSON *j, const char *doc_id, const char **kid, const c
 			return fs_err_set(eb, FS_E_INPUT, "envelope member %s repeated", name);
 		*seen = 1;
 		if (seen == &seen_revs ? !cJSON_IsObject(m) : !cJSON_IsString(m))
-			return fs_err_set(eb, FS_E_INPUT, "envelope member %s has the wrong type", name);
+			return fs_err_set(eb, FS_E_INPUT, "envelope member %s has the wrong type",
+			                  name);
 		/* The wire's _id is not authenticated, but a mismatch with the
 		 * document the caller asked for is a misplaced envelope. */
 		if (seen == &seen_id && strcmp(m->valuestring, doc_id) != 0)
@@ -227,7 +229,9 @@ static int members(const cJSON *j, const char *doc_id, const char **kid, const c
 	}
 	if (*kid == NULL || *n == NULL || *c == NULL)
 		return fs_err_set(eb, FS_E_INPUT, "envelope lacks member %s",
-		                  *kid == NULL ? "k" : *n == NULL ? "n" : "c");
+		                  *kid == NULL ? "k"
+		                  : *n == NULL ? "n"
+		                               : "c");
 	if (!fs_crypto_label_ok(*kid, FS_CRYPTO_KID_MAX))
 		return fs_err_set(eb, FS_E_INPUT, "envelope kid is not a valid key id");
 	return FS_OK;
@@ -285,8 +289,9 @@ int fs_crypto_env_open(const fs_keyring *ring, const char *space_id, const char 
 	}
 	fs_crypto_env_bind(space_id, doc_id, nonce, want);
 	if (memcmp(want, nonce + FS_CRYPTO_ENV_RAND_BYTES, sizeof(want)) != 0) {
-		r = fs_err_set(eb, FS_E_MISBOUND, "the envelope was sealed for another document or "
-		                                  "space");
+		r = fs_err_set(eb, FS_E_MISBOUND,
+		               "the envelope was sealed for another document or "
+		               "space");
 		goto out;
 	}
 	if ((k = fs_crypto_keyring_find(ring, kid)) == NULL) {
@@ -320,8 +325,8 @@ int fs_crypto_env_open(const fs_keyring *ring, const char *space_id, const char 
 	/* In place: libsodium checks the tag over the ciphertext before it
 	 * writes any plaintext over it. */
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-		    buf, NULL, buf, cl - FS_CRYPTO_TAG_BYTES, buf + cl - FS_CRYPTO_TAG_BYTES, ad,
-		    ad_len, nonce, k->key) != 0) {
+	        buf, NULL, buf, cl - FS_CRYPTO_TAG_BYTES, buf + cl - FS_CRYPTO_TAG_BYTES, ad,
+	        ad_len, nonce, k->key) != 0) {
 		r = fs_err_set(eb, FS_E_TAMPERED, "the envelope does not authenticate");
 		goto out;
 	}

@@ -20,12 +20,12 @@
 #define SECRET_BYTES (crypto_box_SECRETKEYBYTES + crypto_sign_SEEDBYTES)
 
 _Static_assert(OFF_WRAP + FS_CRYPTO_NONCE_BYTES + SECRET_BYTES + FS_CRYPTO_TAG_BYTES ==
-                       FS_CRYPTO_IDENTITY_WRAPPED_BYTES,
+                   FS_CRYPTO_IDENTITY_WRAPPED_BYTES,
                "wrapped identity layout");
 
-#define FP_LABEL  "fieldsync-fingerprint-v1"
-#define SIG_LABEL "fieldsync-sig-v1"
-#define FP_GROUPS 6
+#define FP_LABEL       "fieldsync-fingerprint-v1"
+#define SIG_LABEL      "fieldsync-sig-v1"
+#define FP_GROUPS      6
 #define FP_GROUP_BYTES 5
 
 void fs_crypto_identity_free(fs_identity *id)
@@ -50,8 +50,8 @@ int fs_crypto_identity_new(fs_identity **out, fs_errbuf *eb)
 }
 
 int fs_crypto_identity_from_seeds(const uint8_t box_sk[crypto_box_SECRETKEYBYTES],
-                                  const uint8_t sign_seed[crypto_sign_SEEDBYTES],
-                                  fs_identity **out, fs_errbuf *eb)
+                                  const uint8_t sign_seed[crypto_sign_SEEDBYTES], fs_identity **out,
+                                  fs_errbuf *eb)
 {
 	fs_identity *id;
 
@@ -111,8 +111,8 @@ static int check_wrapped(const uint8_t *blob, size_t len, fs_errbuf *eb)
 		return fs_err_set(eb, FS_E_KEYFILE_VERSION, "wrapped identity format %u is newer",
 		                  (unsigned)blob[OFF_VERSION]);
 	if (blob[OFF_VERSION] != ID_VERSION || len != FS_CRYPTO_IDENTITY_WRAPPED_BYTES)
-		return fs_err_set(eb, FS_E_KEYFILE, "wrapped identity of %zu bytes, expected %d", len,
-		                  FS_CRYPTO_IDENTITY_WRAPPED_BYTES);
+		return fs_err_set(eb, FS_E_KEYFILE, "wrapped identity of %zu bytes, expected %d",
+		                  len, FS_CRYPTO_IDENTITY_WRAPPED_BYTES);
 	return FS_OK;
 }
 
@@ -155,8 +155,9 @@ int fs_crypto_identity_unwrap(const uint8_t *blob, size_t blob_len, const fs_key
 	}
 	if (fs_crypto_unwrap(master->k, blob, OFF_WRAP, blob + OFF_WRAP, blob_len - OFF_WRAP,
 	                     secret) != 0) {
-		r = fs_err_set(eb, FS_E_TAMPERED, "the wrapped identity does not authenticate "
-		                                  "under this master key");
+		r = fs_err_set(eb, FS_E_TAMPERED,
+		               "the wrapped identity does not authenticate "
+		               "under this master key");
 		goto out;
 	}
 	memcpy(id->box_sk, secret, crypto_box_SECRETKEYBYTES);
@@ -237,8 +238,8 @@ static int signed_bytes(const char *context, const uint8_t *msg, size_t msg_len,
 	return FS_OK;
 }
 
-int fs_crypto_sign(const fs_identity *id, const char *context, const uint8_t *msg,
-                   size_t msg_len, uint8_t sig[FS_CRYPTO_SIG_BYTES], fs_errbuf *eb)
+int fs_crypto_sign(const fs_identity *id, const char *context, const uint8_t *msg, size_t msg_len,
+                   uint8_t sig[FS_CRYPTO_SIG_BYTES], fs_errbuf *eb)
 {
 	uint8_t *b = NULL;
 	size_t n = 0;

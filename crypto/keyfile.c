@@ -2,24 +2,31 @@
  * crypto/keyfile.c: the master key and the passphrase-protected key file
  * that holds it (layout in docs/keys.md). A checksum over the whole file is
  * checked before Argon2id runs, so a damaged file is FS_E_KEYFILE and only
- * an intact file with the wrong passphrase is FS_E_PASSPHRASE.
+ * an intact file with the wrong passphrase is FS_E_PASSPHRASE. Saving
+ * replaces the file atomically.
  */
 #include "crypto_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define KF_MAGIC     "FSKF"
-#define KF_MAGIC_LEN 4
+#define KF_MAGIC          "FSKF"
+#define KF_MAGIC_LEN      4
 #define KF_ALG_ARGON2ID13 1
-#define OFF_VERSION  4
-#define OFF_ALG      5
-#define OFF_OPS      8
-#define OFF_MEM      16
-#define OFF_SALT     24
-#define OFF_WRAP     40 /* nonce, then the wrapped master key and tag */
-#define OFF_CHECK    112
-#define CHECK_BYTES  16
-#define WRAP_BYTES   (FS_CRYPTO_NONCE_BYTES + FS_CRYPTO_KEY_BYTES + FS_CRYPTO_TAG_BYTES)
+#define OFF_VERSION       4
+#define OFF_ALG           5
+#define OFF_OPS           8
+#define OFF_MEM           16
+#define OFF_SALT          24
+#define OFF_WRAP          40 /* nonce, then the wrapped master key and tag */
+#define OFF_CHECK         112
+#define CHECK_BYTES       16
+#define WRAP_BYTES        (FS_CRYPTO_NONCE_BYTES + FS_CRYPTO_KEY_BYTES + FS_CRYPTO_TAG_BYTES)
 
 _Static_assert(OFF_WRAP + WRAP_BYTES == OFF_CHECK, "key file layout");
 _Static_assert(OFF_CHECK + CHECK_BYTES == FS_CRYPTO_KEYFILE_BYTES, "key file size");
@@ -167,12 +174,14 @@ static int check(const uint8_t *blob, size_t len, fs_kdf_params *p, fs_errbuf *e
 	p->opslimit = get_u64(blob + OFF_OPS);
 	p->memlimit = get_u64(blob + OFF_MEM);
 	if (!params_ok(p))
-		return fs_err_set(eb, FS_E_KEYFILE, "the key file's Argon2id parameters are out of "
-		                                    "bounds");
+		return fs_err_set(eb, FS_E_KEYFILE,
+		                  "the key file's Argon2id parameters are out of "
+		                  "bounds");
 	return FS_OK;
 newer:
-	return fs_err_set(eb, FS_E_KEYFILE_VERSION, "key file format %u is newer than this "
-	                                            "version of fieldsync reads",
+	return fs_err_set(eb, FS_E_KEYFILE_VERSION,
+	                  "key file format %u is newer than this "
+	                  "version of fieldsync reads",
 	                  (unsigned)blob[OFF_VERSION]);
 }
 
@@ -191,8 +200,7 @@ int fs_crypto_keyfile_params(const uint8_t *blob, size_t blob_len, fs_kdf_params
 	return FS_OK;
 }
 
-int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len,
-                                   const fs_kdf_params *params,
+int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len, const fs_kdf_params *params,
                                    const uint8_t salt[FS_CRYPTO_SALT_BYTES],
                                    const uint8_t nonce[FS_CRYPTO_NONCE_BYTES],
                                    const uint8_t master[FS_CRYPTO_KEY_BYTES],
@@ -204,8 +212,7 @@ int fs_crypto_keyfile_create_fixed(const char *pass, size_t pass_len,
 }
 
 int fs_crypto_keyfile_create(const char *pass, size_t pass_len, const fs_kdf_params *params,
-                             uint8_t blob[FS_CRYPTO_KEYFILE_BYTES], fs_key **master,
-                             fs_errbuf *eb)
+                             uint8_t blob[FS_CRYPTO_KEYFILE_BYTES], fs_key **master, fs_errbuf *eb)
 {
 	fs_key *k = NULL;
 	int r;
@@ -269,8 +276,8 @@ out:
 
 int fs_crypto_keyfile_rekey(const uint8_t *blob, size_t blob_len, const char *old_pass,
                             size_t old_len, const char *new_pass, size_t new_len,
-                            const fs_kdf_params *new_params,
-                            uint8_t out[FS_CRYPTO_KEYFILE_BYTES], fs_errbuf *eb)
+                            const fs_kdf_params *new_params, uint8_t out[FS_CRYPTO_KEYFILE_BYTES],
+                            fs_errbuf *eb)
 {
 	fs_key *k = NULL;
 	int r;
@@ -286,5 +293,120 @@ int fs_crypto_keyfile_rekey(const uint8_t *blob, size_t blob_len, const char *ol
 	r = build(new_pass, new_len, new_params, NULL, NULL, k->k, out, eb);
 out:
 	fs_crypto_key_free(k);
+	return r;
+}
+
+/* The folder of path, for the fsync that makes a rename durable. */
+static int dir_of(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (slash == NULL) {
+		snprintf(dir, size, ".");
+		return 0;
+	}
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= size)
+		return -1;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return 0;
+}
+
+int fs_crypto_keyfile_save(const char *path, const uint8_t blob[FS_CRYPTO_KEYFILE_BYTES],
+                           fs_errbuf *eb)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int fd = -1, dfd = -1, r;
+	size_t off = 0;
+
+	if (path == NULL || blob == NULL || path[0] == '\0')
+		return fs_err_set(eb, FS_E_ARG, "key file path and content are required");
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp) ||
+	    dir_of(path, dir, sizeof(dir)) != 0)
+		return fs_err_set(eb, FS_E_ARG, "key file path too long");
+	/* mkstemp creates the file with mode 0600. */
+	if ((fd = mkstemp(tmp)) < 0) {
+		tmp[0] = '\0';
+		r = fs_err_set(eb, FS_E_IO, "cannot create a file next to %s: %s", path,
+		               strerror(errno));
+		goto out;
+	}
+	while (off < FS_CRYPTO_KEYFILE_BYTES) {
+		ssize_t w = write(fd, blob + off, FS_CRYPTO_KEYFILE_BYTES - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = fs_err_set(eb, FS_E_IO, "cannot write %s: %s", tmp,
+			               w < 0 ? strerror(errno) : "short write");
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fd = -1;
+		r = fs_err_set(eb, FS_E_IO, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		r = fs_err_set(eb, FS_E_IO, "cannot replace %s: %s", path, strerror(errno));
+		goto out;
+	}
+	tmp[0] = '\0';
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
+		r = fs_err_set(eb, FS_E_IO, "cannot sync folder %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	r = FS_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (tmp[0] != '\0')
+		unlink(tmp);
+	return r;
+}
+
+int fs_crypto_keyfile_load(const char *path, uint8_t buf[FS_CRYPTO_KEYFILE_MAX], size_t *len,
+                           fs_errbuf *eb)
+{
+	uint8_t extra;
+	size_t off = 0;
+	int fd, r;
+
+	if (len == NULL || buf == NULL || path == NULL)
+		return fs_err_set(eb, FS_E_ARG, "key file path and buffer are required");
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return fs_err_set(eb, FS_E_NOTFOUND, "no key file at %s", path);
+		return fs_err_set(eb, FS_E_IO, "cannot open %s: %s", path, strerror(errno));
+	}
+	/* One byte past the maximum tells an oversized file from a full one. */
+	for (;;) {
+		uint8_t *dst = off < FS_CRYPTO_KEYFILE_MAX ? buf + off : &extra;
+		size_t want = off < FS_CRYPTO_KEYFILE_MAX ? FS_CRYPTO_KEYFILE_MAX - off : 1;
+		ssize_t n = read(fd, dst, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = fs_err_set(eb, FS_E_IO, "cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (off >= FS_CRYPTO_KEYFILE_MAX) {
+			r = fs_err_set(eb, FS_E_KEYFILE, "%s is too large to be a key file", path);
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	*len = off;
+	r = FS_OK;
+out:
+	close(fd);
 	return r;
 }

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SK_MAGIC     "FSSK"
-#define SK_MAGIC_LEN 4
-#define SK_VERSION   1
-#define SEAL_VERSION 1
+#define SK_MAGIC       "FSSK"
+#define SK_MAGIC_LEN   4
+#define SK_VERSION     1
+#define SEAL_VERSION   1
 #define KID_RAND_BYTES 8
 
 void fs_crypto_space_id_new(char out[FS_CRYPTO_SPACE_ID_MAX])
@@ -178,7 +178,7 @@ int fs_crypto_spacekey_unwrap(const uint8_t *blob, size_t blob_len, const fs_key
 	o = get_names(blob + SK_MAGIC_LEN, blob_len - SK_MAGIC_LEN, space, kid);
 	if (blob[SK_MAGIC_LEN] != SK_VERSION || o == 0 ||
 	    blob_len != SK_MAGIC_LEN + o + FS_CRYPTO_NONCE_BYTES + FS_CRYPTO_KEY_BYTES +
-	                        FS_CRYPTO_TAG_BYTES)
+	                    FS_CRYPTO_TAG_BYTES)
 		return fs_err_set(eb, FS_E_KEYFILE, "malformed wrapped space key");
 	o += SK_MAGIC_LEN;
 	if ((k = key_make(space, kid, NULL)) == NULL) {
@@ -186,8 +186,9 @@ int fs_crypto_spacekey_unwrap(const uint8_t *blob, size_t blob_len, const fs_key
 		goto out;
 	}
 	if (fs_crypto_unwrap(master->k, blob, o, blob + o, blob_len - o, k->key) != 0) {
-		r = fs_err_set(eb, FS_E_TAMPERED, "wrapped space key %s does not authenticate under "
-		                                  "this master key",
+		r = fs_err_set(eb, FS_E_TAMPERED,
+		               "wrapped space key %s does not authenticate under "
+		               "this master key",
 		               kid);
 		goto out;
 	}
@@ -244,8 +245,9 @@ int fs_crypto_spacekey_open(const uint8_t *sealed, size_t sealed_len, const fs_i
 	if ((m = sodium_malloc(n)) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, "no memory to open a space key");
 	if (crypto_box_seal_open(m, sealed, sealed_len, id->box_pk, id->box_sk) != 0) {
-		r = fs_err_set(eb, FS_E_TAMPERED, "the space key was not sealed to this device, "
-		                                  "or was damaged");
+		r = fs_err_set(eb, FS_E_TAMPERED,
+		               "the space key was not sealed to this device, "
+		               "or was damaged");
 		goto out;
 	}
 	if (m[0] > SEAL_VERSION) {

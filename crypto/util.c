@@ -65,8 +65,8 @@ int fs_crypto_unwrap(const uint8_t key[FS_CRYPTO_KEY_BYTES], const uint8_t *ad, 
 	if (in_len < FS_CRYPTO_NONCE_BYTES + FS_CRYPTO_TAG_BYTES)
 		return -1;
 	return crypto_aead_xchacha20poly1305_ietf_decrypt(
-		plain, NULL, NULL, in + FS_CRYPTO_NONCE_BYTES, in_len - FS_CRYPTO_NONCE_BYTES, ad,
-		ad_len, in, key);
+	    plain, NULL, NULL, in + FS_CRYPTO_NONCE_BYTES, in_len - FS_CRYPTO_NONCE_BYTES, ad,
+	    ad_len, in, key);
 }
 
 void fs_crypto_plain_free(uint8_t *p, size_t len)

@@ -76,10 +76,10 @@ static double run_floor(const uint8_t *key, const uint8_t *plain, size_t size, i
 	randombytes_buf(nonce, sizeof(nonce));
 	t = now();
 	for (int i = 0; i < n; i++) {
-		crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &cl, plain, size, ad, sizeof(ad), NULL,
-		                                           nonce, key);
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pl, NULL, ct, cl, ad, sizeof(ad),
-		                                               nonce, key) != 0)
+		crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &cl, plain, size, ad, sizeof(ad),
+		                                           NULL, nonce, key);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pl, NULL, ct, cl, ad,
+		                                               sizeof(ad), nonce, key) != 0)
 			die("floor decrypt", FS_E_INTERNAL);
 	}
 	t = (now() - t) / n;

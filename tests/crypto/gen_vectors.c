@@ -79,12 +79,12 @@ int main(void)
 	hex("kf.salt", salt, 16);
 	hex("kf.nonce", nonce, 24);
 	hex("kf.master", master_b, 32);
-	if ((r = fs_crypto_keyfile_create_fixed(pass, strlen(pass), &kp, salt, nonce, master_b, blob,
-	                                        NULL)) != FS_OK)
+	if ((r = fs_crypto_keyfile_create_fixed(pass, strlen(pass), &kp, salt, nonce, master_b,
+	                                        blob, NULL)) != FS_OK)
 		die("keyfile", r);
 	hex("kf.blob", blob, sizeof(blob));
-	if ((r = fs_crypto_keyfile_unlock(blob, sizeof(blob), pass, strlen(pass), &master,
-	                                  NULL)) != FS_OK)
+	if ((r = fs_crypto_keyfile_unlock(blob, sizeof(blob), pass, strlen(pass), &master, NULL)) !=
+	    FS_OK)
 		die("unlock", r);
 
 	fill(box_sk, 32, 0x20);
@@ -102,7 +102,8 @@ int main(void)
 		die("fingerprint", r);
 	printf("id.fingerprint = %s\n", fp);
 	printf("id.context = visit\nid.msg = %s\n", msg);
-	if ((r = fs_crypto_sign(id, "visit", (const uint8_t *)msg, strlen(msg), sig, NULL)) != FS_OK)
+	if ((r = fs_crypto_sign(id, "visit", (const uint8_t *)msg, strlen(msg), sig, NULL)) !=
+	    FS_OK)
 		die("sign", r);
 	hex("id.sig", sig, 64);
 	if ((r = fs_crypto_identity_wrap_fixed(id, master, nonce, wid, NULL)) != FS_OK)

@@ -9,14 +9,17 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,8 +124,8 @@ static int open_env(const fs_keyring *ring, const char *space, const char *doc, 
 }
 
 /* Splits an envelope into kid, nonce and ciphertext (all caller's). */
-static void split_env(const char *env, char kid[FS_CRYPTO_KID_MAX], uint8_t nonce[24],
-                      uint8_t **ct, size_t *ct_len)
+static void split_env(const char *env, char kid[FS_CRYPTO_KID_MAX], uint8_t nonce[24], uint8_t **ct,
+                      size_t *ct_len)
 {
 	cJSON *j = cJSON_Parse(env);
 	const char *n, *c;
@@ -163,9 +166,9 @@ static char *seal(const fs_space_key *k, const char *doc, const char *plain)
 {
 	char *env = NULL;
 	size_t n = 0;
-	assert_int_equal(fs_crypto_env_seal(k, doc, (const uint8_t *)plain, strlen(plain), &env, &n,
-	                                    NULL),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_crypto_env_seal(k, doc, (const uint8_t *)plain, strlen(plain), &env, &n, NULL),
+	    FS_OK);
 	assert_int_equal(strlen(env), n);
 	return env;
 }
@@ -208,9 +211,9 @@ static void kat_envelope(void **state)
 	assert_int_equal(vec_hex("env.rand", rnd, 16), 16);
 	assert_int_equal(fs_crypto_spacekey_from_bytes(space, kid, key, &sk, NULL), FS_OK);
 
-	assert_int_equal(fs_crypto_env_seal_fixed(sk, doc, (uint8_t *)plain, strlen(plain), rnd,
-	                                          &env, &n, NULL),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_crypto_env_seal_fixed(sk, doc, (uint8_t *)plain, strlen(plain), rnd, &env, &n, NULL),
+	    FS_OK);
 	assert_string_equal(env, vec("env.envelope"));
 	free(env);
 	assert_int_equal(fs_crypto_env_seal_fixed(sk, doc, NULL, 0, rnd, &env, &n, NULL), FS_OK);
@@ -232,9 +235,9 @@ static void kat_envelope(void **state)
 	crypto_generichash_final(&st, h, 16);
 	assert_memory_equal(nonce + 16, h, 8);
 	pt = malloc(cl);
-	assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pl, NULL, ct, cl, ad, adl,
-	                                                            nonce, key),
-	                 0);
+	assert_int_equal(
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pl, NULL, ct, cl, ad, adl, nonce, key),
+	    0);
 	assert_int_equal(pl, strlen(plain));
 	assert_memory_equal(pt, plain, pl);
 	free(pt);
@@ -303,7 +306,8 @@ static void kat_identity(void **state)
 	assert_string_equal(fp, vec("id.fingerprint"));
 
 	snprintf(msg, sizeof(msg), "%s", vec("id.msg"));
-	assert_int_equal(fs_crypto_sign(id, "visit", (uint8_t *)msg, strlen(msg), sig, NULL), FS_OK);
+	assert_int_equal(fs_crypto_sign(id, "visit", (uint8_t *)msg, strlen(msg), sig, NULL),
+	                 FS_OK);
 	uint8_t wsig[64];
 	vec_hex("id.sig", wsig, 64);
 	assert_memory_equal(sig, wsig, 64);
@@ -323,7 +327,8 @@ static void kat_identity(void **state)
 
 static void kat_spacekey(void **state)
 {
-	uint8_t nonce[24], want[FS_CRYPTO_SPACEKEY_WRAPPED_MAX], got[FS_CRYPTO_SPACEKEY_WRAPPED_MAX];
+	uint8_t nonce[24], want[FS_CRYPTO_SPACEKEY_WRAPPED_MAX],
+	    got[FS_CRYPTO_SPACEKEY_WRAPPED_MAX];
 	fs_space_key *sk = fixed_key(SPACE, "1-0011223344556677"), *sk2 = NULL;
 	fs_key *mk = vec_master();
 	size_t n = 0, wn;
@@ -364,10 +369,10 @@ static void env_roundtrip(void **state)
 		char *env = NULL;
 		randombytes_buf(in, sizes[i] + 1);
 		/* Records sealed under either key version open through the ring. */
-		assert_int_equal(fs_crypto_env_seal(i % 2 ? k1 : k2, DOC, in, sizes[i], &env, &n,
-		                                    NULL),
+		assert_int_equal(
+		    fs_crypto_env_seal(i % 2 ? k1 : k2, DOC, in, sizes[i], &env, &n, NULL), FS_OK);
+		assert_int_equal(fs_crypto_env_open(ring, SPACE, DOC, env, n, &out, &ol, NULL),
 		                 FS_OK);
-		assert_int_equal(fs_crypto_env_open(ring, SPACE, DOC, env, n, &out, &ol, NULL), FS_OK);
 		assert_int_equal(ol, sizes[i]);
 		if (ol)
 			assert_memory_equal(out, in, ol);
@@ -385,8 +390,9 @@ static void env_roundtrip(void **state)
 	/* Members added on the wire are accepted and ignored. */
 	{
 		char *e = seal(k1, DOC, "{}"), *w = malloc(strlen(e) + 200);
-		sprintf(w, "{\"_id\":\"%s\",\"_rev\":\"2-abc\",\"_revisions\":{\"start\":2,"
-		           "\"ids\":[\"abc\",\"def\"]},%s",
+		sprintf(w,
+		        "{\"_id\":\"%s\",\"_rev\":\"2-abc\",\"_revisions\":{\"start\":2,"
+		        "\"ids\":[\"abc\",\"def\"]},%s",
 		        DOC, e + 1);
 		assert_int_equal(open_env(ring, SPACE, DOC, w, strlen(w)), FS_OK);
 		sprintf(w, "{\"_id\":\"other\",%s", e + 1);
@@ -450,7 +456,8 @@ static void env_bitflips(void **state)
 			uint8_t nn[24];
 			snprintf(v, sizeof(v), "%s", names[w]);
 			v[bit / 8] ^= (char)(1u << (bit % 8));
-			if (v[bit / 8] == 0 || (w == 0 && !fs_crypto_label_ok(v, FS_CRYPTO_SPACE_ID_MAX)))
+			if (v[bit / 8] == 0 ||
+			    (w == 0 && !fs_crypto_label_ok(v, FS_CRYPTO_SPACE_ID_MAX)))
 				continue;
 			const char *sp = w == 0 ? v : SPACE, *dc = w == 1 ? v : DOC;
 			assert_int_equal(open_env(ring, sp, dc, env, strlen(env)), FS_E_MISBOUND);
@@ -484,13 +491,13 @@ static void env_bitflips(void **state)
 	{
 		uint8_t ad[FS_CRYPTO_ENV_AD_MAX], *pt = malloc(cl);
 		size_t adl = fs_crypto_env_ad(SPACE, kid, DOC, ad);
-		assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, cl, ad,
-		                                                            adl, nonce, k->key),
+		assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, cl,
+		                                                            ad, adl, nonce, k->key),
 		                 0);
 		for (size_t bit = 0; bit < adl * 8; bit++) {
 			ad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 			assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
-						 pt, NULL, NULL, ct, cl, ad, adl, nonce, k->key),
+			                     pt, NULL, NULL, ct, cl, ad, adl, nonce, k->key),
 			                 -1);
 			ad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		}
@@ -552,9 +559,9 @@ static void env_bad_input(void **state)
 
 	/* Bad base64 in n and c; unpadded and embedded junk too. */
 	const char *bad[] = {
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"!!!!\",\"c\":\"AAAA\"}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"c\":\"AAAA\"}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAA AAAA\",\"c\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"!!!!\",\"c\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"c\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAA AAAA\",\"c\":\"AAAA\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		subst(buf, sizeof(buf), bad[i], kid);
@@ -566,8 +573,9 @@ static void env_bad_input(void **state)
 		const char *cbad[] = {"AA*A", "AAAAA", "AAA", "AAAA=AAA"};
 		sodium_bin2base64(n64, sizeof(n64), nonce, 24, sodium_base64_VARIANT_ORIGINAL);
 		for (size_t i = 0; i < sizeof(cbad) / sizeof(cbad[0]); i++) {
-			snprintf(buf, sizeof(buf), "{\"fs\":1,\"k\":\"%s\",\"n\":\"%s\",\"c\":\"%s\"}",
-			         kid, n64, cbad[i]);
+			snprintf(buf, sizeof(buf),
+			         "{\"fs\":1,\"k\":\"%s\",\"n\":\"%s\",\"c\":\"%s\"}", kid, n64,
+			         cbad[i]);
 			assert_int_equal(open_env(ring, SPACE, DOC, buf, strlen(buf)), FS_E_BASE64);
 		}
 		free(good);
@@ -581,17 +589,17 @@ static void env_bad_input(void **state)
 	}
 	/* Members: unknown, missing, repeated, wrong type, not an object. */
 	const char *shape[] = {
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"x\":1}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\"}",
-		"{\"fs\":1,\"k\":\"%s\",\"k\":\"x\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":1,\"c\":\"AAAA\"}",
-		"{\"fs\":\"1\",\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
-		"{\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"_rev\":3}",
-		"{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"_revisions\":[]}",
-		"{\"fs\":1,\"k\":\"%s/\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
-		"[\"%s\"]",
-		"\"%s\"",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"x\":1}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"k\":\"x\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":1,\"c\":\"AAAA\"}",
+	    "{\"fs\":\"1\",\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
+	    "{\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"_rev\":3}",
+	    "{\"fs\":1,\"k\":\"%s\",\"n\":\"AAAA\",\"c\":\"AAAA\",\"_revisions\":[]}",
+	    "{\"fs\":1,\"k\":\"%s/\",\"n\":\"AAAA\",\"c\":\"AAAA\"}",
+	    "[\"%s\"]",
+	    "\"%s\"",
 	};
 	for (size_t i = 0; i < sizeof(shape) / sizeof(shape[0]); i++) {
 		subst(buf, sizeof(buf), shape[i], kid);
@@ -639,9 +647,9 @@ static void env_size_limits(void **state)
 	huge = malloc(FS_CRYPTO_ENV_MAX + 1);
 	memset(huge, ' ', FS_CRYPTO_ENV_MAX + 1);
 	huge[0] = '{';
-	assert_int_equal(fs_crypto_env_open(ring, SPACE, DOC, huge, FS_CRYPTO_ENV_MAX + 1, &out, &ol,
-	                                    &eb),
-	                 FS_E_TOOBIG);
+	assert_int_equal(
+	    fs_crypto_env_open(ring, SPACE, DOC, huge, FS_CRYPTO_ENV_MAX + 1, &out, &ol, &eb),
+	    FS_E_TOOBIG);
 	free(huge);
 	/* An envelope within the size limit whose ciphertext decodes to more
 	 * than a record. */
@@ -682,7 +690,8 @@ static void keys_file_errors(void **state)
 	fs_crypto_key_free(m2);
 	m2 = NULL;
 
-	assert_int_equal(fs_crypto_keyfile_unlock(blob, 128, "wrong", 5, &m2, &eb), FS_E_PASSPHRASE);
+	assert_int_equal(fs_crypto_keyfile_unlock(blob, 128, "wrong", 5, &m2, &eb),
+	                 FS_E_PASSPHRASE);
 	assert_null(m2);
 	assert_int_equal(eb.code, FS_E_PASSPHRASE);
 	assert_int_equal(fs_crypto_keyfile_unlock(blob, 128, PASS, strlen(PASS) - 1, &m2, &eb),
@@ -740,6 +749,73 @@ static void keys_file_errors(void **state)
 	fs_crypto_key_free(NULL);
 }
 
+/* Saved and loaded through a real folder; atomic replace leaves no
+ * temporary files; sizes are bounded. */
+static void keys_file_disk(void **state)
+{
+	char dir[] = "/tmp/fs-crypto-test-XXXXXX", path[256], big[300];
+	fs_kdf_params kp = fs_crypto_kdf_params_min();
+	uint8_t blob[128], blob2[128], buf[FS_CRYPTO_KEYFILE_MAX];
+	fs_key *m = NULL, *m2 = NULL;
+	struct stat st;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/device.key", dir);
+	assert_int_equal(fs_crypto_keyfile_load(path, buf, &len, NULL), FS_E_NOTFOUND);
+	assert_int_equal(fs_crypto_keyfile_create(PASS, strlen(PASS), &kp, blob, &m, NULL), FS_OK);
+	assert_int_equal(fs_crypto_keyfile_save(path, blob, NULL), FS_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(fs_crypto_keyfile_load(path, buf, &len, NULL), FS_OK);
+	assert_int_equal(len, 128);
+	assert_memory_equal(buf, blob, 128);
+
+	/* Replace with a new passphrase; the folder holds only the key file. */
+	assert_int_equal(
+	    fs_crypto_keyfile_rekey(buf, len, PASS, strlen(PASS), "second", 6, &kp, blob2, NULL),
+	    FS_OK);
+	assert_int_equal(fs_crypto_keyfile_save(path, blob2, NULL), FS_OK);
+	assert_int_equal(fs_crypto_keyfile_load(path, buf, &len, NULL), FS_OK);
+	assert_int_equal(fs_crypto_keyfile_unlock(buf, len, "second", 6, &m2, NULL), FS_OK);
+	assert_memory_equal(fs_crypto_key_bytes(m), fs_crypto_key_bytes(m2), 32);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int files = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			files++;
+	closedir(d);
+	assert_int_equal(files, 1);
+
+	/* A file cut short on disk is damaged, not a wrong passphrase. */
+	assert_int_equal(truncate(path, 100), 0);
+	assert_int_equal(fs_crypto_keyfile_load(path, buf, &len, NULL), FS_OK);
+	assert_int_equal(len, 100);
+	fs_crypto_key_free(m2);
+	m2 = NULL;
+	assert_int_equal(fs_crypto_keyfile_unlock(buf, len, "second", 6, &m2, NULL), FS_E_KEYFILE);
+	/* Oversized files are refused while reading. */
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	memset(big, 'x', sizeof(big));
+	for (int i = 0; i < 14; i++)
+		assert_int_equal(fwrite(big, 1, sizeof(big), f), sizeof(big));
+	fclose(f);
+	assert_int_equal(fs_crypto_keyfile_load(path, buf, &len, NULL), FS_E_KEYFILE);
+	/* A folder that does not exist. */
+	snprintf(path, sizeof(path), "%s/no/such/device.key", dir);
+	assert_int_equal(fs_crypto_keyfile_save(path, blob, NULL), FS_E_IO);
+
+	snprintf(path, sizeof(path), "%s/device.key", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	fs_crypto_key_free(m);
+}
+
 static void keys_rekey(void **state)
 {
 	fs_kdf_params kp = fs_crypto_kdf_params_min(), kp2 = kp;
@@ -766,15 +842,15 @@ static void keys_rekey(void **state)
 
 	/* Wrong old passphrase: nothing written. */
 	memset(blob2, 0xaa, sizeof(blob2));
-	assert_int_equal(fs_crypto_keyfile_rekey(blob, 128, "nope", 4, "new pass", 8, &kp, blob2,
-	                                         NULL),
-	                 FS_E_PASSPHRASE);
+	assert_int_equal(
+	    fs_crypto_keyfile_rekey(blob, 128, "nope", 4, "new pass", 8, &kp, blob2, NULL),
+	    FS_E_PASSPHRASE);
 	assert_int_equal(blob2[0], 0xaa);
 	/* Rekey in place, raising the cost. */
 	memcpy(blob2, blob, 128);
 	kp2.opslimit = kp.opslimit + 1;
-	assert_int_equal(fs_crypto_keyfile_rekey(blob2, 128, PASS, strlen(PASS), "new pass", 8, &kp2,
-	                                         blob2, NULL),
+	assert_int_equal(fs_crypto_keyfile_rekey(blob2, 128, PASS, strlen(PASS), "new pass", 8,
+	                                         &kp2, blob2, NULL),
 	                 FS_OK);
 	assert_memory_not_equal(blob2 + 24, blob + 24, 16); /* fresh salt */
 	assert_int_equal(fs_crypto_keyfile_unlock(blob2, 128, PASS, strlen(PASS), &m2, NULL),
@@ -826,7 +902,8 @@ static void keys_identity(void **state)
 	fs_crypto_identity_public(id2, bpk2, spk2);
 	assert_memory_equal(bpk, bpk2, 32);
 	assert_memory_equal(spk, spk2, 32);
-	assert_int_equal(fs_crypto_identity_wrapped_public(wid, sizeof(wid), bpk2, spk2, NULL), FS_OK);
+	assert_int_equal(fs_crypto_identity_wrapped_public(wid, sizeof(wid), bpk2, spk2, NULL),
+	                 FS_OK);
 	assert_memory_equal(spk, spk2, 32);
 
 	/* The unwrapped identity signs what the original's public key verifies. */
@@ -857,7 +934,8 @@ static void keys_identity(void **state)
 	/* Another master key, every bit flip, truncation: all refused. */
 	fs_crypto_identity_free(id2);
 	id2 = NULL;
-	assert_int_equal(fs_crypto_identity_unwrap(wid, sizeof(wid), m2, &id2, NULL), FS_E_TAMPERED);
+	assert_int_equal(fs_crypto_identity_unwrap(wid, sizeof(wid), m2, &id2, NULL),
+	                 FS_E_TAMPERED);
 	for (size_t bit = 0; bit < sizeof(wid) * 8; bit++) {
 		memcpy(bad, wid, sizeof(wid));
 		bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -968,7 +1046,8 @@ static void secrets_marker(void **state)
 
 	(void)state;
 	/* The marker as passphrase: it must not end up in the key file. */
-	assert_int_equal(fs_crypto_keyfile_create(MARKER, strlen(MARKER), &kp, blob, &m, &eb), FS_OK);
+	assert_int_equal(fs_crypto_keyfile_create(MARKER, strlen(MARKER), &kp, blob, &m, &eb),
+	                 FS_OK);
 	no_marker(blob, sizeof(blob));
 	assert_int_equal(fs_crypto_keyfile_rekey(blob, 128, MARKER, strlen(MARKER), MARKER "2",
 	                                         strlen(MARKER) + 1, &kp, blob, &eb),
@@ -978,9 +1057,8 @@ static void secrets_marker(void **state)
 	                 FS_E_PASSPHRASE);
 	no_marker(eb.msg, strlen(eb.msg));
 	fs_crypto_key_free(m);
-	assert_int_equal(fs_crypto_keyfile_unlock(blob, 128, MARKER "2", strlen(MARKER) + 1, &m,
-	                                          &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_crypto_keyfile_unlock(blob, 128, MARKER "2", strlen(MARKER) + 1, &m, &eb), FS_OK);
 
 	assert_int_equal(fs_crypto_identity_new(&id, NULL), FS_OK);
 	assert_int_equal(fs_crypto_identity_wrap(id, m, wid, NULL), FS_OK);
@@ -991,9 +1069,8 @@ static void secrets_marker(void **state)
 	fs_crypto_identity_public(id, bpk, NULL);
 	assert_int_equal(fs_crypto_spacekey_seal(k, bpk, sealed, &n, NULL), FS_OK);
 	no_marker(sealed, n);
-	assert_int_equal(fs_crypto_sign(id, "visit", (const uint8_t *)MARKER, strlen(MARKER), sig,
-	                                NULL),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_crypto_sign(id, "visit", (const uint8_t *)MARKER, strlen(MARKER), sig, NULL), FS_OK);
 	no_marker(sig, sizeof(sig));
 
 	/* Records with the marker at the start, the end and repeated. */
@@ -1041,8 +1118,8 @@ static void secrets_harden(void **state)
 		struct rlimit rl;
 		int ok = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 &&
 		         fs_crypto_harden(NULL) == FS_OK &&
-		         prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 && getrlimit(RLIMIT_CORE, &rl) == 0 &&
-		         rl.rlim_cur == 0 && rl.rlim_max == 0;
+		         prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 &&
+		         getrlimit(RLIMIT_CORE, &rl) == 0 && rl.rlim_cur == 0 && rl.rlim_max == 0;
 		_exit(ok ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -1052,6 +1129,8 @@ static void secrets_harden(void **state)
 
 int main(int argc, char **argv)
 {
+	/* One test per line; the name prefix is the ctest group. */
+	// clang-format off
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(kat_envelope),
 		cmocka_unit_test(kat_keyfile),
@@ -1062,12 +1141,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test(env_bad_input),
 		cmocka_unit_test(env_size_limits),
 		cmocka_unit_test(keys_file_errors),
+		cmocka_unit_test(keys_file_disk),
 		cmocka_unit_test(keys_rekey),
 		cmocka_unit_test(keys_identity),
 		cmocka_unit_test(keys_space),
 		cmocka_unit_test(secrets_marker),
 		cmocka_unit_test(secrets_harden),
 	};
+	// clang-format on
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests(tests, load_vectors, free_vectors);
