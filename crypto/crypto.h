@@ -274,6 +274,7 @@ int fs_crypto_spacekey_open(const uint8_t *sealed, size_t sealed_len, const fs_i
 
 typedef struct fs_keyring fs_keyring;
 
+/* New empty ring; caller frees with fs_crypto_keyring_free. */
 int fs_crypto_keyring_new(fs_keyring **out, fs_errbuf *eb) FS_WUR;
 
 /* Wipes and frees the ring and its keys. NULL is a no-op. */

@@ -995,6 +995,18 @@ static void keys_space(void **state)
 	fs_crypto_keyring_free(ring);
 	free(env);
 
+	/* The ring is bounded. */
+	ring = ring_of(NULL, NULL);
+	for (int i = 0; i <= FS_CRYPTO_KEYRING_MAX; i++) {
+		fs_space_key *ki = NULL;
+		assert_int_equal(fs_crypto_spacekey_new(SPACE, (uint32_t)i + 1, &ki, NULL), FS_OK);
+		assert_int_equal(fs_crypto_keyring_add(ring, ki, NULL),
+		                 i < FS_CRYPTO_KEYRING_MAX ? FS_OK : FS_E_TOOBIG);
+		fs_crypto_spacekey_free(ki);
+	}
+	assert_null(fs_crypto_keyring_find(ring, "1-0000000000000000"));
+	fs_crypto_keyring_free(ring);
+
 	/* Wrapped under the master key: round trip, other master refused. */
 	assert_int_equal(fs_crypto_keyfile_create(PASS, strlen(PASS), &kp, blob, &m, NULL), FS_OK);
 	assert_int_equal(fs_crypto_keyfile_create(PASS, strlen(PASS), &kp, blob, &m2, NULL), FS_OK);
