@@ -22,7 +22,7 @@ int fs_crypto_init(void) FS_WUR;
  * so a retried upload creates no new revision.
  */
 #define FS_REV_HASH_BYTES 16
-#define FS_REV_MAX 64 /* "<gen>-<hex>" plus NUL, with room for other servers' ids */
+#define FS_REV_MAX        64 /* "<gen>-<hex>" plus NUL, with room for other servers' ids */
 
 /*
  * Writes the child revision id of parent (NULL or "" for a new document)
@@ -38,5 +38,294 @@ int fs_crypto_rev_id(const char *parent, int deleted, const uint8_t *body, size_
  * FS_REV_MAX-22 printable characters without '-' or spaces).
  */
 int fs_crypto_rev_parse(const char *rev, unsigned long *gen, const char **hash) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * Memory for secrets. Every key object below lives in sodium_malloc'ed
+ * (locked, guarded) memory and is wiped when freed.
+ */
+
+/* Wipes len bytes at p, then frees p (plain malloc). NULL is a no-op. For
+ * plaintext buffers returned by fs_crypto_env_open. */
+void fs_crypto_plain_free(uint8_t *p, size_t len);
+
+/*
+ * Process hardening for processes that hold keys: not dumpable (no core
+ * file, no ptrace by other processes of the same user, /proc/PID/mem
+ * unreadable) and RLIMIT_CORE 0. FS_E_IO if the kernel refuses.
+ */
+int fs_crypto_harden(fs_errbuf *eb) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * Master key and key file (docs/keys.md). The passphrase goes through
+ * Argon2id to a key-encryption key (KEK) that is never stored; the KEK wraps
+ * a random 32-byte master key. The 128-byte key file holds the Argon2id
+ * parameters and salt, so the parameters can be raised by a passphrase
+ * change without touching anything the master key protects.
+ */
+#define FS_CRYPTO_KEY_BYTES       32
+#define FS_CRYPTO_KEYFILE_BYTES   128
+#define FS_CRYPTO_KEYFILE_VERSION 1
+#define FS_CRYPTO_PASS_MAX        1024 /* bytes of passphrase accepted */
+
+/* Default Argon2id cost: 0.5-0.7 s and 256 MiB per unlock on the reference
+ * machine (bench_crypto prints the time). Tests pass the libsodium minimum. */
+#define FS_CRYPTO_KDF_OPS_DEFAULT 3ULL
+#define FS_CRYPTO_KDF_MEM_DEFAULT (256ULL << 20)
+/* Bounds accepted from a key file, so a crafted file cannot ask for
+ * terabytes or hours. */
+#define FS_CRYPTO_KDF_OPS_MAX 64ULL
+#define FS_CRYPTO_KDF_MEM_MAX (4ULL << 30)
+
+typedef struct fs_kdf_params {
+	uint64_t opslimit; /* Argon2id passes, >= crypto_pwhash_OPSLIMIT_MIN */
+	uint64_t memlimit; /* bytes, >= crypto_pwhash_MEMLIMIT_MIN */
+} fs_kdf_params;
+
+/* The libsodium minimum cost: for tests only, never for a real key file. */
+fs_kdf_params fs_crypto_kdf_params_min(void);
+
+/* A 32-byte symmetric key (the master key) in locked memory. */
+typedef struct fs_key fs_key;
+
+/* Wipes and frees k. NULL is a no-op. */
+void fs_crypto_key_free(fs_key *k);
+
+/*
+ * Creates a new random master key and its key file: writes the key file to
+ * blob and, if master is not NULL, returns the master key (caller frees with
+ * fs_crypto_key_free). params NULL means the defaults. Errors: FS_E_ARG
+ * (empty or too long passphrase, parameters out of bounds), FS_E_NOMEM.
+ */
+int fs_crypto_keyfile_create(const char *pass, size_t pass_len, const fs_kdf_params *params,
+                             uint8_t blob[FS_CRYPTO_KEYFILE_BYTES], fs_key **master,
+                             fs_errbuf *eb) FS_WUR;
+
+/*
+ * Unlocks a key file. On success *master is the master key (caller frees
+ * with fs_crypto_key_free). Errors: FS_E_KEYFILE (not a key file, wrong
+ * length, damaged: the checksum is checked before any key derivation),
+ * FS_E_KEYFILE_VERSION (newer format), FS_E_PASSPHRASE (intact file, wrong
+ * passphrase), FS_E_NOMEM (Argon2id could not get its memory).
+ */
+int fs_crypto_keyfile_unlock(const uint8_t *blob, size_t blob_len, const char *pass,
+                             size_t pass_len, fs_key **master, fs_errbuf *eb) FS_WUR;
+
+/*
+ * Changes the passphrase: unlocks blob with old_pass and writes a new key
+ * file wrapping the same master key under new_pass with a fresh salt and
+ * new_params (NULL: the defaults) to out (which may be blob itself). Records
+ * and wrapped keys stay readable. Errors as fs_crypto_keyfile_unlock.
+ */
+int fs_crypto_keyfile_rekey(const uint8_t *blob, size_t blob_len, const char *old_pass,
+                            size_t old_len, const char *new_pass, size_t new_len,
+                            const fs_kdf_params *new_params, uint8_t out[FS_CRYPTO_KEYFILE_BYTES],
+                            fs_errbuf *eb) FS_WUR;
+
+/* Largest key file fs_crypto_keyfile_load reads: room for later formats. */
+#define FS_CRYPTO_KEYFILE_MAX 4096
+
+/*
+ * Writes a key file to path so that a crash leaves either the old or the new
+ * file: a temporary file (mode 0600) in the same folder, fsync, rename over
+ * path, fsync of the folder. FS_E_IO (with the path in the message).
+ */
+int fs_crypto_keyfile_save(const char *path, const uint8_t blob[FS_CRYPTO_KEYFILE_BYTES],
+                           fs_errbuf *eb) FS_WUR;
+
+/*
+ * Reads the key file at path into buf and sets *len. FS_E_NOTFOUND when
+ * there is none, FS_E_KEYFILE when it is larger than FS_CRYPTO_KEYFILE_MAX,
+ * FS_E_IO otherwise. The content is checked by fs_crypto_keyfile_unlock.
+ */
+int fs_crypto_keyfile_load(const char *path, uint8_t buf[FS_CRYPTO_KEYFILE_MAX], size_t *len,
+                           fs_errbuf *eb) FS_WUR;
+
+/* Reads the cost parameters of a key file without unlocking it, e.g. to
+ * decide whether to raise them. FS_E_KEYFILE or FS_E_KEYFILE_VERSION. */
+int fs_crypto_keyfile_params(const uint8_t *blob, size_t blob_len, fs_kdf_params *params,
+                             fs_errbuf *eb) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * Device identity: an X25519 key pair (receives sealed space keys) and an
+ * Ed25519 key pair (signs visits, device documents, key envelopes).
+ */
+#define FS_CRYPTO_BOX_PK_BYTES           32
+#define FS_CRYPTO_SIGN_PK_BYTES          32
+#define FS_CRYPTO_SIG_BYTES              64
+#define FS_CRYPTO_IDENTITY_WRAPPED_BYTES 173
+/* "12345 67890 12345 67890 12345 67890" and NUL */
+#define FS_CRYPTO_FINGERPRINT_MAX 36
+#define FS_CRYPTO_SIGN_MAX        (16U << 20) /* largest message sign/verify accept */
+#define FS_CRYPTO_CONTEXT_MAX     64          /* longest signature context label */
+
+typedef struct fs_identity fs_identity;
+
+/* New random identity; caller frees with fs_crypto_identity_free. */
+int fs_crypto_identity_new(fs_identity **out, fs_errbuf *eb) FS_WUR;
+
+/* Wipes and frees id. NULL is a no-op. */
+void fs_crypto_identity_free(fs_identity *id);
+
+/* The public halves (32 bytes each). Either output may be NULL. */
+void fs_crypto_identity_public(const fs_identity *id, uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
+                               uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES]);
+
+/* Wraps the secret halves under master; public halves stay readable in the
+ * blob (docs/keys.md). out is FS_CRYPTO_IDENTITY_WRAPPED_BYTES long. */
+int fs_crypto_identity_wrap(const fs_identity *id, const fs_key *master,
+                            uint8_t out[FS_CRYPTO_IDENTITY_WRAPPED_BYTES], fs_errbuf *eb) FS_WUR;
+
+/* Unwraps; caller frees *out with fs_crypto_identity_free. Errors:
+ * FS_E_KEYFILE (wrong length or magic), FS_E_KEYFILE_VERSION, FS_E_TAMPERED
+ * (does not authenticate under this master key, or halves do not match). */
+int fs_crypto_identity_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *master,
+                              fs_identity **out, fs_errbuf *eb) FS_WUR;
+
+/* Reads the public halves out of a wrapped identity without any key. */
+int fs_crypto_identity_wrapped_public(const uint8_t *blob, size_t blob_len,
+                                      uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
+                                      uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES],
+                                      fs_errbuf *eb) FS_WUR;
+
+/*
+ * A fingerprint two people can compare by reading it aloud: 30 digits in six
+ * groups of five, from BLAKE2b over both public keys (docs/keys.md).
+ */
+int fs_crypto_fingerprint(const uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
+                          const uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES],
+                          char out[FS_CRYPTO_FINGERPRINT_MAX]) FS_WUR;
+
+/*
+ * Detached Ed25519 signature over a context label (what is signed, e.g.
+ * "visit", "device", "keyenv") and a message, so a signature made for one
+ * purpose never verifies for another. Signed bytes: docs/keys.md.
+ */
+int fs_crypto_sign(const fs_identity *id, const char *context, const uint8_t *msg, size_t msg_len,
+                   uint8_t sig[FS_CRYPTO_SIG_BYTES], fs_errbuf *eb) FS_WUR;
+
+/* FS_OK, or FS_E_SIGNATURE when sig is not sign_pk's over context and msg. */
+int fs_crypto_verify(const uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES], const char *context,
+                     const uint8_t *msg, size_t msg_len, const uint8_t sig[FS_CRYPTO_SIG_BYTES],
+                     fs_errbuf *eb) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * Space keys: one random 32-byte key per space and version. A space id is a
+ * random id (fs_crypto_space_id_new) chosen when the space is created; a kid
+ * is "<version>-<16 hex random>" so two devices rotating at once never
+ * produce the same kid. Space ids, kids and _ids are public.
+ */
+#define FS_CRYPTO_SPACE_ID_MAX         65   /* 1..64 characters [A-Za-z0-9._-] and NUL */
+#define FS_CRYPTO_KID_MAX              41   /* 1..40 characters [A-Za-z0-9._-] and NUL */
+#define FS_CRYPTO_DOC_ID_MAX           1024 /* bytes of _id bound into an envelope */
+#define FS_CRYPTO_SPACEKEY_WRAPPED_MAX (4 + 1 + 1 + 64 + 1 + 40 + 24 + 32 + 16)
+#define FS_CRYPTO_SPACEKEY_SEALED_MAX  (1 + 1 + 64 + 1 + 40 + 32 + 48)
+
+typedef struct fs_space_key fs_space_key;
+
+/* Writes a new random space id (32 hex characters) to out. */
+void fs_crypto_space_id_new(char out[FS_CRYPTO_SPACE_ID_MAX]);
+
+/*
+ * New random key of the given version (>= 1) for space_id; caller frees
+ * with fs_crypto_spacekey_free. FS_E_ARG for a bad space id or version 0.
+ */
+int fs_crypto_spacekey_new(const char *space_id, uint32_t version, fs_space_key **out,
+                           fs_errbuf *eb) FS_WUR;
+
+/* Wipes and frees k. NULL is a no-op. */
+void fs_crypto_spacekey_free(fs_space_key *k);
+
+/* The key's kid and space id, valid while k lives. */
+const char *fs_crypto_spacekey_kid(const fs_space_key *k);
+const char *fs_crypto_spacekey_space(const fs_space_key *k);
+
+/* Wraps k under master for local storage. Writes *out_len bytes (at most
+ * FS_CRYPTO_SPACEKEY_WRAPPED_MAX) to out. Space id and kid are readable in
+ * the blob and bound as associated data. */
+int fs_crypto_spacekey_wrap(const fs_space_key *k, const fs_key *master,
+                            uint8_t out[FS_CRYPTO_SPACEKEY_WRAPPED_MAX], size_t *out_len,
+                            fs_errbuf *eb) FS_WUR;
+
+/* Unwraps; caller frees *out with fs_crypto_spacekey_free. Errors:
+ * FS_E_KEYFILE (malformed), FS_E_KEYFILE_VERSION, FS_E_TAMPERED. */
+int fs_crypto_spacekey_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *master,
+                              fs_space_key **out, fs_errbuf *eb) FS_WUR;
+
+/* Seals k to another device's X25519 public key (crypto_box_seal). A sealed
+ * box does not say who sent it: the caller signs the key-envelope document
+ * that carries it. Writes *out_len bytes (at most
+ * FS_CRYPTO_SPACEKEY_SEALED_MAX). */
+int fs_crypto_spacekey_seal(const fs_space_key *k, const uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
+                            uint8_t out[FS_CRYPTO_SPACEKEY_SEALED_MAX], size_t *out_len,
+                            fs_errbuf *eb) FS_WUR;
+
+/*
+ * Opens a sealed space key with this device's identity; caller frees *out
+ * with fs_crypto_spacekey_free. Errors: FS_E_TAMPERED (not sealed to this
+ * device, or damaged: the two cannot be told apart), FS_E_MISBOUND (the key
+ * is for another space than space_id), FS_E_TRUNCATED, FS_E_KEYFILE_VERSION.
+ */
+int fs_crypto_spacekey_open(const uint8_t *sealed, size_t sealed_len, const fs_identity *id,
+                            const char *space_id, fs_space_key **out, fs_errbuf *eb) FS_WUR;
+
+/* A set of space keys looked up by kid, so records sealed under rotated
+ * keys stay readable. */
+#define FS_CRYPTO_KEYRING_MAX 256
+
+typedef struct fs_keyring fs_keyring;
+
+/* New empty ring; caller frees with fs_crypto_keyring_free. */
+int fs_crypto_keyring_new(fs_keyring **out, fs_errbuf *eb) FS_WUR;
+
+/* Wipes and frees the ring and its keys. NULL is a no-op. */
+void fs_crypto_keyring_free(fs_keyring *ring);
+
+/* Adds a copy of k (the caller keeps k). FS_E_EXISTS if the kid is already
+ * there with another key (the same key again is FS_OK), FS_E_TOOBIG when
+ * full. */
+int fs_crypto_keyring_add(fs_keyring *ring, const fs_space_key *k, fs_errbuf *eb) FS_WUR;
+
+/* The key with this kid, owned by the ring, or NULL. */
+const fs_space_key *fs_crypto_keyring_find(const fs_keyring *ring, const char *kid);
+
+/* ------------------------------------------------------------------------
+ * Record envelope (DESIGN section 5, docs/envelope.md):
+ *   {"fs":1,"k":"<kid>","n":"<b64 nonce>","c":"<b64 ciphertext>"}
+ * XChaCha20-Poly1305-IETF; the associated data binds version, space id,
+ * kid and _id. The last 8 bytes of the 24-byte nonce are a public hash of
+ * (version, space id, _id, first 16 nonce bytes), so an envelope copied to
+ * another document or space is reported as FS_E_MISBOUND before decryption.
+ */
+#define FS_CRYPTO_ENV_VERSION 1
+#define FS_CRYPTO_RECORD_MAX  (4U << 20) /* largest plaintext record */
+/* Largest envelope accepted: base64 of a full record and tag, plus room for
+ * _id, _rev and _revisions (revs_limit 1000). */
+#define FS_CRYPTO_ENV_MAX (((FS_CRYPTO_RECORD_MAX + 16U + 2U) / 3U) * 4U + (128U << 10))
+
+/*
+ * Seals plaintext for document doc_id in k's space. *out is the envelope
+ * JSON, *out_len bytes plus a NUL not counted, malloc'ed: the caller frees
+ * it with free() (it holds no secret). Errors: FS_E_TOOBIG (over FS_CRYPTO_RECORD_MAX), FS_E_ARG
+ * (bad or too long doc_id), FS_E_NOMEM.
+ */
+int fs_crypto_env_seal(const fs_space_key *k, const char *doc_id, const uint8_t *plain,
+                       size_t plain_len, char **out, size_t *out_len, fs_errbuf *eb) FS_WUR;
+
+/*
+ * Opens an envelope expected to belong to doc_id in space space_id, with the
+ * key ring's key for its kid. Members "_id", "_rev" and "_revisions" are
+ * ignored (the wire adds them); any other extra or missing member, or a
+ * member of the wrong type, is FS_E_INPUT. On success *plain (*plain_len
+ * bytes, plus a NUL not counted, so JSON text can be parsed in place) is
+ * malloc'ed: free it with fs_crypto_plain_free(*plain, *plain_len).
+ * Errors: FS_E_TOOBIG (envelope or record over its limit), FS_E_TRUNCATED
+ * (cut-off JSON, short nonce or ciphertext), FS_E_INPUT (not an envelope),
+ * FS_E_ENV_VERSION (fs is not 1), FS_E_BASE64, FS_E_MISBOUND (sealed for
+ * another space or _id; checked before the key is looked up),
+ * FS_E_UNKNOWN_KID, FS_E_TAMPERED (does not authenticate), FS_E_NOMEM.
+ */
+int fs_crypto_env_open(const fs_keyring *ring, const char *space_id, const char *doc_id,
+                       const char *env, size_t env_len, uint8_t **plain, size_t *plain_len,
+                       fs_errbuf *eb) FS_WUR;
 
 #endif
