@@ -1,0 +1,109 @@
+/*
+ * sync/sync.h: fieldsync's CouchDB replication client. It owns the
+ * connection to one remote database over HTTPS (libcurl), the retry policy
+ * (exponential backoff with full jitter) and, on top, push and pull. It moves
+ * envelopes it never decrypts and holds no record keys.
+ */
+#ifndef FS_SYNC_H
+#define FS_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs.h"
+
+/* ---- Remote: one database on one server, one kept-alive connection ---- */
+
+#define FS_SYNC_CONNECT_TIMEOUT_MS 10000L /* default connect timeout */
+#define FS_SYNC_LOW_SPEED_TIME_S 30L      /* abort below the low-speed limit this long */
+#define FS_SYNC_LOW_SPEED_LIMIT 1L        /* bytes per second */
+#define FS_SYNC_MAX_RESPONSE (64u << 20)  /* default cap on one response body */
+#define FS_SYNC_MAX_PINS 8                /* public-key pins (rotation: old + new) */
+
+typedef struct fs_sync_remote fs_sync_remote;
+
+typedef struct fs_sync_remote_opts {
+	/* Database URL, e.g. "https://couch.example.org:6984/team42". https only;
+	 * credentials, query and fragment are refused. */
+	const char *url;
+	/* PEM file with the CA certificates to trust instead of the system's. */
+	const char *ca_file;
+	/* NULL, or 1 to FS_SYNC_MAX_PINS "sha256//<base64>" joined by ';': the
+	 * server's public key must match one (several allow key rotation). */
+	const char *pins;
+	/* Allows plain http, and only to a loopback address (tests, a local hub). */
+	int allow_http_loopback;
+	long connect_timeout_ms; /* 0: FS_SYNC_CONNECT_TIMEOUT_MS */
+	long low_speed_time_s;   /* 0: FS_SYNC_LOW_SPEED_TIME_S */
+	long low_speed_limit;    /* 0: FS_SYNC_LOW_SPEED_LIMIT */
+	size_t max_response;     /* 0: FS_SYNC_MAX_RESPONSE */
+	int max_json_depth;      /* 0: FS_JSON_DEPTH_DEFAULT */
+} fs_sync_remote_opts;
+
+/*
+ * Checks opts and sets up the connection (nothing is sent yet). Errors:
+ * FS_E_SYNC_INSECURE (scheme, or http to a non-loopback host or without
+ * allow_http_loopback), FS_E_ARG (bad URL, credentials in the URL, bad pin
+ * list), FS_E_NOMEM. On success the caller frees *out with
+ * fs_sync_remote_free.
+ */
+int fs_sync_remote_new(const fs_sync_remote_opts *opts, fs_sync_remote **out, fs_errbuf *eb);
+
+/* Frees r and wipes the credentials it holds; NULL is a no-op. */
+void fs_sync_remote_free(fs_sync_remote *r);
+
+/*
+ * HTTP basic credentials (a CouchDB user). Copied into locked memory; the
+ * caller may wipe its copies at once. libcurl keeps its own copy of what it
+ * sends for as long as r lives. Never logged, never in an error message.
+ */
+int fs_sync_remote_set_basic(fs_sync_remote *r, const char *user, const char *password,
+                             fs_errbuf *eb);
+
+/* A bearer token (CouchDB JWT, hub device token); same handling as basic. */
+int fs_sync_remote_set_bearer(fs_sync_remote *r, const char *token, fs_errbuf *eb);
+
+/* Bytes sent and received through r since it was made (bodies as delivered). */
+void fs_sync_remote_bytes(const fs_sync_remote *r, uint64_t *sent, uint64_t *received);
+
+/*
+ * Checks that the server answers and the database exists (GET /{db}).
+ * Errors: every FS_E_SYNC_* that the transfer can meet, FS_E_SYNC_NODB.
+ */
+int fs_sync_remote_check(fs_sync_remote *r, fs_errbuf *eb);
+
+/*
+ * True for failures that may go away by themselves (offline, DNS, timeout,
+ * broken connection, 5xx, 429, a malformed or oversized answer): retry them
+ * with backoff. False for those a person must fix (TLS, pin, credentials,
+ * insecure URL, missing database) and for local errors.
+ */
+int fs_sync_err_transient(int code);
+
+/* ---- Backoff: exponential with full jitter, a pure state machine ---- */
+
+#define FS_SYNC_BACKOFF_MIN_MS 1000u
+#define FS_SYNC_BACKOFF_MAX_MS 300000u
+#define FS_SYNC_RETRY_AFTER_MAX_S 3600L /* a server's Retry-After is honoured up to this */
+
+typedef struct fs_sync_backoff {
+	uint32_t min_ms;
+	uint32_t max_ms;
+	uint32_t failures; /* consecutive failures since the last success or reset */
+} fs_sync_backoff;
+
+/* min_ms or max_ms 0: the defaults above. */
+void fs_sync_backoff_init(fs_sync_backoff *b, uint32_t min_ms, uint32_t max_ms);
+
+/*
+ * Records one failure and returns the delay before the next try: uniform over
+ * [min, min(max, min * 2^failures)], drawn from rnd (pass randombytes_random();
+ * tests pass fixed values). A server's Retry-After (seconds, 0 if none) raises
+ * the delay to at least that, bounded by FS_SYNC_RETRY_AFTER_MAX_S.
+ */
+uint32_t fs_sync_backoff_fail(fs_sync_backoff *b, uint32_t rnd, long retry_after_s);
+
+/* A success, or the caller saw the network change: the next failure starts over. */
+void fs_sync_backoff_reset(fs_sync_backoff *b);
+
+#endif
