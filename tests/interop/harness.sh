@@ -199,6 +199,8 @@ start_nginx() {
 				echo "  server { listen 127.0.0.1:${ports[$name]} ssl; server_name localhost;"
 				echo "    ssl_certificate $d/$name.pem; ssl_certificate_key $d/$name.key;"
 				echo "    ssl_protocols TLSv1.2 TLSv1.3;"
+				# A redirect to check that the client does not follow it.
+				echo "    location = /redirect/db { return 301 https://example.org/db; }"
 				echo "    location / { proxy_pass http://127.0.0.1:$couch_port;"
 				echo "      proxy_http_version 1.1; proxy_set_header Connection \"\";"
 				echo "      proxy_buffering off; proxy_read_timeout 300s; } }"
