@@ -1,0 +1,644 @@
+/*
+ * store/open.c: the store file's life: the one-writer lock, refusing
+ * foreign or damaged files before SQLite may touch them, atomic creation,
+ * pragmas, forward-only migrations, the statement cache and transactions.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * The migration list: entry i takes user_version i to i+1. Only ever append;
+ * a released entry never changes (stores in the field ran it).
+ */
+const struct store_migration store_migrations[] = {
+	{"initial schema",
+	 "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+	 "CREATE TABLE docs("
+	 " did INTEGER PRIMARY KEY,"
+	 " id TEXT NOT NULL UNIQUE,"
+	 " winner_gen INTEGER NOT NULL,"
+	 " winner_hash TEXT NOT NULL,"
+	 " deleted INTEGER NOT NULL,"
+	 " conflicted INTEGER NOT NULL,"
+	 " seq INTEGER NOT NULL);"
+	 "CREATE INDEX docs_seq ON docs(seq);"
+	 /* parent has no foreign key: stemming cuts it, and a checked parent
+	  * would need an index on it that every insert pays for. */
+	 "CREATE TABLE revs("
+	 " rid INTEGER PRIMARY KEY,"
+	 " did INTEGER NOT NULL REFERENCES docs(did),"
+	 " gen INTEGER NOT NULL,"
+	 " hash TEXT NOT NULL,"
+	 " parent INTEGER,"
+	 " leaf INTEGER NOT NULL,"
+	 " deleted INTEGER NOT NULL,"
+	 " seq INTEGER,"
+	 " body BLOB,"
+	 " UNIQUE(did, gen, hash));"
+	 "CREATE INDEX revs_leaves ON revs(did) WHERE leaf = 1;"
+	 /* AUTOINCREMENT: an oid is never reused, so confirming a row that a
+	  * newer edit replaced can never remove another row. */
+	 "CREATE TABLE outbox("
+	 " oid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " did INTEGER NOT NULL REFERENCES docs(did),"
+	 " rid INTEGER NOT NULL REFERENCES revs(rid),"
+	 " state INTEGER NOT NULL,"
+	 " queued_at INTEGER NOT NULL,"
+	 " status INTEGER NOT NULL DEFAULT 0,"
+	 " reason TEXT);"
+	 "CREATE INDEX outbox_state ON outbox(state, oid);"
+	 "CREATE INDEX outbox_doc ON outbox(did);"
+	 "CREATE INDEX outbox_rid ON outbox(rid);"
+	 "CREATE TABLE checkpoints("
+	 " remote TEXT NOT NULL,"
+	 " dir INTEGER NOT NULL,"
+	 " seq TEXT NOT NULL,"
+	 " updated_at INTEGER NOT NULL,"
+	 " PRIMARY KEY(remote, dir)) WITHOUT ROWID;"
+	 "CREATE TABLE local_docs("
+	 " id TEXT PRIMARY KEY,"
+	 " rev INTEGER NOT NULL,"
+	 " body BLOB NOT NULL) WITHOUT ROWID;"},
+	{"index of conflicted documents",
+	 "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+};
+const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
+
+static const char *const stmt_sql[S_MAX] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
+	[S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
+			 " VALUES (?1, 0, '', 0, 0, 0)",
+	[S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
+			 " conflicted = ?5, seq = ?6 WHERE did = ?1",
+	[S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
+		       " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
+	[S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
+	[S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
+	[S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
+	[S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
+	[S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
+	[S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
+	[S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
+	[S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
+	[S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
+		     " ORDER BY deleted ASC, gen DESC, hash DESC",
+	[S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
+	[S_OUTBOX_INSERT] = "INSERT INTO outbox(did, rid, state, queued_at) VALUES (?1, ?2, 0, ?3)",
+	[S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
+			    " WHERE o.did = ?1 AND o.state = 0",
+	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
+	[S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
+		       " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
+		       " updated_at = excluded.updated_at",
+	[S_CKPT_GET] = "SELECT seq FROM checkpoints WHERE remote = ?1 AND dir = ?2",
+};
+
+int store_db_err(sqlite3 *db, int rc, const char *what, fs_errbuf *eb)
+{
+	int code;
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		code = FS_E_STORE_FULL;
+		break;
+	case SQLITE_IOERR:
+		code = rc == SQLITE_IOERR_NOMEM ? FS_E_NOMEM : FS_E_IO;
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		code = FS_E_STORE_CORRUPT;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = FS_E_STORE_BUSY;
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		code = FS_E_STORE_READONLY;
+		break;
+	case SQLITE_CANTOPEN:
+		code = FS_E_IO;
+		break;
+	case SQLITE_NOMEM:
+		code = FS_E_NOMEM;
+		break;
+	case SQLITE_TOOBIG:
+		code = FS_E_TOOBIG;
+		break;
+	default:
+		code = FS_E_INTERNAL;
+		break;
+	}
+	/* sqlite3_errmsg never quotes bound values, so no body can leak here. */
+	return fs_err_set(eb, code, "store: %s: %s (SQLite %d)", what,
+	                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
+}
+
+int store_err(fs_store *st, int rc, const char *what, fs_errbuf *eb)
+{
+	return store_db_err(st->db, rc, what, eb);
+}
+
+sqlite3_stmt *store_stmt(fs_store *st, enum stmt_id id, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = st->stmts[id];
+	int rc;
+
+	if (s == NULL) {
+		rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &st->stmts[id], NULL);
+		if (rc != SQLITE_OK) {
+			store_err(st, rc, "prepare", eb);
+			return NULL;
+		}
+		return st->stmts[id];
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+int store_begin(fs_store *st, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = store_stmt(st, S_BEGIN, eb);
+	int rc;
+
+	if (s == NULL)
+		return eb ? eb->code : FS_E_INTERNAL;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "begin", eb);
+	st->seq_save = st->seq;
+	return FS_OK;
+}
+
+int store_commit(fs_store *st, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = store_stmt(st, S_COMMIT, eb);
+	int rc;
+
+	if (s == NULL)
+		return eb ? eb->code : FS_E_INTERNAL;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "commit", eb);
+	return FS_OK;
+}
+
+void store_rollback(fs_store *st)
+{
+	/* Statements still stepping would keep the rollback from finishing. */
+	for (int i = 0; i < S_MAX; i++)
+		if (st->stmts[i])
+			sqlite3_reset(st->stmts[i]);
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->seq = st->seq_save;
+}
+
+int store_check_str(const char *s, size_t max, const char *what, fs_errbuf *eb)
+{
+	size_t n;
+
+	if (s == NULL)
+		return fs_err_set(eb, FS_E_ARG, "store: no %s", what);
+	n = strnlen(s, max + 1);
+	if (n == 0 || n > max)
+		return fs_err_set(eb, FS_E_ARG, "store: %s is empty or longer than %zu bytes", what,
+		                  max);
+	return FS_OK;
+}
+
+int store_bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t len)
+{
+	if (len == 0)
+		return sqlite3_bind_zeroblob(s, i, 0);
+	return sqlite3_bind_blob64(s, i, p, len, SQLITE_STATIC);
+}
+
+uint8_t *store_col_blob(sqlite3_stmt *s, int i, size_t *len)
+{
+	const void *p = sqlite3_column_blob(s, i);
+	size_t n = (size_t)sqlite3_column_bytes(s, i);
+	uint8_t *b = malloc(n ? n : 1);
+
+	if (b == NULL)
+		return NULL;
+	if (n)
+		memcpy(b, p, n);
+	*len = n;
+	return b;
+}
+
+int64_t store_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int exec(sqlite3 *db, const char *sql, const char *what, fs_errbuf *eb)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? FS_OK : store_db_err(db, rc, what, eb);
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *v, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(s, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		*v = 0;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_OK ? FS_OK : store_db_err(db, rc, sql, eb);
+}
+
+static int migrate_to(sqlite3 *db, int target, fs_errbuf *eb)
+{
+	int64_t v = 0;
+	int r;
+	char sql[64];
+
+	if ((r = pragma_int(db, "PRAGMA user_version", &v, eb)) != FS_OK)
+		return r;
+	if (v > store_n_migrations)
+		return fs_err_set(eb, FS_E_STORE_TOO_NEW,
+		                  "store: schema version %lld is newer than this program's %d",
+		                  (long long)v, store_n_migrations);
+	for (int i = (int)v; i < target; i++) {
+		if ((r = exec(db, "BEGIN IMMEDIATE", "migration", eb)) != FS_OK)
+			return r;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
+		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) != FS_OK ||
+		    (r = exec(db, sql, "migration", eb)) != FS_OK ||
+		    (r = exec(db, "COMMIT", "migration", eb)) != FS_OK) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+	}
+	return FS_OK;
+}
+
+int store_migrate(sqlite3 *db, fs_errbuf *eb)
+{
+	return migrate_to(db, store_n_migrations, eb);
+}
+
+static char *cat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb + 1);
+	}
+	return s;
+}
+
+static void unlink_db(const char *p)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		char *f = cat(p, sfx[i]);
+		if (f)
+			unlink(f);
+		free(f);
+	}
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *d = strdup(path);
+	char *slash;
+	int fd, r = FS_OK;
+
+	if (d == NULL)
+		return FS_E_NOMEM;
+	slash = strrchr(d, '/');
+	if (slash == NULL)
+		strcpy(d, ".");
+	else if (slash == d)
+		d[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		r = FS_E_IO;
+	if (fd >= 0)
+		close(fd);
+	free(d);
+	return r;
+}
+
+static int create_with(const char *path, int version, const char *vfs, fs_errbuf *eb)
+{
+	char *tmp = cat(path, ".new");
+	sqlite3 *db = NULL;
+	int r = FS_E_NOMEM, rc;
+	char sql[64];
+
+	if (tmp == NULL)
+		goto out;
+	if (version < 0 || version > store_n_migrations) {
+		r = fs_err_set(eb, FS_E_ARG, "store: no schema version %d", version);
+		goto out;
+	}
+	/* A leftover from a creation that crashed: never a store anyone used. */
+	unlink_db(tmp);
+	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
+	                     vfs);
+	if (rc != SQLITE_OK) {
+		r = store_db_err(db, rc, "create", eb);
+		goto out;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APP_ID);
+	if ((r = exec(db, "PRAGMA synchronous = FULL", "create", eb)) != FS_OK ||
+	    (r = exec(db, sql, "create", eb)) != FS_OK ||
+	    (r = migrate_to(db, version, eb)) != FS_OK ||
+	    (r = exec(db, "PRAGMA journal_mode = WAL", "create", eb)) != FS_OK)
+		goto out;
+	rc = sqlite3_close(db);
+	db = NULL;
+	if (rc != SQLITE_OK) {
+		r = store_db_err(NULL, rc, "create", eb);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		r = fs_err_set(eb, errno == EROFS || errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
+		               "store: cannot create %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fsync_dir_of(path) != FS_OK) {
+		r = fs_err_set(eb, FS_E_IO, "store: cannot sync the folder of %s", path);
+		goto out;
+	}
+	r = FS_OK;
+out:
+	sqlite3_close(db);
+	if (r != FS_OK && tmp)
+		unlink_db(tmp);
+	free(tmp);
+	return r;
+}
+
+int store_create_at(const char *path, int version, fs_errbuf *eb)
+{
+	return create_with(path, version, NULL, eb);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* What the file is, judged from its header alone, so a foreign file is never opened for writing. */
+enum file_kind { F_ABSENT, F_STORE };
+
+static int check_file(const char *path, enum file_kind *kind, fs_errbuf *eb)
+{
+	static const char magic[16] = "SQLite format 3";
+	uint8_t h[100];
+	struct stat sb, wb;
+	ssize_t n;
+	int fd = -1, r = FS_E_INTERNAL;
+	uint32_t psize, pages;
+	char *wal = NULL;
+
+	*kind = F_ABSENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			r = FS_OK;
+			goto out;
+		}
+		r = fs_err_set(eb, errno == EACCES ? FS_E_STORE_READONLY : FS_E_IO,
+		               "store: cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		r = fs_err_set(eb, FS_E_STORE_FOREIGN, "store: %s is not a regular file", path);
+		goto out;
+	}
+	if (sb.st_size == 0) {
+		r = FS_OK; /* an empty file holds nothing to protect */
+		goto out;
+	}
+	n = pread(fd, h, sizeof(h), 0);
+	if (n < 0) {
+		r = fs_err_set(eb, FS_E_IO, "store: cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (memcmp(h, magic, (size_t)n < sizeof(magic) ? (size_t)n : sizeof(magic)) != 0) {
+		r = fs_err_set(eb, FS_E_STORE_FOREIGN, "store: %s is not an SQLite database", path);
+		goto out;
+	}
+	if ((size_t)n < sizeof(h)) {
+		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%zd bytes)", path, n);
+		goto out;
+	}
+	if (be32(h + 68) != STORE_APP_ID) {
+		r = fs_err_set(eb, FS_E_STORE_FOREIGN,
+		               "store: %s is an SQLite database of another program", path);
+		goto out;
+	}
+	psize = (uint32_t)h[16] << 8 | h[17];
+	if (psize == 1)
+		psize = 65536;
+	pages = be32(h + 28);
+	if (psize < 512 || (psize & (psize - 1)) != 0 || sb.st_size % psize != 0) {
+		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is damaged (bad size)", path);
+		goto out;
+	}
+	/* Without a WAL to complete it, the file must hold every page its header counts. */
+	if ((wal = cat(path, "-wal")) == NULL) {
+		r = FS_E_NOMEM;
+		goto out;
+	}
+	if (be32(h + 92) == be32(h + 24) && (uint64_t)pages * psize > (uint64_t)sb.st_size &&
+	    (stat(wal, &wb) != 0 || wb.st_size == 0)) {
+		r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: %s is truncated (%u of %u pages)",
+		               path, (unsigned)(sb.st_size / psize), (unsigned)pages);
+		goto out;
+	}
+	*kind = F_STORE;
+	r = FS_OK;
+out:
+	free(wal);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int take_lock(const char *path, int *fdp, fs_errbuf *eb)
+{
+	char *lp = cat(path, ".lock");
+	char buf[32];
+	int fd = -1, r = FS_E_NOMEM;
+	ssize_t n;
+
+	*fdp = -1;
+	if (lp == NULL)
+		goto out;
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = fs_err_set(eb, errno == EACCES || errno == EROFS ? FS_E_STORE_READONLY : FS_E_IO,
+		               "store: cannot open the lock %s: %s", lp, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK) {
+			r = fs_err_set(eb, FS_E_IO, "store: cannot lock %s: %s", lp, strerror(errno));
+			goto out;
+		}
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		r = fs_err_set(eb, FS_E_STORE_LOCKED, "store: %s is in use by process %ld", path,
+		               strtol(buf, NULL, 10));
+		goto out;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+		r = fs_err_set(eb, FS_E_IO, "store: cannot write the lock %s: %s", lp,
+		               strerror(errno));
+		goto out;
+	}
+	*fdp = fd;
+	fd = -1;
+	r = FS_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(lp);
+	return r;
+}
+
+int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, fs_errbuf *eb)
+{
+	fs_store *st = NULL;
+	enum file_kind kind;
+	int64_t v = 0;
+	int r = FS_E_NOMEM, rc;
+	const char *vfs = opts ? opts->vfs : NULL;
+	sqlite3_stmt *s = NULL;
+
+	fs_err_clear(eb);
+	if (out == NULL)
+		return fs_err_set(eb, FS_E_ARG, "store: no out handle");
+	*out = NULL;
+	if ((r = store_check_str(path, PATH_MAX, "path", eb)) != FS_OK)
+		return r;
+	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
+		r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+		goto out;
+	}
+	st->lock_fd = -1;
+	st->revs_limit = opts && opts->revs_limit ? opts->revs_limit : FS_STORE_REVS_LIMIT_DEFAULT;
+	if ((r = take_lock(path, &st->lock_fd, eb)) != FS_OK ||
+	    (r = check_file(path, &kind, eb)) != FS_OK)
+		goto out;
+	if (kind == F_ABSENT && (r = create_with(path, store_n_migrations, vfs, eb)) != FS_OK)
+		goto out;
+	rc = sqlite3_open_v2(path, &st->db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, vfs);
+	if (rc != SQLITE_OK) {
+		r = store_err(st, rc, "open", eb);
+		goto out;
+	}
+	sqlite3_busy_timeout(st->db, opts && opts->busy_ms > 0 ? opts->busy_ms
+	                                                      : FS_STORE_BUSY_MS_DEFAULT);
+	/* Read the version before anything writes: a newer store stays untouched. */
+	if ((r = pragma_int(st->db, "PRAGMA user_version", &v, eb)) != FS_OK)
+		goto out;
+	if (v > store_n_migrations) {
+		r = fs_err_set(eb, FS_E_STORE_TOO_NEW,
+		               "store: %s has schema version %lld, newer than this program's %d",
+		               path, (long long)v, store_n_migrations);
+		goto out;
+	}
+	if ((r = exec(st->db, "PRAGMA journal_mode = WAL", "open", eb)) != FS_OK ||
+	    (r = exec(st->db, "PRAGMA synchronous = FULL", "open", eb)) != FS_OK ||
+	    (r = exec(st->db, "PRAGMA foreign_keys = ON", "open", eb)) != FS_OK ||
+	    (r = store_migrate(st->db, eb)) != FS_OK)
+		goto out;
+	rc = sqlite3_prepare_v2(st->db, "SELECT max(seq) FROM docs", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		st->seq = (uint64_t)sqlite3_column_int64(s, 0);
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		r = store_err(st, rc, "open", eb);
+		goto out;
+	}
+	st->seq_save = st->seq;
+	*out = st;
+	st = NULL;
+	r = FS_OK;
+out:
+	sqlite3_finalize(s);
+	fs_store_close(st);
+	return r;
+}
+
+void fs_store_close(fs_store *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < S_MAX; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	free(st->path);
+	free(st);
+}
+
+int fs_store_check(fs_store *st, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	fs_err_clear(eb);
+	if (st == NULL)
+		return fs_err_set(eb, FS_E_ARG, "store: no handle");
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check(1)", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+		if (t && strcmp(t, "ok") == 0)
+			r = FS_OK;
+		else
+			r = fs_err_set(eb, FS_E_STORE_CORRUPT, "store: integrity check: %.200s",
+			               t ? t : "?");
+	} else {
+		r = store_err(st, rc, "integrity check", eb);
+	}
+	sqlite3_finalize(s);
+	return r;
+}
