@@ -433,6 +433,11 @@ void fs_sync_remote_bytes(const fs_sync_remote *r, uint64_t *sent, uint64_t *rec
 		*received = r ? r->received : 0;
 }
 
+const char *fs_sync_remote_url(const fs_sync_remote *r)
+{
+	return r->db_url;
+}
+
 size_t fs_sync_remote_max_response(const fs_sync_remote *r)
 {
 	return r->max_resp;

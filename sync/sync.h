@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "fs.h"
+#include "store.h"
 
 /* ---- Remote: one database on one server, one kept-alive connection ---- */
 
@@ -105,5 +106,69 @@ uint32_t fs_sync_backoff_fail(fs_sync_backoff *b, uint32_t rnd, long retry_after
 
 /* A success, or the caller saw the network change: the next failure starts over. */
 void fs_sync_backoff_reset(fs_sync_backoff *b);
+
+/* ---- Replication: push the outbox, pull the changes feed ---- */
+
+#define FS_SYNC_BATCH_DOCS 1000          /* documents per _bulk_docs / _changes batch */
+#define FS_SYNC_BATCH_BYTES (8u << 20)   /* body bytes per push batch (one large row passes) */
+
+typedef struct fs_sync_progress {
+	uint64_t docs_pushed;   /* revisions the server confirmed (or already had) */
+	uint64_t docs_pulled;   /* revisions written to the store */
+	uint64_t docs_refused;  /* outbox rows moved to the quarantine */
+	uint64_t bytes_sent;    /* request bodies */
+	uint64_t bytes_received;
+	unsigned retries;       /* transient failures retried */
+} fs_sync_progress;
+
+/* Called after each batch; the struct is valid only during the call. */
+typedef void (*fs_sync_progress_fn)(void *ctx, const fs_sync_progress *p);
+
+typedef struct fs_sync_opts {
+	/* Key of this remote's checkpoints in the store (<= FS_STORE_NAME_MAX
+	 * bytes); NULL: the database URL. */
+	const char *remote_name;
+	size_t batch_docs;  /* 0: FS_SYNC_BATCH_DOCS */
+	size_t batch_bytes; /* 0: FS_SYNC_BATCH_BYTES */
+	/* Transient failures (fs_sync_err_transient) are retried this many times
+	 * in the call, sleeping the backoff's delay; 0 returns them at once so
+	 * the daemon's loop can schedule the retry itself. */
+	unsigned max_retries;
+	uint32_t backoff_min_ms, backoff_max_ms; /* 0: the defaults */
+	/* Fetch with GET ?open_revs= instead of POST _bulk_get (servers that
+	 * lack it are detected by themselves; this forces it, e.g. for tests). */
+	int no_bulk_get;
+	fs_sync_progress_fn progress;
+	void *progress_ctx;
+} fs_sync_opts;
+
+/*
+ * Pushes the outbox of st to r: batches of queued rows (bounded by count and
+ * bytes) go through _revs_diff, then the missing ones through _bulk_docs
+ * with new_edits:false and their _revisions. A row leaves the outbox only
+ * after the server confirmed it (or already had it). A document the server
+ * refuses for good (e.g. forbidden, or a batch refused as a whole, which is
+ * split until the culprit is alone) goes to the quarantine with the
+ * server's reason; the rest proceeds. Returns FS_OK when the outbox is
+ * empty, else the error that stopped it (what was confirmed stays
+ * confirmed; nothing else changes). o may be NULL; *prog (may be NULL) gets
+ * the counts, also on error.
+ */
+int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+                 fs_errbuf *eb);
+
+/*
+ * Pulls from r into st: _changes (style=all_docs) since the saved pull
+ * checkpoint, in batches; revisions the store lacks are fetched with
+ * _bulk_get (revs=true), or per document with open_revs when the server
+ * has no _bulk_get, and written with the batch's checkpoint in one store
+ * transaction. Returns FS_OK when the feed is drained.
+ */
+int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+                 fs_errbuf *eb);
+
+/* One-shot sync: push, then pull (counts add up in *prog). */
+int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+                 fs_errbuf *eb);
 
 #endif

@@ -47,6 +47,9 @@ int fs_sync_req_finish(fs_sync_remote *r, CURLcode cc, fs_sync_resp *resp, fs_er
 int fs_sync_req_perform(fs_sync_remote *r, enum fs_sync_method m, const char *path,
                         const char *body, size_t body_len, fs_sync_resp *resp, fs_errbuf *eb);
 
+/* The database URL (checkpoint key by default). */
+const char *fs_sync_remote_url(const fs_sync_remote *r);
+
 /* The remote's JSON limits, for the parsers. */
 size_t fs_sync_remote_max_response(const fs_sync_remote *r);
 int fs_sync_remote_max_depth(const fs_sync_remote *r);
