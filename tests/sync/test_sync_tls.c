@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "store.h"
 #include "sync_int.h"
 
 static const char *env(const char *name)
@@ -106,6 +107,66 @@ static void test_no_redirects(void **state)
 	                 FS_E_SYNC_REDIRECT);
 }
 
+static int push_to(fs_store *st, const char *url_env, const char *pins)
+{
+	char url[512];
+	fs_sync_remote_opts o = {.url = url, .ca_file = env("FS_TEST_TLS_CA"), .pins = pins};
+	fs_sync_remote *r = NULL;
+	fs_sync_opts so = {.remote_name = "office", .max_retries = 2, .backoff_min_ms = 10,
+	                   .backoff_max_ms = 20};
+	fs_errbuf eb;
+	int rc;
+
+	snprintf(url, sizeof(url), "%s/db", env(url_env));
+	assert_int_equal(fs_sync_remote_new(&o, &r, &eb), FS_OK);
+	rc = fs_sync_push(st, r, &so, NULL, &eb);
+	fs_sync_remote_free(r);
+	return rc;
+}
+
+static void assert_queue(fs_store *st, uint64_t queued)
+{
+	fs_store_outbox_stats s;
+	fs_errbuf eb;
+	assert_int_equal(fs_store_outbox_stats_get(st, &s, &eb), FS_OK);
+	assert_int_equal(s.queued, queued);
+	assert_int_equal(s.quarantined, 0);
+}
+
+/* A refused connection changes nothing in the outbox; the good one drains it. */
+static void test_outbox_unchanged_after_refusal(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/fs-tls-XXXXXX", path[64], rev[FS_REV_MAX], id[16];
+	fs_store *st = NULL;
+	fs_errbuf eb;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.db", dir);
+	assert_int_equal(fs_store_open(path, NULL, &st, &eb), FS_OK);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "tls-%d", i);
+		assert_int_equal(fs_store_put_local(st, id, NULL, (const uint8_t *)"{\"fs\":1}", 8, 0,
+		                                    rev, &eb),
+		                 FS_OK);
+	}
+	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_WRONGHOST", NULL), FS_E_SYNC_TLS_CERT);
+	assert_queue(st, 5);
+	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_UNTRUSTED", NULL), FS_E_SYNC_TLS_CERT);
+	assert_queue(st, 5);
+	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_EXPIRED", NULL), FS_E_SYNC_TLS_CERT);
+	assert_queue(st, 5);
+	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_GOOD", env("FS_TEST_TLS_PIN_OTHER")),
+	                 FS_E_SYNC_TLS_PIN);
+	assert_queue(st, 5);
+	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_GOOD", env("FS_TEST_TLS_PIN_GOOD")), FS_OK);
+	assert_queue(st, 0);
+	fs_store_close(st);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -113,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_bad_certificates),
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_no_redirects),
+		cmocka_unit_test(test_outbox_unchanged_after_refusal),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, NULL);
