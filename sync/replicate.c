@@ -25,6 +25,7 @@ struct ctx {
 	const char *name;
 	size_t batch_docs, batch_bytes;
 	int no_bulk_get;
+	int need_diff; /* ask _revs_diff before the next upload */
 	const fs_sync_opts *o;
 	fs_sync_progress *p;
 	long retry_after;
@@ -160,6 +161,7 @@ static int drive(struct ctx *c, int (*step)(struct ctx *, fs_errbuf *), fs_errbu
 			continue;
 		}
 		rc = -rc;
+		c->need_diff = 1; /* what failed may have reached the server */
 		if (!fs_sync_err_transient(rc) || tries >= max)
 			return rc;
 		tries++;
@@ -186,6 +188,7 @@ static int ctx_init(struct ctx *c, fs_store *st, fs_sync_remote *r, const fs_syn
 	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
 		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
 	c->no_bulk_get = o ? o->no_bulk_get : 0;
+	c->need_diff = 1;
 	fs_sync_remote_bytes(r, &c->sent0, &c->recv0);
 	return FS_OK;
 }
@@ -406,6 +409,17 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 		fs_store_outbox_free(ob);
 		return 1;
 	}
+	need = malloc(sizeof(*need) * ob->n);
+	have = malloc(sizeof(*have) * ob->n);
+	if (need == NULL || have == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	if (!c->need_diff && !(c->o && c->o->always_revs_diff)) {
+		for (size_t i = 0; i < ob->n; i++)
+			need[nneed++] = i;
+		goto send;
+	}
 	/* _revs_diff: {"id":["rev",...],...}; rows of one id may repeat the key,
 	 * which servers merge, so no grouping is needed. */
 	buf_add(&b, "{", 1);
@@ -423,12 +437,6 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 	if ((rc = fs_sync_parse_revs_diff(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &diff,
 	                                  eb)) != FS_OK)
 		goto out;
-	need = malloc(sizeof(*need) * ob->n);
-	have = malloc(sizeof(*have) * ob->n);
-	if (need == NULL || have == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
 	for (size_t i = 0; i < ob->n; i++) {
 		int missing = 0;
 		for (size_t k = 0; k < diff->n && !missing; k++) {
@@ -446,8 +454,10 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 	if (nhave && (rc = fs_store_outbox_confirm(c->st, have, nhave, eb)) != FS_OK)
 		goto out;
 	c->p->docs_pushed += nhave;
+send:
 	if ((rc = send_docs(c, ob, need, nneed, &retry, eb)) != FS_OK)
 		goto out;
+	c->need_diff = retry > 0;
 	report(c);
 	if (retry)
 		rc = fs_err_set(eb, FS_E_SYNC_SERVER, "the server could not store %zu documents yet",
@@ -639,54 +649,25 @@ out:
 	return rc;
 }
 
-static int pull_step(struct ctx *c, fs_errbuf *eb)
+/* Fetches and stores changes [off, off+k) of ch, with seq as the checkpoint. */
+static int pull_batch(struct ctx *c, const fs_sync_changes *ch, size_t off, size_t k,
+                      const char *seq, fs_errbuf *eb)
 {
-	char path[PATH_MAX_LEN];
-	char *since = NULL, *esc = NULL;
-	fs_sync_resp resp;
-	fs_sync_changes *ch = NULL;
 	fs_store_diff_query *q = NULL;
 	fs_store_diff *d = NULL;
 	struct fetched f = {0};
-	const char *seq;
-	int rc, done = 0;
+	int rc;
 
-	rc = fs_store_checkpoint_get(c->st, c->name, FS_STORE_PULL, &since, eb);
-	if (rc == FS_E_NOTFOUND)
-		rc = FS_OK;
-	if (rc != FS_OK)
-		goto out;
-	if ((esc = curl_easy_escape(NULL, since ? since : "0", 0)) == NULL) {
+	if ((q = calloc(k, sizeof(*q))) == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "_changes?style=all_docs&limit=%zu&since=%s",
-	                     c->batch_docs, esc) >= sizeof(path)) {
-		rc = fs_err_set(eb, FS_E_TOOBIG, "sequence too long for a request");
-		goto out;
+	for (size_t i = 0; i < k; i++) {
+		q[i].id = ch->v[off + i].id;
+		q[i].revs = (const char *const *)ch->v[off + i].revs;
+		q[i].n = ch->v[off + i].nrevs;
 	}
-	if ((rc = get(c, path, &resp, eb)) != FS_OK)
-		goto out;
-	if ((rc = fs_sync_parse_changes(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &ch,
-	                                eb)) != FS_OK)
-		goto out;
-	seq = ch->last_seq ? ch->last_seq : ch->n ? ch->v[ch->n - 1].seq : since;
-	done = ch->n < c->batch_docs;
-	if (ch->n == 0) {
-		if (seq && (since == NULL || strcmp(seq, since) != 0))
-			rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb);
-		goto out;
-	}
-	if ((q = calloc(ch->n, sizeof(*q))) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	for (size_t i = 0; i < ch->n; i++) {
-		q[i].id = ch->v[i].id;
-		q[i].revs = (const char *const *)ch->v[i].revs;
-		q[i].n = ch->v[i].nrevs;
-	}
-	if ((rc = fs_store_revs_diff(c->st, q, ch->n, &d, eb)) != FS_OK)
+	if ((rc = fs_store_revs_diff(c->st, q, k, &d, eb)) != FS_OK)
 		goto out;
 	if (d->n && !c->no_bulk_get) {
 		rc = fetch_bulk_get(c, d, &f, eb);
@@ -702,6 +683,59 @@ out:
 	fetched_free(&f);
 	fs_store_diff_free(d);
 	free(q);
+	return rc;
+}
+
+/*
+ * One _changes request covering several fetch batches (the server's cost
+ * is mostly per request); each batch is stored with its own checkpoint, so
+ * an interruption loses at most one batch of work.
+ */
+static int pull_step(struct ctx *c, fs_errbuf *eb)
+{
+	char path[PATH_MAX_LEN];
+	char *since = NULL, *esc = NULL;
+	fs_sync_resp resp;
+	fs_sync_changes *ch = NULL;
+	size_t limit = c->batch_docs * FS_SYNC_CHANGES_BATCHES;
+	int rc, done = 0;
+
+	if (limit > FS_SYNC_MAX_ITEMS)
+		limit = FS_SYNC_MAX_ITEMS;
+	rc = fs_store_checkpoint_get(c->st, c->name, FS_STORE_PULL, &since, eb);
+	if (rc == FS_E_NOTFOUND)
+		rc = FS_OK;
+	if (rc != FS_OK)
+		goto out;
+	if ((esc = curl_easy_escape(NULL, since ? since : "0", 0)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "_changes?style=all_docs&limit=%zu&since=%s", limit,
+	                     esc) >= sizeof(path)) {
+		rc = fs_err_set(eb, FS_E_TOOBIG, "sequence too long for a request");
+		goto out;
+	}
+	if ((rc = get(c, path, &resp, eb)) != FS_OK)
+		goto out;
+	if ((rc = fs_sync_parse_changes(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &ch,
+	                                eb)) != FS_OK)
+		goto out;
+	done = ch->n < limit || ch->pending == 0;
+	if (ch->n == 0) {
+		const char *seq = ch->last_seq;
+		if (seq && (since == NULL || strcmp(seq, since) != 0))
+			rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb);
+		goto out;
+	}
+	for (size_t off = 0; off < ch->n && rc == FS_OK; off += c->batch_docs) {
+		size_t k = ch->n - off < c->batch_docs ? ch->n - off : c->batch_docs;
+		const char *seq = ch->v[off + k - 1].seq;
+		if (off + k == ch->n && ch->last_seq)
+			seq = ch->last_seq;
+		rc = pull_batch(c, ch, off, k, seq, eb);
+	}
+out:
 	fs_sync_changes_free(ch);
 	curl_free(esc);
 	free(since);

@@ -111,6 +111,7 @@ void fs_sync_backoff_reset(fs_sync_backoff *b);
 
 #define FS_SYNC_BATCH_DOCS 1000          /* documents per _bulk_docs / _changes batch */
 #define FS_SYNC_BATCH_BYTES (8u << 20)   /* body bytes per push batch (one large row passes) */
+#define FS_SYNC_CHANGES_BATCHES 5        /* a _changes request covers this many fetch batches */
 
 typedef struct fs_sync_progress {
 	uint64_t docs_pushed;   /* revisions the server confirmed (or already had) */
@@ -138,6 +139,12 @@ typedef struct fs_sync_opts {
 	/* Fetch with GET ?open_revs= instead of POST _bulk_get (servers that
 	 * lack it are detected by themselves; this forces it, e.g. for tests). */
 	int no_bulk_get;
+	/* Ask _revs_diff before every upload. By default it is asked for the
+	 * first batch of a call and after any failure: later batches hold only
+	 * revisions never sent before (earlier ones were confirmed in order), and
+	 * new_edits:false makes a resent revision a no-op anyway, so the question
+	 * would only cost the server a lookup per document. */
+	int always_revs_diff;
 	fs_sync_progress_fn progress;
 	void *progress_ctx;
 } fs_sync_opts;
