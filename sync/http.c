@@ -23,8 +23,20 @@
 
 enum auth_kind { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
-struct fs_sync_remote {
+/* One request at a time per slot: its handle and its answer's buffer. */
+struct slot {
+	fs_sync_remote *r;
 	CURL *h;
+	char *buf;
+	size_t len, cap;
+	int overflow;
+	long retry_after;
+	long status;
+	char cerr[CURL_ERROR_SIZE];
+};
+
+struct fs_sync_remote {
+	struct slot slot[FS_SYNC_SLOTS];
 	struct curl_slist *hdrs;
 	char *db_url;   /* without a trailing slash */
 	char *root_url; /* scheme://host[:port] */
@@ -39,12 +51,6 @@ struct fs_sync_remote {
 	char *user;   /* sodium_malloc */
 	char *secret; /* sodium_malloc: password or token */
 
-	char *buf;
-	size_t len, cap;
-	int overflow;
-	long retry_after;
-	long status;
-	char cerr[CURL_ERROR_SIZE];
 	uint64_t sent, received;
 };
 
@@ -201,10 +207,11 @@ out:
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 {
-	fs_sync_remote *r = ctx;
+	struct slot *r = ctx;
 	size_t n = size * nmemb;
+	size_t max_resp = r->r->max_resp;
 
-	if (n > r->max_resp || r->len > r->max_resp - n) {
+	if (n > max_resp || r->len > max_resp - n) {
 		r->overflow = 1;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
@@ -212,8 +219,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 		size_t cap = r->cap ? r->cap : RESP_INITIAL;
 		while (cap < r->len + n + 1)
 			cap *= 2;
-		if (cap > r->max_resp + 1)
-			cap = r->max_resp + 1;
+		if (cap > max_resp + 1)
+			cap = max_resp + 1;
 		char *b = realloc(r->buf, cap);
 		if (b == NULL)
 			return 0;
@@ -228,7 +235,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 
 static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
 {
-	fs_sync_remote *r = ctx;
+	struct slot *r = ctx;
 	size_t n = size * nitems;
 	static const char name[] = "retry-after:";
 
@@ -271,9 +278,9 @@ long fs_sync_parse_retry_after(const char *v, size_t n, time_t now)
 	return t - now > FS_SYNC_RETRY_AFTER_MAX_S ? FS_SYNC_RETRY_AFTER_MAX_S : (long)(t - now);
 }
 
-static int setup_handle(fs_sync_remote *r, fs_errbuf *eb)
+static int setup_handle(fs_sync_remote *r, struct slot *sl, fs_errbuf *eb)
 {
-	CURL *h = r->h;
+	CURL *h = sl->h;
 	CURLcode c = CURLE_OK;
 
 #define SET(opt, val)                                                                              \
@@ -297,10 +304,10 @@ static int setup_handle(fs_sync_remote *r, fs_errbuf *eb)
 	SET(CURLOPT_LOW_SPEED_LIMIT, r->low_limit);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, r);
+	SET(CURLOPT_WRITEDATA, sl);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, r);
-	SET(CURLOPT_ERRORBUFFER, r->cerr);
+	SET(CURLOPT_HEADERDATA, sl);
+	SET(CURLOPT_ERRORBUFFER, sl->cerr);
 	SET(CURLOPT_HTTPHEADER, r->hdrs);
 	SET(CURLOPT_USERAGENT, "fieldsync/0.1");
 	SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
@@ -356,10 +363,14 @@ int fs_sync_remote_new(const fs_sync_remote_opts *o, fs_sync_remote **out, fs_er
 			goto out;
 		r->hdrs = l;
 	}
-	if ((r->h = curl_easy_init()) == NULL)
-		goto out;
-	if ((rc = setup_handle(r, eb)) != FS_OK)
-		goto out;
+	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
+		r->slot[i].r = r;
+		if ((r->slot[i].h = curl_easy_init()) == NULL)
+			goto out;
+		if ((rc = setup_handle(r, &r->slot[i], eb)) != FS_OK)
+			goto out;
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+	}
 	fs_err_clear(eb);
 	*out = r;
 	r = NULL;
@@ -373,8 +384,11 @@ void fs_sync_remote_free(fs_sync_remote *r)
 {
 	if (r == NULL)
 		return;
-	if (r->h)
-		curl_easy_cleanup(r->h);
+	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
+		if (r->slot[i].h)
+			curl_easy_cleanup(r->slot[i].h);
+		free(r->slot[i].buf);
+	}
 	curl_slist_free_all(r->hdrs);
 	free_secret(&r->user);
 	free_secret(&r->secret);
@@ -382,7 +396,6 @@ void fs_sync_remote_free(fs_sync_remote *r)
 	free(r->root_url);
 	free(r->pins);
 	free(r->ca_file);
-	free(r->buf);
 	free(r);
 }
 
@@ -398,11 +411,14 @@ int fs_sync_remote_set_basic(fs_sync_remote *r, const char *user, const char *pa
 		free_secret(&r->user);
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	}
-	curl_easy_setopt(r->h, CURLOPT_XOAUTH2_BEARER, NULL);
-	if (curl_easy_setopt(r->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
-	    curl_easy_setopt(r->h, CURLOPT_USERNAME, r->user) != CURLE_OK ||
-	    curl_easy_setopt(r->h, CURLOPT_PASSWORD, r->secret) != CURLE_OK)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
+		CURL *h = r->slot[i].h;
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, NULL);
+		if (curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
+		    curl_easy_setopt(h, CURLOPT_USERNAME, r->user) != CURLE_OK ||
+		    curl_easy_setopt(h, CURLOPT_PASSWORD, r->secret) != CURLE_OK)
+			return fs_err_set(eb, FS_E_NOMEM, NULL);
+	}
 	r->auth = AUTH_BASIC;
 	return FS_OK;
 }
@@ -416,11 +432,14 @@ int fs_sync_remote_set_bearer(fs_sync_remote *r, const char *token, fs_errbuf *e
 	r->auth = AUTH_NONE;
 	if (secret_dup(token, &r->secret) != FS_OK)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	curl_easy_setopt(r->h, CURLOPT_USERNAME, NULL);
-	curl_easy_setopt(r->h, CURLOPT_PASSWORD, NULL);
-	if (curl_easy_setopt(r->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK ||
-	    curl_easy_setopt(r->h, CURLOPT_XOAUTH2_BEARER, r->secret) != CURLE_OK)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
+		CURL *h = r->slot[i].h;
+		curl_easy_setopt(h, CURLOPT_USERNAME, NULL);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, NULL);
+		if (curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK ||
+		    curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, r->secret) != CURLE_OK)
+			return fs_err_set(eb, FS_E_NOMEM, NULL);
+	}
 	r->auth = AUTH_BEARER;
 	return FS_OK;
 }
@@ -451,19 +470,29 @@ int fs_sync_remote_max_depth(const fs_sync_remote *r)
 int fs_sync_req_prepare(fs_sync_remote *r, enum fs_sync_method m, const char *path,
                         const char *body, size_t body_len, CURL **easy, fs_errbuf *eb)
 {
+	return fs_sync_req_prepare_on(r, 0, m, path, body, body_len, 0, easy, eb);
+}
+
+int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
+                           const char *path, const char *body, size_t body_len, long timeout_ms,
+                           CURL **easy, fs_errbuf *eb)
+{
 	char url[URL_MAX * 2];
 	CURLcode c = CURLE_OK;
+	struct slot *r;
 	int n;
 
 	if (easy == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output for the request");
 	*easy = NULL;
-	if (r == NULL || path == NULL || (m != FS_SYNC_GET && body == NULL))
+	if (rem == NULL || slot < 0 || slot >= FS_SYNC_SLOTS || path == NULL ||
+	    (m != FS_SYNC_GET && body == NULL) || timeout_ms < 0)
 		return fs_err_set(eb, FS_E_ARG, "invalid request");
+	r = &rem->slot[slot];
 	if (path[0] == '/')
-		n = snprintf(url, sizeof(url), "%s%s", r->root_url, path);
+		n = snprintf(url, sizeof(url), "%s%s", rem->root_url, path);
 	else
-		n = snprintf(url, sizeof(url), "%s%s%s", r->db_url, path[0] ? "/" : "", path);
+		n = snprintf(url, sizeof(url), "%s%s%s", rem->db_url, path[0] ? "/" : "", path);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return fs_err_set(eb, FS_E_ARG, "request URL too long");
 	r->len = 0;
@@ -474,6 +503,8 @@ int fs_sync_req_prepare(fs_sync_remote *r, enum fs_sync_method m, const char *pa
 	if (r->buf)
 		r->buf[0] = '\0';
 	c = curl_easy_setopt(r->h, CURLOPT_URL, url);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	if (c == CURLE_OK)
 		c = curl_easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, m == FS_SYNC_PUT ? "PUT" : NULL);
 	if (c == CURLE_OK && m == FS_SYNC_GET)
@@ -487,6 +518,14 @@ int fs_sync_req_prepare(fs_sync_remote *r, enum fs_sync_method m, const char *pa
 		return fs_err_set(eb, c == CURLE_OUT_OF_MEMORY ? FS_E_NOMEM : FS_E_INTERNAL,
 		                  "libcurl refused the request: %s", curl_easy_strerror(c));
 	*easy = r->h;
+	return FS_OK;
+}
+
+int fs_sync_req_prepare_handle(fs_sync_remote *r, int slot, CURL **easy)
+{
+	if (easy == NULL || r == NULL || slot < 0 || slot >= FS_SYNC_SLOTS)
+		return FS_E_ARG;
+	*easy = r->slot[slot].h;
 	return FS_OK;
 }
 
@@ -561,20 +600,27 @@ int fs_sync_map_status(long status, fs_errbuf *eb)
 
 int fs_sync_req_finish(fs_sync_remote *r, CURLcode cc, fs_sync_resp *resp, fs_errbuf *eb)
 {
-	curl_off_t up = 0, down = 0;
+	return fs_sync_req_finish_on(r, 0, cc, resp, eb);
+}
+
+int fs_sync_req_finish_on(fs_sync_remote *rem, int slot, CURLcode cc, fs_sync_resp *resp,
+                          fs_errbuf *eb)
+{
+	curl_off_t up = 0;
+	struct slot *r;
 	int rc;
 
 	if (resp)
 		memset(resp, 0, sizeof(*resp));
-	if (r == NULL)
+	if (rem == NULL || slot < 0 || slot >= FS_SYNC_SLOTS)
 		return fs_err_set(eb, FS_E_ARG, "no remote");
+	r = &rem->slot[slot];
 	if (curl_easy_getinfo(r->h, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0)
-		r->sent += (uint64_t)up;
-	r->received += r->len;
-	(void)down;
+		rem->sent += (uint64_t)up;
+	rem->received += r->len;
 	if (cc == CURLE_WRITE_ERROR && r->overflow)
 		return fs_err_set(eb, FS_E_TOOBIG, "the server's answer exceeds %zu bytes",
-		                  r->max_resp);
+		                  rem->max_resp);
 	if (cc != CURLE_OK)
 		return fs_sync_map_curl(cc, r->cerr, eb);
 	if (curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)

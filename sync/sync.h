@@ -7,6 +7,7 @@
 #ifndef FS_SYNC_H
 #define FS_SYNC_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -177,5 +178,50 @@ int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync
 /* One-shot sync: push, then pull (counts add up in *prog). */
 int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb);
+
+/* ---- Continuous replication, driven by the daemon's event loop ---- */
+
+#define FS_SYNC_DEBOUNCE_MS 2000u   /* a local edit is pushed this soon */
+#define FS_SYNC_LONGPOLL_MS 60000u  /* a longpoll _changes is renewed this often */
+#define FS_SYNC_HEARTBEAT_MS 10000u /* the server's keep-alive newlines on a longpoll */
+
+typedef struct fs_sync_live fs_sync_live;
+
+/*
+ * Continuous replication of st with r: a sync at start, a push soon after
+ * local edits (debounce_ms, 0: FS_SYNC_DEBOUNCE_MS), a pull whenever the
+ * server's longpoll _changes reports something, retries with backoff. st,
+ * r and o's strings are borrowed and must outlive *out, which the caller
+ * frees with fs_sync_live_free.
+ */
+int fs_sync_live_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, uint32_t debounce_ms,
+                     fs_sync_live **out, fs_errbuf *eb);
+void fs_sync_live_free(fs_sync_live *l);
+
+/* A local edit was saved: push within the debounce delay. */
+void fs_sync_live_changed(fs_sync_live *l, uint64_t now_ms);
+
+/* The network changed: forget the backoff and sync at the next step. */
+void fs_sync_live_network_changed(fs_sync_live *l);
+
+/*
+ * Does what is due at now_ms (a push and pull, blocking for their
+ * transfers) and sets *wait_ms to when the next step is wanted. Returns
+ * FS_OK, or the error of a sync tried in this call (a retry is then
+ * scheduled with backoff). *prog (may be NULL) gets the counts of the sync.
+ */
+int fs_sync_live_step(fs_sync_live *l, uint64_t now_ms, uint32_t *wait_ms, fs_sync_progress *prog,
+                      fs_errbuf *eb);
+
+/*
+ * After a step: the longpoll request to run, or NULL. The handle belongs to
+ * l: add it to the daemon's multi handle (or run curl_easy_perform), and when
+ * it completes remove it and call fs_sync_live_longpoll_done with its result.
+ */
+CURL *fs_sync_live_longpoll(fs_sync_live *l);
+
+/* The longpoll ended (cc from the multi message): schedules a pull if the
+ * server reported changes, a retry if it failed. */
+int fs_sync_live_longpoll_done(fs_sync_live *l, CURLcode cc, uint64_t now_ms, fs_errbuf *eb);
 
 #endif

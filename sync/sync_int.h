@@ -43,6 +43,23 @@ int fs_sync_req_prepare(fs_sync_remote *r, enum fs_sync_method m, const char *pa
  */
 int fs_sync_req_finish(fs_sync_remote *r, CURLcode cc, fs_sync_resp *resp, fs_errbuf *eb);
 
+/*
+ * A remote has FS_SYNC_SLOTS request slots, each with its own easy handle
+ * and answer buffer, so that one request can be under way (a longpoll, or
+ * the next batch's fetch) while another is prepared or read. Slot 0 is the
+ * one the functions above use. timeout_ms bounds the whole request (0: no
+ * bound beyond the connect and low-speed limits).
+ */
+#define FS_SYNC_SLOTS 2
+int fs_sync_req_prepare_on(fs_sync_remote *r, int slot, enum fs_sync_method m, const char *path,
+                           const char *body, size_t body_len, long timeout_ms, CURL **easy,
+                           fs_errbuf *eb);
+int fs_sync_req_finish_on(fs_sync_remote *r, int slot, CURLcode cc, fs_sync_resp *resp,
+                          fs_errbuf *eb);
+
+/* The easy handle of a slot, as last prepared. */
+int fs_sync_req_prepare_handle(fs_sync_remote *r, int slot, CURL **easy);
+
 /* prepare + curl_easy_perform + finish. */
 int fs_sync_req_perform(fs_sync_remote *r, enum fs_sync_method m, const char *path,
                         const char *body, size_t body_len, fs_sync_resp *resp, fs_errbuf *eb);
