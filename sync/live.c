@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LP_SLOT 1
+#define LP_SLOT FS_SYNC_SLOT_LONGPOLL
 #define LP_SLACK_MS 5000 /* our own bound on top of the server's longpoll timeout */
 #define PATH_LEN 8192
 

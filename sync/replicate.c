@@ -519,39 +519,96 @@ static int fetched_add(struct fetched *f, fs_sync_revs *r, fs_errbuf *eb)
 	return FS_OK;
 }
 
-static int fetch_bulk_get(struct ctx *c, const fs_store_diff *d, struct fetched *f, fs_errbuf *eb)
+static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f,
+                           fs_errbuf *eb);
+
+/*
+ * One fetch batch of a pull: the revisions the store lacks and, while the
+ * server prepares them, the _bulk_get request on its own slot.
+ */
+struct batch {
+	fs_store_diff *d;
+	struct buf body; /* must live until the slot's transfer ends */
+	int slot;
+	int started;
+};
+
+static void batch_clear(struct ctx *c, struct batch *b)
 {
-	struct buf b = {0};
+	if (b->started) /* an error left it running: let it end before reuse */
+		(void)fs_sync_req_wait(c->r, b->slot, NULL, NULL);
+	fs_store_diff_free(b->d);
+	free(b->body.p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Local revs_diff of changes [off, off+k), then the _bulk_get request on its way. */
+static int batch_start(struct ctx *c, const fs_sync_changes *ch, size_t off, size_t k, int slot,
+                       struct batch *b, fs_errbuf *eb)
+{
+	fs_store_diff_query *q;
+	CURL *h;
+	int rc;
+
+	b->slot = slot;
+	if ((q = calloc(k, sizeof(*q))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (size_t i = 0; i < k; i++) {
+		q[i].id = ch->v[off + i].id;
+		q[i].revs = (const char *const *)ch->v[off + i].revs;
+		q[i].n = ch->v[off + i].nrevs;
+	}
+	rc = fs_store_revs_diff(c->st, q, k, &b->d, eb);
+	free(q);
+	if (rc != FS_OK || b->d->n == 0 || c->no_bulk_get)
+		return rc;
+	buf_str(&b->body, "{\"docs\":[");
+	for (size_t i = 0, n = 0; i < b->d->n; i++)
+		for (size_t m = 0; m < b->d->v[i].n_missing; m++, n++) {
+			if (n)
+				buf_add(&b->body, ",", 1);
+			buf_str(&b->body, "{\"id\":");
+			buf_json_str(&b->body, b->d->v[i].id);
+			buf_str(&b->body, ",\"rev\":");
+			buf_json_str(&b->body, b->d->v[i].missing[m]);
+			buf_add(&b->body, "}", 1);
+		}
+	buf_str(&b->body, "]}");
+	if ((rc = buf_done(&b->body, eb)) != FS_OK ||
+	    (rc = fs_sync_req_prepare_on(c->r, slot, FS_SYNC_POST, "_bulk_get?revs=true", b->body.p,
+	                                 b->body.len, 0, &h, eb)) != FS_OK ||
+	    (rc = fs_sync_req_start(c->r, slot, eb)) != FS_OK)
+		return rc;
+	b->started = 1;
+	return FS_OK;
+}
+
+/* Waits for the batch's _bulk_get, or fetches with open_revs; adds to f. */
+static int batch_fetch(struct ctx *c, struct batch *b, struct fetched *f, fs_errbuf *eb)
+{
 	fs_sync_resp resp;
 	fs_sync_revs *rv = NULL;
 	int rc;
 
-	buf_str(&b, "{\"docs\":[");
-	for (size_t i = 0, k = 0; i < d->n; i++)
-		for (size_t m = 0; m < d->v[i].n_missing; m++, k++) {
-			if (k)
-				buf_add(&b, ",", 1);
-			buf_str(&b, "{\"id\":");
-			buf_json_str(&b, d->v[i].id);
-			buf_str(&b, ",\"rev\":");
-			buf_json_str(&b, d->v[i].missing[m]);
-			buf_add(&b, "}", 1);
+	if (b->d->n == 0)
+		return FS_OK;
+	if (b->started) {
+		b->started = 0;
+		rc = fs_sync_req_wait(c->r, b->slot, &resp, eb);
+		c->retry_after = resp.retry_after_s;
+		/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
+		if (rc == FS_E_NOTFOUND ||
+		    (rc == FS_E_SYNC_REFUSED && (resp.status == 405 || resp.status == 400))) {
+			c->no_bulk_get = 1;
+		} else if (rc != FS_OK) {
+			return rc;
+		} else {
+			rc = fs_sync_parse_bulk_get(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
+			                            &rv, eb);
+			return rc == FS_OK ? fetched_add(f, rv, eb) : rc;
 		}
-	buf_str(&b, "]}");
-	rc = post(c, "_bulk_get?revs=true", &b, &resp, eb);
-	free(b.p);
-	/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
-	if (rc == FS_E_NOTFOUND || (rc == FS_E_SYNC_REFUSED && (resp.status == 405 ||
-	                                                          resp.status == 400))) {
-		c->no_bulk_get = 1;
-		return 1;
 	}
-	if (rc != FS_OK)
-		return rc;
-	rc = fs_sync_parse_bulk_get(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &rv, eb);
-	if (rc != FS_OK)
-		return rc;
-	return fetched_add(f, rv, eb);
+	return fetch_open_revs(c, b->d, f, eb);
 }
 
 static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f,
@@ -649,43 +706,6 @@ out:
 	return rc;
 }
 
-/* Fetches and stores changes [off, off+k) of ch, with seq as the checkpoint. */
-static int pull_batch(struct ctx *c, const fs_sync_changes *ch, size_t off, size_t k,
-                      const char *seq, fs_errbuf *eb)
-{
-	fs_store_diff_query *q = NULL;
-	fs_store_diff *d = NULL;
-	struct fetched f = {0};
-	int rc;
-
-	if ((q = calloc(k, sizeof(*q))) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	for (size_t i = 0; i < k; i++) {
-		q[i].id = ch->v[off + i].id;
-		q[i].revs = (const char *const *)ch->v[off + i].revs;
-		q[i].n = ch->v[off + i].nrevs;
-	}
-	if ((rc = fs_store_revs_diff(c->st, q, k, &d, eb)) != FS_OK)
-		goto out;
-	if (d->n && !c->no_bulk_get) {
-		rc = fetch_bulk_get(c, d, &f, eb);
-		if (rc < 0 || rc > 1)
-			goto out;
-		rc = FS_OK;
-	}
-	if (d->n && c->no_bulk_get && (rc = fetch_open_revs(c, d, &f, eb)) != FS_OK)
-		goto out;
-	rc = store_fetched(c, &f, seq, eb);
-	report(c);
-out:
-	fetched_free(&f);
-	fs_store_diff_free(d);
-	free(q);
-	return rc;
-}
-
 /*
  * One _changes request covering several fetch batches (the server's cost
  * is mostly per request); each batch is stored with its own checkpoint, so
@@ -698,6 +718,7 @@ static int pull_step(struct ctx *c, fs_errbuf *eb)
 	fs_sync_resp resp;
 	fs_sync_changes *ch = NULL;
 	size_t limit = c->batch_docs * FS_SYNC_CHANGES_BATCHES;
+	struct batch bt[2] = {{0}};
 	int rc, done = 0;
 
 	if (limit > FS_SYNC_MAX_ITEMS)
@@ -728,14 +749,34 @@ static int pull_step(struct ctx *c, fs_errbuf *eb)
 			rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb);
 		goto out;
 	}
-	for (size_t off = 0; off < ch->n && rc == FS_OK; off += c->batch_docs) {
+	/* Two batches in flight: while the server prepares batch i+1 we parse
+	 * and store batch i. */
+	size_t nb = (ch->n + c->batch_docs - 1) / c->batch_docs;
+	rc = batch_start(c, ch, 0, ch->n < c->batch_docs ? ch->n : c->batch_docs, 0, &bt[0], eb);
+	for (size_t i = 0; i < nb && rc == FS_OK; i++) {
+		struct batch *cur = &bt[i % 2], *nxt = &bt[(i + 1) % 2];
+		size_t off = i * c->batch_docs;
 		size_t k = ch->n - off < c->batch_docs ? ch->n - off : c->batch_docs;
+		struct fetched f = {0};
 		const char *seq = ch->v[off + k - 1].seq;
+
+		if (i + 1 < nb) {
+			size_t off2 = off + k;
+			size_t k2 = ch->n - off2 < c->batch_docs ? ch->n - off2 : c->batch_docs;
+			if ((rc = batch_start(c, ch, off2, k2, (int)((i + 1) % 2), nxt, eb)) != FS_OK)
+				break;
+		}
 		if (off + k == ch->n && ch->last_seq)
 			seq = ch->last_seq;
-		rc = pull_batch(c, ch, off, k, seq, eb);
+		if ((rc = batch_fetch(c, cur, &f, eb)) == FS_OK)
+			rc = store_fetched(c, &f, seq, eb);
+		fetched_free(&f);
+		batch_clear(c, cur);
+		report(c);
 	}
 out:
+	batch_clear(c, &bt[0]);
+	batch_clear(c, &bt[1]);
 	fs_sync_changes_free(ch);
 	curl_free(esc);
 	free(since);

@@ -24,6 +24,8 @@
 
 typedef struct fs_sync_remote fs_sync_remote;
 
+/* Compressed answers are accepted (gzip, deflate, br, zstd), except from a
+ * loopback address, where compressing costs more than it saves. */
 typedef struct fs_sync_remote_opts {
 	/* Database URL, e.g. "https://couch.example.org:6984/team42". https only;
 	 * credentials, query and fragment are refused. */

@@ -50,12 +50,22 @@ int fs_sync_req_finish(fs_sync_remote *r, CURLcode cc, fs_sync_resp *resp, fs_er
  * one the functions above use. timeout_ms bounds the whole request (0: no
  * bound beyond the connect and low-speed limits).
  */
-#define FS_SYNC_SLOTS 2
+#define FS_SYNC_SLOTS 3
+#define FS_SYNC_SLOT_LONGPOLL 2
 int fs_sync_req_prepare_on(fs_sync_remote *r, int slot, enum fs_sync_method m, const char *path,
                            const char *body, size_t body_len, long timeout_ms, CURL **easy,
                            fs_errbuf *eb);
 int fs_sync_req_finish_on(fs_sync_remote *r, int slot, CURLcode cc, fs_sync_resp *resp,
                           fs_errbuf *eb);
+
+/*
+ * Runs a prepared slot on the remote's own multi handle (slots 0 and 1;
+ * the longpoll slot goes to the daemon's multi instead): start puts the
+ * request on the wire and returns; wait drives every started slot until
+ * this one ends, then finishes it as fs_sync_req_finish does.
+ */
+int fs_sync_req_start(fs_sync_remote *r, int slot, fs_errbuf *eb);
+int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb);
 
 /* The easy handle of a slot, as last prepared. */
 int fs_sync_req_prepare_handle(fs_sync_remote *r, int slot, CURL **easy);

@@ -33,25 +33,31 @@ measure() {
 	rss[$name]=$kb
 }
 
-"$FS_REPLICATE_TOOL" gen "$work/a.db" "$N" "$work"
+# Warm-up: node's JIT makes a fresh server slower for whoever goes first.
+mkdir -p "$work/warm"
+"$FS_REPLICATE_TOOL" gen "$work/warm/w.db" 3000 "$work/warm"
+curl -sf -o /dev/null -X PUT "$U/warmup"
+"$FS_REPLICATE_TOOL" push "$work/warm/w.db" "$U/warmup" >/dev/null
+"$FS_REPLICATE_TOOL" pull "$work/warm/w2.db" "$U/warmup" >/dev/null
 
-measure push_fieldsync "$FS_REPLICATE_TOOL" push "$work/a.db" "$U/ours"
+"$FS_REPLICATE_TOOL" gen "$work/a.db" "$N" "$work"
 args=()
 for f in "$work"/floor-push-*.json; do
 	[ ${#args[@]} -eq 0 ] || args+=(--next)
 	args+=(-sf -o /dev/null -H 'Content-Type: application/json' --data-binary "@$f" "$U/floor/_bulk_docs")
 done
 measure push_floor curl "${args[@]}"
+measure push_fieldsync "$FS_REPLICATE_TOOL" push "$work/a.db" "$U/ours"
 measure push_pouchdb node "$here/pouch_bench.js" push "$U/pouch" "$N" "$work"
 
 "$FS_REPLICATE_TOOL" bulkget "$work/a.db" "$work"
-measure pull_fieldsync "$FS_REPLICATE_TOOL" pull "$work/b.db" "$U/ours"
 args=(-sf -o /dev/null "$U/ours/_changes?style=all_docs")
 for f in "$work"/floor-pull-*.json; do
 	args+=(--next -sf -o /dev/null -H 'Content-Type: application/json' --data-binary "@$f"
 		"$U/ours/_bulk_get?revs=true")
 done
 measure pull_floor curl "${args[@]}"
+measure pull_fieldsync "$FS_REPLICATE_TOOL" pull "$work/b.db" "$U/ours"
 measure pull_pouchdb node "$here/pouch_bench.js" pull "$U/ours" "$work"
 
 printf '\nbench_replicate: %d documents of 1 KB ciphertext, pouchdb-server on loopback\n' "$N"
