@@ -749,20 +749,21 @@ static int pull_step(struct ctx *c, fs_errbuf *eb)
 			rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb);
 		goto out;
 	}
-	/* Two batches in flight: while the server prepares batch i+1 we parse
-	 * and store batch i. */
-	size_t nb = (ch->n + c->batch_docs - 1) / c->batch_docs;
-	rc = batch_start(c, ch, 0, ch->n < c->batch_docs ? ch->n : c->batch_docs, 0, &bt[0], eb);
+	/* Two half batches in flight (as much memory as one batch): while the
+	 * server prepares one we parse and store the other. */
+	size_t fb = c->batch_docs > 1 ? c->batch_docs / 2 : 1;
+	size_t nb = (ch->n + fb - 1) / fb;
+	rc = batch_start(c, ch, 0, ch->n < fb ? ch->n : fb, 0, &bt[0], eb);
 	for (size_t i = 0; i < nb && rc == FS_OK; i++) {
 		struct batch *cur = &bt[i % 2], *nxt = &bt[(i + 1) % 2];
-		size_t off = i * c->batch_docs;
-		size_t k = ch->n - off < c->batch_docs ? ch->n - off : c->batch_docs;
+		size_t off = i * fb;
+		size_t k = ch->n - off < fb ? ch->n - off : fb;
 		struct fetched f = {0};
 		const char *seq = ch->v[off + k - 1].seq;
 
 		if (i + 1 < nb) {
 			size_t off2 = off + k;
-			size_t k2 = ch->n - off2 < c->batch_docs ? ch->n - off2 : c->batch_docs;
+			size_t k2 = ch->n - off2 < fb ? ch->n - off2 : fb;
 			if ((rc = batch_start(c, ch, off2, k2, (int)((i + 1) % 2), nxt, eb)) != FS_OK)
 				break;
 		}

@@ -148,6 +148,9 @@ static void bulkget(const char *path, const char *dir)
 int main(int argc, char **argv)
 {
 	fs_sync_opts o = {.remote_name = "bench", .batch_docs = BATCH};
+	const char *bs = getenv("FS_BENCH_BATCH"); /* to study batch size against memory */
+	if (bs && atoi(bs) > 0)
+		o.batch_docs = (size_t)atoi(bs);
 	fs_sync_progress p;
 	fs_errbuf eb;
 	double t0;
