@@ -375,6 +375,44 @@ static void test_quarantine(void **state)
 	fs_store_outbox_free(q);
 }
 
+/* A validate_doc_update refusal comes per document: that one is quarantined
+ * with 403 and the server's reason, the others go through. */
+static void test_per_document_refusal(void **state)
+{
+	(void)state;
+	char url[600], rev[FS_REV_MAX];
+	fs_sync_remote_opts ro = {.url = url, .allow_http_loopback = 1};
+	fs_sync_remote *r = NULL;
+	fs_sync_resp resp;
+	fs_sync_opts o = {.remote_name = "rules"};
+	fs_sync_progress p;
+	fs_store_outbox *q = NULL;
+	fs_errbuf eb;
+	const char *ddoc = "{\"validate_doc_update\":\"function(n) { if (n.bad) "
+	                   "throw({forbidden: 'no bad documents'}); }\"}";
+
+	snprintf(url, sizeof(url), "%s/rules", getenv("FS_TEST_COUCH_URL"));
+	assert_int_equal(fs_sync_remote_new(&ro, &r, &eb), FS_OK);
+	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "", "{}", 2, &resp, &eb), FS_OK);
+	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "_design/rules", ddoc, strlen(ddoc),
+	                                     &resp, &eb),
+	                 FS_OK);
+	put(sa, "rule-ok-1", NULL, "{\"fs\":1}", 0, rev);
+	put(sa, "rule-bad", NULL, "{\"fs\":1,\"bad\":true}", 0, rev);
+	put(sa, "rule-ok-2", NULL, "{\"fs\":1}", 0, rev);
+	assert_int_equal(fs_sync_push(sa, r, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pushed, 2);
+	assert_int_equal(p.docs_refused, 1);
+	assert_int_equal(queued(sa), 0);
+	assert_int_equal(fs_store_quarantine_list(sa, &q, &eb), FS_OK);
+	assert_int_equal(q->n, 2); /* with _bad from test_quarantine */
+	assert_string_equal(q->v[1].id, "rule-bad");
+	assert_int_equal(q->v[1].status, 403);
+	assert_non_null(strstr(q->v[1].reason, "no bad documents"));
+	fs_store_outbox_free(q);
+	fs_sync_remote_free(r);
+}
+
 static void test_open_revs_fallback(void **state)
 {
 	(void)state;
@@ -398,7 +436,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_push_and_pull),   cmocka_unit_test(test_conflicts_converge),
 		cmocka_unit_test(test_tombstones),      cmocka_unit_test(test_pouchdb_writes),
-		cmocka_unit_test(test_quarantine),      cmocka_unit_test(test_open_revs_fallback),
+		cmocka_unit_test(test_quarantine),      cmocka_unit_test(test_per_document_refusal),
+		cmocka_unit_test(test_open_revs_fallback),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
