@@ -115,6 +115,29 @@ static void report(struct ctx *c)
 		c->o->progress(c->o->progress_ctx, c->p);
 }
 
+/*
+ * A 404 that means the database itself is missing: every server has these
+ * endpoints, and CouchDB and PouchDB name the case in their reason.
+ */
+static int db_missing(const char *path, const fs_sync_resp *resp)
+{
+	static const char *const always[] = {"_changes", "_revs_diff", "_bulk_docs"};
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (strncmp(path, always[i], strlen(always[i])) == 0)
+			return 1;
+	return resp->body && (memmem(resp->body, resp->len, "no_db_file", 10) ||
+	                      memmem(resp->body, resp->len, "Database does not exist", 23));
+}
+
+static int answered(struct ctx *c, int rc, const char *path, const fs_sync_resp *resp,
+                    fs_errbuf *eb)
+{
+	c->retry_after = resp->retry_after_s;
+	if (rc == FS_E_NOTFOUND && db_missing(path, resp))
+		return fs_err_set(eb, FS_E_SYNC_NODB, "the database does not exist on the server");
+	return rc;
+}
+
 static int post(struct ctx *c, const char *path, struct buf *body, fs_sync_resp *resp,
                 fs_errbuf *eb)
 {
@@ -122,15 +145,13 @@ static int post(struct ctx *c, const char *path, struct buf *body, fs_sync_resp 
 	if (rc != FS_OK)
 		return rc;
 	rc = fs_sync_req_perform(c->r, FS_SYNC_POST, path, body->p, body->len, resp, eb);
-	c->retry_after = resp->retry_after_s;
-	return rc;
+	return answered(c, rc, path, resp, eb);
 }
 
 static int get(struct ctx *c, const char *path, fs_sync_resp *resp, fs_errbuf *eb)
 {
 	int rc = fs_sync_req_perform(c->r, FS_SYNC_GET, path, NULL, 0, resp, eb);
-	c->retry_after = resp->retry_after_s;
-	return rc;
+	return answered(c, rc, path, resp, eb);
 }
 
 static void sleep_ms(uint32_t ms)
@@ -594,8 +615,7 @@ static int batch_fetch(struct ctx *c, struct batch *b, struct fetched *f, fs_err
 		return FS_OK;
 	if (b->started) {
 		b->started = 0;
-		rc = fs_sync_req_wait(c->r, b->slot, &resp, eb);
-		c->retry_after = resp.retry_after_s;
+		rc = answered(c, fs_sync_req_wait(c->r, b->slot, &resp, eb), "_bulk_get", &resp, eb);
 		/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
 		if (rc == FS_E_NOTFOUND ||
 		    (rc == FS_E_SYNC_REFUSED && (resp.status == 405 || resp.status == 400))) {

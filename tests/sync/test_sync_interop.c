@@ -413,6 +413,25 @@ static void test_per_document_refusal(void **state)
 	fs_sync_remote_free(r);
 }
 
+/* A missing database is named, and nothing leaves the outbox. */
+static void test_missing_database(void **state)
+{
+	(void)state;
+	char url[600], rev[FS_REV_MAX];
+	fs_sync_remote_opts ro = {.url = url, .allow_http_loopback = 1};
+	fs_sync_remote *r = NULL;
+	fs_sync_opts o = {.remote_name = "gone"};
+	fs_errbuf eb;
+
+	snprintf(url, sizeof(url), "%s/no-such-db", getenv("FS_TEST_COUCH_URL"));
+	assert_int_equal(fs_sync_remote_new(&ro, &r, &eb), FS_OK);
+	put(sa, "queued-1", NULL, "{\"fs\":1}", 0, rev);
+	assert_int_equal(fs_sync_push(sa, r, &o, NULL, &eb), FS_E_SYNC_NODB);
+	assert_int_equal(queued(sa), 1);
+	assert_int_equal(fs_sync_pull(sa, r, &o, NULL, &eb), FS_E_SYNC_NODB);
+	fs_sync_remote_free(r);
+}
+
 static void test_open_revs_fallback(void **state)
 {
 	(void)state;
@@ -437,7 +456,7 @@ int main(void)
 		cmocka_unit_test(test_push_and_pull),   cmocka_unit_test(test_conflicts_converge),
 		cmocka_unit_test(test_tombstones),      cmocka_unit_test(test_pouchdb_writes),
 		cmocka_unit_test(test_quarantine),      cmocka_unit_test(test_per_document_refusal),
-		cmocka_unit_test(test_open_revs_fallback),
+		cmocka_unit_test(test_missing_database), cmocka_unit_test(test_open_revs_fallback),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
