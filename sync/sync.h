@@ -198,6 +198,8 @@ typedef struct fs_sync_live fs_sync_live;
  */
 int fs_sync_live_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, uint32_t debounce_ms,
                      fs_sync_live **out, fs_errbuf *eb);
+/* Frees l; NULL is a no-op. Remove a running longpoll handle from the
+ * daemon's multi handle first. */
 void fs_sync_live_free(fs_sync_live *l);
 
 /* A local edit was saved: push within the debounce delay. */

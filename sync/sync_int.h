@@ -90,7 +90,7 @@ long fs_sync_parse_retry_after(const char *v, size_t n, time_t now);
 
 /* ---- Parsers of server answers: bytes in, bounded structs out ---- */
 
-#define FS_SYNC_ID_MAX 256        /* longest document id we accept */
+#define FS_SYNC_ID_MAX 1024       /* longest document id we accept (as store/) */
 #define FS_SYNC_SEQ_MAX 4096      /* longest sequence (CouchDB's are long opaque strings) */
 #define FS_SYNC_MAX_ITEMS 100000  /* results, revs or docs in one answer */
 #define FS_SYNC_MAX_REVS 10000    /* _revisions.ids of one document (revs_limit is 1000) */
