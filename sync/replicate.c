@@ -574,12 +574,17 @@ static int batch_start(struct ctx *c, const fs_sync_changes *ch, size_t off, siz
 	b->slot = slot;
 	if ((q = calloc(k, sizeof(*q))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	size_t nq = 0;
 	for (size_t i = 0; i < k; i++) {
-		q[i].id = ch->v[off + i].id;
-		q[i].revs = (const char *const *)ch->v[off + i].revs;
-		q[i].n = ch->v[off + i].nrevs;
+		/* The server's design documents are its own business, not envelopes. */
+		if (ch->v[off + i].id[0] == '_')
+			continue;
+		q[nq].id = ch->v[off + i].id;
+		q[nq].revs = (const char *const *)ch->v[off + i].revs;
+		q[nq].n = ch->v[off + i].nrevs;
+		nq++;
 	}
-	rc = fs_store_revs_diff(c->st, q, k, &b->d, eb);
+	rc = fs_store_revs_diff(c->st, q, nq, &b->d, eb);
 	free(q);
 	if (rc != FS_OK || b->d->n == 0 || c->no_bulk_get)
 		return rc;

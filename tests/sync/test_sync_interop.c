@@ -410,6 +410,15 @@ static void test_per_document_refusal(void **state)
 	assert_int_equal(q->v[1].status, 403);
 	assert_non_null(strstr(q->v[1].reason, "no bad documents"));
 	fs_store_outbox_free(q);
+	/* Pulling that database brings the documents, not its design document. */
+	fs_store *sd = open_store("d");
+	fs_store_doc *d = NULL;
+	assert_int_equal(fs_sync_pull(sd, r, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pulled, 2);
+	assert_int_equal(fs_store_get(sd, "rule-ok-2", NULL, &d, &eb), FS_OK);
+	fs_store_doc_free(d);
+	assert_int_equal(fs_store_get(sd, "_design/rules", NULL, &d, &eb), FS_E_NOTFOUND);
+	fs_store_close(sd);
 	fs_sync_remote_free(r);
 }
 
