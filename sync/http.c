@@ -7,8 +7,8 @@
 #include "sync_int.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +16,9 @@
 
 #include "crypto.h"
 
-#define URL_MAX 2048
-#define PIN_PREFIX "sha256//"
-#define PIN_B64_LEN 44 /* base64 of a SHA-256 digest */
+#define URL_MAX      2048
+#define PIN_PREFIX   "sha256//"
+#define PIN_B64_LEN  44 /* base64 of a SHA-256 digest */
 #define RESP_INITIAL 16384
 
 enum auth_kind { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
@@ -114,12 +114,14 @@ static int check_pins(const char *pins, fs_errbuf *eb)
 
 	for (;;) {
 		if (strncmp(p, PIN_PREFIX, strlen(PIN_PREFIX)) != 0)
-			return fs_err_set(eb, FS_E_ARG, "pin %d does not start with sha256//", count + 1);
+			return fs_err_set(eb, FS_E_ARG, "pin %d does not start with sha256//",
+			                  count + 1);
 		p += strlen(PIN_PREFIX);
 		for (int i = 0; i < PIN_B64_LEN; i++, p++)
 			if (!(isalnum((unsigned char)*p) || *p == '+' || *p == '/' ||
 			      (*p == '=' && i == PIN_B64_LEN - 1)))
-				return fs_err_set(eb, FS_E_ARG, "pin %d is not a base64 SHA-256 digest",
+				return fs_err_set(eb, FS_E_ARG,
+				                  "pin %d is not a base64 SHA-256 digest",
 				                  count + 1);
 		if (++count > FS_SYNC_MAX_PINS)
 			return fs_err_set(eb, FS_E_ARG, "more than %d pins", FS_SYNC_MAX_PINS);
@@ -135,8 +137,8 @@ static int check_pins(const char *pins, fs_errbuf *eb)
 static int check_url(fs_sync_remote *r, const char *url, int allow_http, fs_errbuf *eb)
 {
 	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL, *query = NULL,
-	     *frag = NULL, *port = NULL, *path = NULL;
+	char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL, *query = NULL, *frag = NULL,
+	     *port = NULL, *path = NULL;
 	int rc = FS_E_NOMEM;
 	size_t n;
 
@@ -166,10 +168,11 @@ static int check_url(fs_sync_remote *r, const char *url, int allow_http, fs_errb
 			goto out;
 		}
 		if (!allow_http || !host_is_loopback(host)) {
-			rc = fs_err_set(eb, FS_E_SYNC_INSECURE,
-			                allow_http ? "plain http is allowed to loopback only, not %s"
-			                           : "plain http to %s is not allowed: use https",
-			                host);
+			rc =
+			    fs_err_set(eb, FS_E_SYNC_INSECURE,
+			               allow_http ? "plain http is allowed to loopback only, not %s"
+			                          : "plain http to %s is not allowed: use https",
+			               host);
 			goto out;
 		}
 	}
@@ -320,7 +323,8 @@ static int setup_handle(fs_sync_remote *r, struct slot *sl, fs_errbuf *eb)
 	SET(CURLOPT_HTTPHEADER, r->hdrs);
 	SET(CURLOPT_USERAGENT, "fieldsync/0.1");
 	SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
-	SET(CURLOPT_PROXY, ""); /* no proxy from the environment: it would see our traffic's shape */
+	SET(CURLOPT_PROXY,
+	    ""); /* no proxy from the environment: it would see our traffic's shape */
 #undef SET
 	if (c != CURLE_OK)
 		return fs_err_set(eb, c == CURLE_OUT_OF_MEMORY ? FS_E_NOMEM : FS_E_INTERNAL,
@@ -488,9 +492,9 @@ int fs_sync_req_prepare(fs_sync_remote *r, enum fs_sync_method m, const char *pa
 	return fs_sync_req_prepare_on(r, 0, m, path, body, body_len, 0, easy, eb);
 }
 
-int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
-                           const char *path, const char *body, size_t body_len, long timeout_ms,
-                           CURL **easy, fs_errbuf *eb)
+int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m, const char *path,
+                           const char *body, size_t body_len, long timeout_ms, CURL **easy,
+                           fs_errbuf *eb)
 {
 	char url[URL_MAX * 2];
 	CURLcode c = CURLE_OK;
@@ -557,7 +561,8 @@ int fs_sync_map_curl(CURLcode cc, const char *detail, fs_errbuf *eb)
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return fs_err_set(eb, FS_E_SYNC_DNS, "the server's name did not resolve: %s", d);
 	case CURLE_PEER_FAILED_VERIFICATION:
-		return fs_err_set(eb, FS_E_SYNC_TLS_CERT, "the server's certificate is refused: %s", d);
+		return fs_err_set(eb, FS_E_SYNC_TLS_CERT, "the server's certificate is refused: %s",
+		                  d);
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		return fs_err_set(eb, FS_E_SYNC_TLS_PIN,
 		                  "the server's public key matches none of the pins");
@@ -584,7 +589,8 @@ int fs_sync_map_curl(CURLcode cc, const char *detail, fs_errbuf *eb)
 	case CURLE_BAD_CONTENT_ENCODING:
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return fs_err_set(eb, FS_E_SYNC_MALFORMED, "the server's answer is malformed: %s", d);
+		return fs_err_set(eb, FS_E_SYNC_MALFORMED, "the server's answer is malformed: %s",
+		                  d);
 	case CURLE_OUT_OF_MEMORY:
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	default:
@@ -597,19 +603,21 @@ int fs_sync_map_status(long status, fs_errbuf *eb)
 	if (status >= 200 && status < 300)
 		return FS_OK;
 	if (status >= 300 && status < 400)
-		return fs_err_set(eb, FS_E_SYNC_REDIRECT, "the server redirected (HTTP %ld)", status);
-	if (status == 401 || status == 403)
-		return fs_err_set(eb, FS_E_SYNC_AUTH, "the server refused our credentials (HTTP %ld)",
+		return fs_err_set(eb, FS_E_SYNC_REDIRECT, "the server redirected (HTTP %ld)",
 		                  status);
+	if (status == 401 || status == 403)
+		return fs_err_set(eb, FS_E_SYNC_AUTH,
+		                  "the server refused our credentials (HTTP %ld)", status);
 	if (status == 404)
 		return fs_err_set(eb, FS_E_NOTFOUND, "not found on the server (HTTP 404)");
 	if (status == 429)
-		return fs_err_set(eb, FS_E_SYNC_RATE, "the server asked us to slow down (HTTP 429)");
+		return fs_err_set(eb, FS_E_SYNC_RATE,
+		                  "the server asked us to slow down (HTTP 429)");
 	if (status >= 500 && status < 600)
 		return fs_err_set(eb, FS_E_SYNC_SERVER, "the server failed (HTTP %ld)", status);
 	if (status >= 400 && status < 500)
-		return fs_err_set(eb, FS_E_SYNC_REFUSED, "the server refused the request (HTTP %ld)",
-		                  status);
+		return fs_err_set(eb, FS_E_SYNC_REFUSED,
+		                  "the server refused the request (HTTP %ld)", status);
 	return fs_err_set(eb, FS_E_SYNC_MALFORMED, "unexpected HTTP status %ld", status);
 }
 

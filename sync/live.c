@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LP_SLOT FS_SYNC_SLOT_LONGPOLL
+#define LP_SLOT     FS_SYNC_SLOT_LONGPOLL
 #define LP_SLACK_MS 5000 /* our own bound on top of the server's longpoll timeout */
-#define PATH_LEN 8192
+#define PATH_LEN    8192
 
 enum lp_state { LP_IDLE, LP_READY, LP_RUNNING };
 

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define REQ_MAX (256u << 20) /* a request body never grows past this */
-#define PATH_MAX_LEN 8192
+#define REQ_MAX               (256u << 20) /* a request body never grows past this */
+#define PATH_MAX_LEN          8192
 #define QUARANTINE_REASON_MAX 300
 
 struct ctx {
@@ -203,7 +203,8 @@ static int ctx_init(struct ctx *c, fs_store *st, fs_sync_remote *r, const fs_syn
 	c->p = prog;
 	c->name = o && o->remote_name ? o->remote_name : fs_sync_remote_url(r);
 	if (strlen(c->name) > FS_STORE_NAME_MAX)
-		return fs_err_set(eb, FS_E_ARG, "remote name longer than %d bytes", FS_STORE_NAME_MAX);
+		return fs_err_set(eb, FS_E_ARG, "remote name longer than %d bytes",
+		                  FS_STORE_NAME_MAX);
 	c->batch_docs = o && o->batch_docs ? o->batch_docs : FS_SYNC_BATCH_DOCS;
 	c->batch_bytes = o && o->batch_bytes ? o->batch_bytes : FS_SYNC_BATCH_BYTES;
 	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
@@ -228,7 +229,8 @@ static int body_members(const uint8_t *body, size_t len, const char **start, siz
 		return 0;
 	while (a < z && (s[a] == ' ' || s[a] == '\n' || s[a] == '\t' || s[a] == '\r'))
 		a++;
-	while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\n' || s[z - 1] == '\t' || s[z - 1] == '\r'))
+	while (z > a &&
+	       (s[z - 1] == ' ' || s[z - 1] == '\n' || s[z - 1] == '\t' || s[z - 1] == '\r'))
 		z--;
 	if (z - a < 2 || s[a] != '{' || s[z - 1] != '}')
 		return -1;
@@ -341,8 +343,8 @@ static int send_docs(struct ctx *c, const fs_store_outbox *ob, const size_t *idx
 			if (rc != FS_E_INPUT)
 				goto out;
 			/* A body that is not an object can never be sent. */
-			if ((rc = quarantine(c, &ob->v[idx[i]], 0, "stored body is not a JSON object",
-			                     eb)) != FS_OK)
+			if ((rc = quarantine(c, &ob->v[idx[i]], 0,
+			                     "stored body is not a JSON object", eb)) != FS_OK)
 				goto out;
 			free(b.p);
 			size_t *rest = malloc(sizeof(*rest) * (n ? n : 1));
@@ -455,8 +457,8 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 	buf_add(&b, "}", 1);
 	if ((rc = post(c, "_revs_diff", &b, &resp, eb)) != FS_OK)
 		goto out;
-	if ((rc = fs_sync_parse_revs_diff(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &diff,
-	                                  eb)) != FS_OK)
+	if ((rc = fs_sync_parse_revs_diff(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
+	                                  &diff, eb)) != FS_OK)
 		goto out;
 	for (size_t i = 0; i < ob->n; i++) {
 		int missing = 0;
@@ -481,8 +483,8 @@ send:
 	c->need_diff = retry > 0;
 	report(c);
 	if (retry)
-		rc = fs_err_set(eb, FS_E_SYNC_SERVER, "the server could not store %zu documents yet",
-		                retry);
+		rc = fs_err_set(eb, FS_E_SYNC_SERVER,
+		                "the server could not store %zu documents yet", retry);
 out:
 	fs_sync_revs_diff_free(diff);
 	fs_store_outbox_free(ob);
@@ -540,8 +542,7 @@ static int fetched_add(struct fetched *f, fs_sync_revs *r, fs_errbuf *eb)
 	return FS_OK;
 }
 
-static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f,
-                           fs_errbuf *eb);
+static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f, fs_errbuf *eb);
 
 /*
  * One fetch batch of a pull: the revisions the store lacks and, while the
@@ -620,7 +621,8 @@ static int batch_fetch(struct ctx *c, struct batch *b, struct fetched *f, fs_err
 		return FS_OK;
 	if (b->started) {
 		b->started = 0;
-		rc = answered(c, fs_sync_req_wait(c->r, b->slot, &resp, eb), "_bulk_get", &resp, eb);
+		rc =
+		    answered(c, fs_sync_req_wait(c->r, b->slot, &resp, eb), "_bulk_get", &resp, eb);
 		/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
 		if (rc == FS_E_NOTFOUND ||
 		    (rc == FS_E_SYNC_REFUSED && (resp.status == 405 || resp.status == 400))) {
@@ -628,16 +630,15 @@ static int batch_fetch(struct ctx *c, struct batch *b, struct fetched *f, fs_err
 		} else if (rc != FS_OK) {
 			return rc;
 		} else {
-			rc = fs_sync_parse_bulk_get(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
-			                            &rv, eb);
+			rc = fs_sync_parse_bulk_get(resp.body, resp.len,
+			                            fs_sync_remote_max_depth(c->r), &rv, eb);
 			return rc == FS_OK ? fetched_add(f, rv, eb) : rc;
 		}
 	}
 	return fetch_open_revs(c, b->d, f, eb);
 }
 
-static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f,
-                           fs_errbuf *eb)
+static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f, fs_errbuf *eb)
 {
 	char path[PATH_MAX_LEN];
 	struct buf revs = {0};
@@ -757,8 +758,8 @@ static int pull_step(struct ctx *c, fs_errbuf *eb)
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "_changes?style=all_docs&limit=%zu&since=%s", limit,
-	                     esc) >= sizeof(path)) {
+	if ((size_t)snprintf(path, sizeof(path), "_changes?style=all_docs&limit=%zu&since=%s",
+	                     limit, esc) >= sizeof(path)) {
 		rc = fs_err_set(eb, FS_E_TOOBIG, "sequence too long for a request");
 		goto out;
 	}
@@ -789,7 +790,8 @@ static int pull_step(struct ctx *c, fs_errbuf *eb)
 		if (i + 1 < nb) {
 			size_t off2 = off + k;
 			size_t k2 = ch->n - off2 < fb ? ch->n - off2 : fb;
-			if ((rc = batch_start(c, ch, off2, k2, (int)((i + 1) % 2), nxt, eb)) != FS_OK)
+			if ((rc = batch_start(c, ch, off2, k2, (int)((i + 1) % 2), nxt, eb)) !=
+			    FS_OK)
 				break;
 		}
 		if (off + k == ch->n && ch->last_seq)

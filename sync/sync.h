@@ -14,13 +14,13 @@
 #include "fs.h"
 #include "store.h"
 
-/* ---- Remote: one database on one server, one kept-alive connection ---- */
+/* ---- Remote: one database on one server, over kept-alive connections ---- */
 
-#define FS_SYNC_CONNECT_TIMEOUT_MS 10000L /* default connect timeout */
-#define FS_SYNC_LOW_SPEED_TIME_S 30L      /* abort below the low-speed limit this long */
-#define FS_SYNC_LOW_SPEED_LIMIT 1L        /* bytes per second */
-#define FS_SYNC_MAX_RESPONSE (64u << 20)  /* default cap on one response body */
-#define FS_SYNC_MAX_PINS 8                /* public-key pins (rotation: old + new) */
+#define FS_SYNC_CONNECT_TIMEOUT_MS 10000L      /* default connect timeout */
+#define FS_SYNC_LOW_SPEED_TIME_S   30L         /* abort below the low-speed limit this long */
+#define FS_SYNC_LOW_SPEED_LIMIT    1L          /* bytes per second */
+#define FS_SYNC_MAX_RESPONSE       (64u << 20) /* default cap on one response body */
+#define FS_SYNC_MAX_PINS           8           /* public-key pins (rotation: old + new) */
 
 typedef struct fs_sync_remote fs_sync_remote;
 
@@ -51,7 +51,7 @@ typedef struct fs_sync_remote_opts {
  * list), FS_E_NOMEM. On success the caller frees *out with
  * fs_sync_remote_free.
  */
-int fs_sync_remote_new(const fs_sync_remote_opts *opts, fs_sync_remote **out, fs_errbuf *eb);
+int fs_sync_remote_new(const fs_sync_remote_opts *opts, fs_sync_remote **out, fs_errbuf *eb) FS_WUR;
 
 /* Frees r and wipes the credentials it holds; NULL is a no-op. */
 void fs_sync_remote_free(fs_sync_remote *r);
@@ -62,10 +62,10 @@ void fs_sync_remote_free(fs_sync_remote *r);
  * sends for as long as r lives. Never logged, never in an error message.
  */
 int fs_sync_remote_set_basic(fs_sync_remote *r, const char *user, const char *password,
-                             fs_errbuf *eb);
+                             fs_errbuf *eb) FS_WUR;
 
 /* A bearer token (CouchDB JWT, hub device token); same handling as basic. */
-int fs_sync_remote_set_bearer(fs_sync_remote *r, const char *token, fs_errbuf *eb);
+int fs_sync_remote_set_bearer(fs_sync_remote *r, const char *token, fs_errbuf *eb) FS_WUR;
 
 /* Bytes sent and received through r since it was made (bodies as delivered). */
 void fs_sync_remote_bytes(const fs_sync_remote *r, uint64_t *sent, uint64_t *received);
@@ -74,7 +74,7 @@ void fs_sync_remote_bytes(const fs_sync_remote *r, uint64_t *sent, uint64_t *rec
  * Checks that the server answers and the database exists (GET /{db}).
  * Errors: every FS_E_SYNC_* that the transfer can meet, FS_E_SYNC_NODB.
  */
-int fs_sync_remote_check(fs_sync_remote *r, fs_errbuf *eb);
+int fs_sync_remote_check(fs_sync_remote *r, fs_errbuf *eb) FS_WUR;
 
 /*
  * True for failures that may go away by themselves (offline, DNS, timeout,
@@ -86,8 +86,8 @@ int fs_sync_err_transient(int code);
 
 /* ---- Backoff: exponential with full jitter, a pure state machine ---- */
 
-#define FS_SYNC_BACKOFF_MIN_MS 1000u
-#define FS_SYNC_BACKOFF_MAX_MS 300000u
+#define FS_SYNC_BACKOFF_MIN_MS    1000u
+#define FS_SYNC_BACKOFF_MAX_MS    300000u
 #define FS_SYNC_RETRY_AFTER_MAX_S 3600L /* a server's Retry-After is honoured up to this */
 
 typedef struct fs_sync_backoff {
@@ -112,17 +112,17 @@ void fs_sync_backoff_reset(fs_sync_backoff *b);
 
 /* ---- Replication: push the outbox, pull the changes feed ---- */
 
-#define FS_SYNC_BATCH_DOCS 1000          /* documents per _bulk_docs / _changes batch */
-#define FS_SYNC_BATCH_BYTES (8u << 20)   /* body bytes per push batch (one large row passes) */
-#define FS_SYNC_CHANGES_BATCHES 5        /* a _changes request covers this many fetch batches */
+#define FS_SYNC_BATCH_DOCS      1000       /* documents per _bulk_docs / _changes batch */
+#define FS_SYNC_BATCH_BYTES     (8u << 20) /* body bytes per push batch (one large row passes) */
+#define FS_SYNC_CHANGES_BATCHES 5          /* a _changes request covers this many fetch batches */
 
 typedef struct fs_sync_progress {
-	uint64_t docs_pushed;   /* revisions the server confirmed (or already had) */
-	uint64_t docs_pulled;   /* revisions written to the store */
-	uint64_t docs_refused;  /* outbox rows moved to the quarantine */
-	uint64_t bytes_sent;    /* request bodies */
+	uint64_t docs_pushed;  /* revisions the server confirmed (or already had) */
+	uint64_t docs_pulled;  /* revisions written to the store */
+	uint64_t docs_refused; /* outbox rows moved to the quarantine */
+	uint64_t bytes_sent;   /* request bodies */
 	uint64_t bytes_received;
-	unsigned retries;       /* transient failures retried */
+	unsigned retries; /* transient failures retried */
 } fs_sync_progress;
 
 /* Called after each batch; the struct is valid only during the call. */
@@ -165,7 +165,7 @@ typedef struct fs_sync_opts {
  * the counts, also on error.
  */
 int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-                 fs_errbuf *eb);
+                 fs_errbuf *eb) FS_WUR;
 
 /*
  * Pulls from r into st: _changes (style=all_docs) since the saved pull
@@ -175,16 +175,16 @@ int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync
  * transaction. Returns FS_OK when the feed is drained.
  */
 int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-                 fs_errbuf *eb);
+                 fs_errbuf *eb) FS_WUR;
 
 /* One-shot sync: push, then pull (counts add up in *prog). */
 int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-                 fs_errbuf *eb);
+                 fs_errbuf *eb) FS_WUR;
 
 /* ---- Continuous replication, driven by the daemon's event loop ---- */
 
-#define FS_SYNC_DEBOUNCE_MS 2000u   /* a local edit is pushed this soon */
-#define FS_SYNC_LONGPOLL_MS 60000u  /* a longpoll _changes is renewed this often */
+#define FS_SYNC_DEBOUNCE_MS  2000u  /* a local edit is pushed this soon */
+#define FS_SYNC_LONGPOLL_MS  60000u /* a longpoll _changes is renewed this often */
 #define FS_SYNC_HEARTBEAT_MS 10000u /* the server's keep-alive newlines on a longpoll */
 
 typedef struct fs_sync_live fs_sync_live;
@@ -197,7 +197,7 @@ typedef struct fs_sync_live fs_sync_live;
  * frees with fs_sync_live_free.
  */
 int fs_sync_live_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, uint32_t debounce_ms,
-                     fs_sync_live **out, fs_errbuf *eb);
+                     fs_sync_live **out, fs_errbuf *eb) FS_WUR;
 /* Frees l; NULL is a no-op. Remove a running longpoll handle from the
  * daemon's multi handle first. */
 void fs_sync_live_free(fs_sync_live *l);
@@ -215,7 +215,7 @@ void fs_sync_live_network_changed(fs_sync_live *l);
  * scheduled with backoff). *prog (may be NULL) gets the counts of the sync.
  */
 int fs_sync_live_step(fs_sync_live *l, uint64_t now_ms, uint32_t *wait_ms, fs_sync_progress *prog,
-                      fs_errbuf *eb);
+                      fs_errbuf *eb) FS_WUR;
 
 /*
  * After a step: the longpoll request to run, or NULL. The handle belongs to
@@ -226,6 +226,6 @@ CURL *fs_sync_live_longpoll(fs_sync_live *l);
 
 /* The longpoll ended (cc from the multi message): schedules a pull if the
  * server reported changes, a retry if it failed. */
-int fs_sync_live_longpoll_done(fs_sync_live *l, CURLcode cc, uint64_t now_ms, fs_errbuf *eb);
+int fs_sync_live_longpoll_done(fs_sync_live *l, CURLcode cc, uint64_t now_ms, fs_errbuf *eb) FS_WUR;
 
 #endif

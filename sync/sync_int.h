@@ -50,7 +50,7 @@ int fs_sync_req_finish(fs_sync_remote *r, CURLcode cc, fs_sync_resp *resp, fs_er
  * one the functions above use. timeout_ms bounds the whole request (0: no
  * bound beyond the connect and low-speed limits).
  */
-#define FS_SYNC_SLOTS 3
+#define FS_SYNC_SLOTS         3
 #define FS_SYNC_SLOT_LONGPOLL 2
 int fs_sync_req_prepare_on(fs_sync_remote *r, int slot, enum fs_sync_method m, const char *path,
                            const char *body, size_t body_len, long timeout_ms, CURL **easy,
@@ -90,10 +90,10 @@ long fs_sync_parse_retry_after(const char *v, size_t n, time_t now);
 
 /* ---- Parsers of server answers: bytes in, bounded structs out ---- */
 
-#define FS_SYNC_ID_MAX 1024       /* longest document id we accept (as store/) */
-#define FS_SYNC_SEQ_MAX 4096      /* longest sequence (CouchDB's are long opaque strings) */
-#define FS_SYNC_MAX_ITEMS 100000  /* results, revs or docs in one answer */
-#define FS_SYNC_MAX_REVS 10000    /* _revisions.ids of one document (revs_limit is 1000) */
+#define FS_SYNC_ID_MAX    1024   /* longest document id we accept (as store/) */
+#define FS_SYNC_SEQ_MAX   4096   /* longest sequence (CouchDB's are long opaque strings) */
+#define FS_SYNC_MAX_ITEMS 100000 /* results, revs or docs in one answer */
+#define FS_SYNC_MAX_REVS  10000  /* _revisions.ids of one document (revs_limit is 1000) */
 
 /* A sequence from the server is opaque: kept as the text of its JSON value
  * (a string's content, or a number as written) and sent back unchanged. */
@@ -154,8 +154,8 @@ typedef struct fs_sync_bulk_result {
 	size_t n;
 } fs_sync_bulk_result;
 
-int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth,
-                            fs_sync_bulk_result **out, fs_errbuf *eb) FS_WUR;
+int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth, fs_sync_bulk_result **out,
+                            fs_errbuf *eb) FS_WUR;
 void fs_sync_bulk_result_free(fs_sync_bulk_result *b);
 
 /* Class of a CouchDB per-document error string ("forbidden", "conflict", ...). */
@@ -168,7 +168,7 @@ typedef struct fs_sync_rev {
 	int deleted;
 	char **history; /* full rev ids newest first: history[0] == rev */
 	size_t nhistory;
-	char *body;     /* the members not starting with '_', as a JSON object text */
+	char *body; /* the members not starting with '_', as a JSON object text */
 	size_t body_len;
 } fs_sync_rev;
 
@@ -203,14 +203,14 @@ typedef struct fs_sync_server_info {
 	char *version; /* NULL if absent */
 } fs_sync_server_info;
 
-int fs_sync_parse_server_info(const char *buf, size_t len, int max_depth,
-                              fs_sync_server_info **out, fs_errbuf *eb) FS_WUR;
+int fs_sync_parse_server_info(const char *buf, size_t len, int max_depth, fs_sync_server_info **out,
+                              fs_errbuf *eb) FS_WUR;
 void fs_sync_server_info_free(fs_sync_server_info *s);
 
 /* GET /{db} */
 typedef struct fs_sync_db_info {
 	char *db_name;
-	char *update_seq; /* opaque */
+	char *update_seq;    /* opaque */
 	long long doc_count; /* -1 if absent */
 } fs_sync_db_info;
 

@@ -292,7 +292,8 @@ int fs_sync_parse_revs_diff(const char *buf, size_t len, int max_depth, fs_sync_
 		goto out;
 	}
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((d = calloc(1, sizeof(*d))) == NULL || (cnt && (d->v = calloc(cnt, sizeof(*d->v))) == NULL))
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (cnt && (d->v = calloc(cnt, sizeof(*d->v))) == NULL))
 		goto out;
 	cJSON_ArrayForEach(e, j)
 	{
@@ -307,8 +308,8 @@ int fs_sync_parse_revs_diff(const char *buf, size_t len, int max_depth, fs_sync_
 			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 			goto out;
 		}
-		if ((rc = rev_array(cJSON_GetObjectItemCaseSensitive(e, "missing"), FS_SYNC_MAX_REVS,
-		                    &m->revs, &m->nrevs, eb)) != FS_OK)
+		if ((rc = rev_array(cJSON_GetObjectItemCaseSensitive(e, "missing"),
+		                    FS_SYNC_MAX_REVS, &m->revs, &m->nrevs, eb)) != FS_OK)
 			goto out;
 	}
 	*out = d;
@@ -328,9 +329,8 @@ enum fs_sync_doc_class fs_sync_doc_error_class(const char *error)
 	 * document itself. Everything else (conflict, internal errors, names we
 	 * do not know) is worth another try after backoff. */
 	static const char *const refused[] = {
-		"forbidden",   "unauthorized",     "bad_request",       "doc_validation",
-		"illegal_docid", "invalid",        "document_too_large", "too_large",
-		"invalid_rev", "bad_content_type",
+	    "forbidden", "unauthorized",       "bad_request", "doc_validation", "illegal_docid",
+	    "invalid",   "document_too_large", "too_large",   "invalid_rev",    "bad_content_type",
 	};
 	if (error == NULL)
 		return FS_SYNC_DOC_OK;
@@ -356,8 +356,8 @@ void fs_sync_bulk_result_free(fs_sync_bulk_result *b)
 
 #define REASON_MAX 512 /* the server's words are cut to this */
 
-int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth,
-                            fs_sync_bulk_result **out, fs_errbuf *eb)
+int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth, fs_sync_bulk_result **out,
+                            fs_errbuf *eb)
 {
 	cJSON *j = NULL;
 	fs_sync_bulk_result *b = NULL;
@@ -380,7 +380,8 @@ int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth,
 		goto out;
 	}
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((b = calloc(1, sizeof(*b))) == NULL || (cnt && (b->v = calloc(cnt, sizeof(*b->v))) == NULL))
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (cnt && (b->v = calloc(cnt, sizeof(*b->v))) == NULL))
 		goto out;
 	cJSON_ArrayForEach(e, j)
 	{
@@ -399,12 +400,14 @@ int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth,
 			goto out;
 		}
 		b->n++;
-		if ((d->id = dupn(id, strlen(id))) == NULL || (rev && !(d->rev = dupn(rev, strlen(rev)))) ||
+		if ((d->id = dupn(id, strlen(id))) == NULL ||
+		    (rev && !(d->rev = dupn(rev, strlen(rev)))) ||
 		    (err && !(d->error = dupn(err, strlen(err)))))
 			goto nomem;
 		if (cJSON_IsString(reason) && reason->valuestring) {
 			size_t n = strlen(reason->valuestring);
-			if ((d->reason = dupn(reason->valuestring, n > REASON_MAX ? REASON_MAX : n)) == NULL)
+			if ((d->reason = dupn(reason->valuestring,
+			                      n > REASON_MAX ? REASON_MAX : n)) == NULL)
 				goto nomem;
 		}
 		d->cls = fs_sync_doc_error_class(d->error);
@@ -548,8 +551,8 @@ static int add_err(fs_sync_revs *rs, const char *id, const char *rev, const char
 {
 	fs_sync_rev_error *e = &rs->err[rs->nerr];
 	rs->nerr++;
-	if ((id && !(e->id = dupn(id, strlen(id)))) || (rev && !(e->rev = dupn(rev, strlen(rev)))) ||
-	    !(e->error = dupn(err, strlen(err))))
+	if ((id && !(e->id = dupn(id, strlen(id)))) ||
+	    (rev && !(e->rev = dupn(rev, strlen(rev)))) || !(e->error = dupn(err, strlen(err))))
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	return FS_OK;
 }
@@ -703,8 +706,8 @@ void fs_sync_server_info_free(fs_sync_server_info *s)
 
 #define NAME_MAX_LEN 256
 
-int fs_sync_parse_server_info(const char *buf, size_t len, int max_depth,
-                              fs_sync_server_info **out, fs_errbuf *eb)
+int fs_sync_parse_server_info(const char *buf, size_t len, int max_depth, fs_sync_server_info **out,
+                              fs_errbuf *eb)
 {
 	cJSON *j = NULL;
 	fs_sync_server_info *s = NULL;
@@ -725,7 +728,8 @@ int fs_sync_parse_server_info(const char *buf, size_t len, int max_depth,
 		vendor = "CouchDB";
 	version = member_str(j, "version", NAME_MAX_LEN);
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((s = calloc(1, sizeof(*s))) == NULL || (vendor && !(s->vendor = dupn(vendor, strlen(vendor)))) ||
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (vendor && !(s->vendor = dupn(vendor, strlen(vendor)))) ||
 	    (version && !(s->version = dupn(version, strlen(version)))))
 		goto out;
 	fs_err_clear(eb);

@@ -19,8 +19,8 @@
 #include "sync.h"
 
 #define CIPHER_BYTES 1024
-#define NONCE_BYTES 24
-#define BATCH 1000
+#define NONCE_BYTES  24
+#define BATCH        1000
 
 static double now(void)
 {
@@ -79,13 +79,15 @@ static void gen(const char *path, int n, const char *dir)
 		randombytes_buf(idraw, sizeof(idraw));
 		sodium_bin2hex(id, sizeof(id), idraw, sizeof(idraw));
 		randombytes_buf(raw, CIPHER_BYTES);
-		sodium_bin2base64(c64, sizeof(c64), raw, CIPHER_BYTES, sodium_base64_VARIANT_ORIGINAL);
+		sodium_bin2base64(c64, sizeof(c64), raw, CIPHER_BYTES,
+		                  sodium_base64_VARIANT_ORIGINAL);
 		randombytes_buf(raw, NONCE_BYTES);
-		sodium_bin2base64(n64, sizeof(n64), raw, NONCE_BYTES, sodium_base64_VARIANT_ORIGINAL);
-		int len = snprintf(body, sizeof(body), "{\"fs\":1,\"k\":\"k1\",\"n\":\"%s\",\"c\":\"%s\"}",
-		                   n64, c64);
-		if (fs_store_put_local(st, id, NULL, (const uint8_t *)body, (size_t)len, 0, rev, &eb) !=
-		    FS_OK)
+		sodium_bin2base64(n64, sizeof(n64), raw, NONCE_BYTES,
+		                  sodium_base64_VARIANT_ORIGINAL);
+		int len = snprintf(body, sizeof(body),
+		                   "{\"fs\":1,\"k\":\"k1\",\"n\":\"%s\",\"c\":\"%s\"}", n64, c64);
+		if (fs_store_put_local(st, id, NULL, (const uint8_t *)body, (size_t)len, 0, rev,
+		                       &eb) != FS_OK)
 			die("put", eb.msg);
 		/* The floor's batches: the same documents as our push sends them. */
 		if (i % BATCH == 0) {
@@ -98,7 +100,9 @@ static void gen(const char *path, int n, const char *dir)
 		} else {
 			fputc(',', f);
 		}
-		fprintf(f, "{\"_id\":\"%s\",\"_rev\":\"%s\",\"_revisions\":{\"start\":1,\"ids\":[\"%s\"]},%s",
+		fprintf(f,
+		        "{\"_id\":\"%s\",\"_rev\":\"%s\",\"_revisions\":{\"start\":1,\"ids\":[\"%"
+		        "s\"]},%s",
 		        id, rev, strchr(rev, '-') + 1, body + 1);
 	}
 	if (f) {

@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HDR_MAX (64u << 10)
-#define BODY_MAX (128u << 20)
+#define HDR_MAX        (64u << 10)
+#define BODY_MAX       (128u << 20)
 #define OVERSIZE_TOTAL (1u << 30)
-#define IO_TIMEOUT_S 60
+#define IO_TIMEOUT_S   60
 
 struct buf {
 	char *p;
@@ -219,8 +219,9 @@ static int connect_to(const char *host, int port)
 static void canned(int fd, int status)
 {
 	char r[512];
-	const char *text = status == 429 ? "Too Many Requests" : status == 503 ? "Service Unavailable"
-	                                                                        : "Internal Server Error";
+	const char *text = status == 429   ? "Too Many Requests"
+	                   : status == 503 ? "Service Unavailable"
+	                                   : "Internal Server Error";
 	const char *body = "{\"error\":\"fault\",\"reason\":\"injected by faultproxy\"}";
 	snprintf(r, sizeof(r),
 	         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
@@ -240,7 +241,8 @@ static int forward_request(int up, const struct buf *req, size_t hlen)
 	for (const char *l = p; l < end;) {
 		const char *nl = strstr(l, "\r\n");
 		size_t n = (size_t)(nl - l) + 2;
-		if (strncasecmp(l, "Connection:", 11) != 0 && strncasecmp(l, "Keep-Alive:", 11) != 0 &&
+		if (strncasecmp(l, "Connection:", 11) != 0 &&
+		    strncasecmp(l, "Keep-Alive:", 11) != 0 &&
 		    strncasecmp(l, "Accept-Encoding:", 16) != 0 && buf_add(&out, l, n) != 0)
 			goto out;
 		l = nl + 2;
@@ -366,7 +368,8 @@ int main(int argc, char **argv)
 	int one = 1, lfd;
 
 	if (argc != 6) {
-		fprintf(stderr, "usage: faultproxy LISTEN_HOST LISTEN_PORT UP_HOST UP_PORT CTLFILE\n");
+		fprintf(stderr,
+		        "usage: faultproxy LISTEN_HOST LISTEN_PORT UP_HOST UP_PORT CTLFILE\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

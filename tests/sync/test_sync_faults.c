@@ -75,8 +75,11 @@ static int setup(void **state)
 		return -1;
 	/* Tight limits so that floods and drips end within a second. */
 	snprintf(url, sizeof(url), "%s/faults", proxy);
-	fs_sync_remote_opts po = {.url = url, .allow_http_loopback = 1, .max_response = 1u << 20,
-	                          .low_speed_time_s = 1, .low_speed_limit = 100};
+	fs_sync_remote_opts po = {.url = url,
+	                          .allow_http_loopback = 1,
+	                          .max_response = 1u << 20,
+	                          .low_speed_time_s = 1,
+	                          .low_speed_limit = 100};
 	if (fs_sync_remote_new(&po, &via_proxy, &eb) != FS_OK)
 		return -1;
 	snprintf(url, sizeof(url), "%s/faults", couch);
@@ -117,8 +120,8 @@ static void add_docs(int n)
 	for (int i = 0; i < n; i++, ndocs++) {
 		snprintf(id, sizeof(id), "f-%04d", ndocs);
 		snprintf(body, sizeof(body), "{\"fs\":1,\"c\":\"fault test %d\"}", ndocs);
-		assert_int_equal(fs_store_put_local(sa, id, NULL, (const uint8_t *)body, strlen(body), 0,
-		                                    rev, &eb),
+		assert_int_equal(fs_store_put_local(sa, id, NULL, (const uint8_t *)body,
+		                                    strlen(body), 0, rev, &eb),
 		                 FS_OK);
 	}
 }
@@ -129,10 +132,10 @@ struct fault {
 };
 
 static const struct fault faults[] = {
-	{"reset", FS_E_SYNC_CONNLOST},    {"truncate", FS_E_SYNC_MALFORMED},
-	{"garbage", FS_E_SYNC_MALFORMED}, {"oversize", FS_E_TOOBIG},
-	{"slow", FS_E_SYNC_TIMEOUT},      {"500", FS_E_SYNC_SERVER},
-	{"503", FS_E_SYNC_SERVER},        {"429", FS_E_SYNC_RATE},
+    {"reset", FS_E_SYNC_CONNLOST},    {"truncate", FS_E_SYNC_MALFORMED},
+    {"garbage", FS_E_SYNC_MALFORMED}, {"oversize", FS_E_TOOBIG},
+    {"slow", FS_E_SYNC_TIMEOUT},      {"500", FS_E_SYNC_SERVER},
+    {"503", FS_E_SYNC_SERVER},        {"429", FS_E_SYNC_RATE},
 };
 
 static void test_push_through_faults(void **state)
@@ -211,8 +214,8 @@ static void test_no_duplicates_on_server(void **state)
 	fs_sync_db_info *info = NULL;
 	fs_errbuf eb;
 
-	assert_int_equal(fs_sync_req_perform(direct, FS_SYNC_GET, "_changes?style=all_docs", NULL, 0,
-	                                     &resp, &eb),
+	assert_int_equal(fs_sync_req_perform(direct, FS_SYNC_GET, "_changes?style=all_docs", NULL,
+	                                     0, &resp, &eb),
 	                 FS_OK);
 	assert_int_equal(fs_sync_parse_changes(resp.body, resp.len, 0, &ch, &eb), FS_OK);
 	assert_int_equal(ch->n, (size_t)ndocs);
@@ -230,9 +233,9 @@ static void test_no_duplicates_on_server(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_push_through_faults),
-		cmocka_unit_test(test_pull_through_faults),
-		cmocka_unit_test(test_no_duplicates_on_server),
+	    cmocka_unit_test(test_push_through_faults),
+	    cmocka_unit_test(test_pull_through_faults),
+	    cmocka_unit_test(test_no_duplicates_on_server),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -27,8 +27,10 @@ static const char *base(void)
 
 static fs_sync_remote *remote_at(const char *url, size_t max_response)
 {
-	fs_sync_remote_opts o = {.url = url, .allow_http_loopback = 1,
-	                         .max_response = max_response, .connect_timeout_ms = 3000};
+	fs_sync_remote_opts o = {.url = url,
+	                         .allow_http_loopback = 1,
+	                         .max_response = max_response,
+	                         .connect_timeout_ms = 3000};
 	fs_sync_remote *r = NULL;
 	fs_errbuf eb;
 	int rc = fs_sync_remote_new(&o, &r, &eb);
@@ -66,10 +68,10 @@ static void test_db_lifecycle(void **state)
 #define DOCS                                                                                       \
 	"{\"new_edits\":false,\"docs\":["                                                          \
 	"{\"_id\":\"a\",\"_rev\":\"2-bb\",\"fs\":1,\"c\":\"x1\","                                  \
-	"\"_revisions\":{\"start\":2,\"ids\":[\"bb\",\"aa\"]}},"                                  \
+	"\"_revisions\":{\"start\":2,\"ids\":[\"bb\",\"aa\"]}},"                                   \
 	"{\"_id\":\"a\",\"_rev\":\"2-cc\",\"fs\":1,\"c\":\"x2\","                                  \
-	"\"_revisions\":{\"start\":2,\"ids\":[\"cc\",\"aa\"]}},"                                  \
-	"{\"_id\":\"t\",\"_rev\":\"1-dd\",\"_deleted\":true,"                                     \
+	"\"_revisions\":{\"start\":2,\"ids\":[\"cc\",\"aa\"]}},"                                   \
+	"{\"_id\":\"t\",\"_rev\":\"1-dd\",\"_deleted\":true,"                                      \
 	"\"_revisions\":{\"start\":1,\"ids\":[\"dd\"]}}]}"
 
 static void test_replication_requests(void **state)
@@ -85,22 +87,22 @@ static void test_replication_requests(void **state)
 	uint64_t sent, recv;
 
 	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "", "{}", 2, &resp, &eb), FS_OK);
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", DOCS, strlen(DOCS),
-	                                     &resp, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", DOCS, strlen(DOCS), &resp, &eb),
+	    FS_OK);
 	assert_int_equal(fs_sync_parse_bulk_docs(resp.body, resp.len, 0, &br, &eb), FS_OK);
 	assert_int_equal(br->n, 0); /* new_edits:false lists only failures */
 	fs_sync_bulk_result_free(br);
 
 	/* Sending the same batch again creates nothing new. */
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", DOCS, strlen(DOCS),
-	                                     &resp, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", DOCS, strlen(DOCS), &resp, &eb),
+	    FS_OK);
 
 	const char *diff = "{\"a\":[\"2-bb\",\"3-ee\"],\"t\":[\"1-dd\"],\"n\":[\"1-ff\"]}";
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_POST, "_revs_diff", diff, strlen(diff),
-	                                     &resp, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_POST, "_revs_diff", diff, strlen(diff), &resp, &eb),
+	    FS_OK);
 	assert_int_equal(fs_sync_parse_revs_diff(resp.body, resp.len, 0, &rd, &eb), FS_OK);
 	assert_int_equal(rd->n, 2);
 	for (size_t i = 0; i < rd->n; i++) {
@@ -136,8 +138,9 @@ static void test_replication_requests(void **state)
 	assert_int_equal(ch->n, 0);
 	fs_sync_changes_free(ch);
 
-	const char *get = "{\"docs\":[{\"id\":\"a\",\"rev\":\"2-bb\"},{\"id\":\"a\",\"rev\":\"2-cc\"},"
-	                  "{\"id\":\"t\",\"rev\":\"1-dd\"},{\"id\":\"zz\",\"rev\":\"1-aa\"}]}";
+	const char *get =
+	    "{\"docs\":[{\"id\":\"a\",\"rev\":\"2-bb\"},{\"id\":\"a\",\"rev\":\"2-cc\"},"
+	    "{\"id\":\"t\",\"rev\":\"1-dd\"},{\"id\":\"zz\",\"rev\":\"1-aa\"}]}";
 	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_get?revs=true", get,
 	                                     strlen(get), &resp, &eb),
 	                 FS_OK);
@@ -168,18 +171,18 @@ static void test_replication_requests(void **state)
 
 	/* A checkpoint document round-trips. */
 	const char *cp = "{\"last_seq\":\"2\"}";
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "_local/fs-test", cp, strlen(cp),
-	                                     &resp, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_PUT, "_local/fs-test", cp, strlen(cp), &resp, &eb),
+	    FS_OK);
 	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_GET, "_local/fs-test", NULL, 0, &resp, &eb),
 	                 FS_OK);
 	assert_non_null(strstr(resp.body, "\"last_seq\":\"2\""));
 
 	/* A refused batch (pouchdb-server refuses it whole) is a named error. */
 	const char *bad = "{\"new_edits\":false,\"docs\":[{\"_id\":\"_bad\",\"_rev\":\"1-aa\"}]}";
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", bad, strlen(bad), &resp,
-	                                     &eb),
-	                 FS_E_SYNC_REFUSED);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_POST, "_bulk_docs", bad, strlen(bad), &resp, &eb),
+	    FS_E_SYNC_REFUSED);
 	assert_int_equal(resp.status, 400);
 
 	fs_sync_remote_bytes(r, &sent, &recv);
@@ -197,9 +200,9 @@ static void test_transport_errors(void **state)
 
 	/* A cap smaller than the answer aborts the transfer. */
 	r = remote_db("requests", 64);
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_GET, "_changes?style=all_docs", NULL, 0,
-	                                     &resp, &eb),
-	                 FS_E_TOOBIG);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_GET, "_changes?style=all_docs", NULL, 0, &resp, &eb),
+	    FS_E_TOOBIG);
 	/* The handle stays usable for small answers. */
 	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_GET, "_local/fs-test", NULL, 0, &resp, &eb),
 	                 FS_OK);
@@ -210,7 +213,8 @@ static void test_transport_errors(void **state)
 	assert_int_equal(fs_sync_remote_check(r, &eb), FS_E_SYNC_OFFLINE);
 	fs_sync_remote_free(r);
 
-	fs_sync_remote_opts o = {.url = "https://nonexistent.invalid/db", .connect_timeout_ms = 3000};
+	fs_sync_remote_opts o = {.url = "https://nonexistent.invalid/db",
+	                         .connect_timeout_ms = 3000};
 	assert_int_equal(fs_sync_remote_new(&o, &r, &eb), FS_OK);
 	assert_int_equal(fs_sync_remote_check(r, &eb), FS_E_SYNC_DNS);
 	fs_sync_remote_free(r);
@@ -239,10 +243,10 @@ static void test_auth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_db_lifecycle),
-		cmocka_unit_test(test_replication_requests),
-		cmocka_unit_test(test_transport_errors),
-		cmocka_unit_test(test_auth),
+	    cmocka_unit_test(test_db_lifecycle),
+	    cmocka_unit_test(test_replication_requests),
+	    cmocka_unit_test(test_transport_errors),
+	    cmocka_unit_test(test_auth),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@
 #include "store.h"
 #include "sync_int.h"
 
-#define NDOCS 120
+#define NDOCS   120
 #define OUT_MAX (8u << 20)
 
 static char tmpdir[256];
@@ -49,7 +49,8 @@ static int setup(void **state)
 	fs_sync_resp resp;
 	fs_errbuf eb;
 	const char *base = getenv("FS_TEST_COUCH_URL");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/fs-interop-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/fs-interop-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (base == NULL || mkdtemp(tmpdir) == NULL)
 		return -1;
 	snprintf(dburl, sizeof(dburl), "%s/interop", base);
@@ -172,16 +173,19 @@ static void assert_server_has(const cJSON *dump, fs_store *st, const char *id)
 			if (strcmp(rev->valuestring, l->v[i].rev) != 0)
 				continue;
 			found = 1;
-			assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "deleted")),
-			                 l->v[i].deleted);
+			assert_int_equal(
+			    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "deleted")),
+			    l->v[i].deleted);
 			if (!l->v[i].deleted) { /* bodies match member for member */
 				fs_store_doc *doc = NULL;
 				cJSON *mine;
-				assert_int_equal(fs_store_get(st, id, l->v[i].rev, &doc, &eb), FS_OK);
-				mine = cJSON_ParseWithLength((const char *)doc->body, doc->body_len);
+				assert_int_equal(fs_store_get(st, id, l->v[i].rev, &doc, &eb),
+				                 FS_OK);
+				mine =
+				    cJSON_ParseWithLength((const char *)doc->body, doc->body_len);
 				assert_non_null(mine);
-				assert_true(cJSON_Compare(mine, cJSON_GetObjectItemCaseSensitive(e, "body"),
-				                          1));
+				assert_true(cJSON_Compare(
+				    mine, cJSON_GetObjectItemCaseSensitive(e, "body"), 1));
 				cJSON_Delete(mine);
 				fs_store_doc_free(doc);
 			}
@@ -210,8 +214,8 @@ static void test_push_and_pull(void **state)
 
 	for (int i = 0; i < NDOCS; i++) {
 		doc_id(id, sizeof(id), i);
-		snprintf(body, sizeof(body), "{\"fs\":1,\"k\":\"k1\",\"n\":\"nonce%d\",\"c\":\"ct%d\"}",
-		         i, i);
+		snprintf(body, sizeof(body),
+		         "{\"fs\":1,\"k\":\"k1\",\"n\":\"nonce%d\",\"c\":\"ct%d\"}", i, i);
 		put(sa, id, NULL, body, 0, rev);
 		if (i % 10 == 0) { /* a second edit: pushed with its history */
 			char rev2[FS_REV_MAX];
@@ -323,8 +327,8 @@ static void test_pouchdb_writes(void **state)
 	cJSON_Delete(res);
 	/* PouchDB also edits one of ours. */
 	assert_int_equal(fs_store_get(sb, "doc-0004", NULL, &d, &eb), FS_OK);
-	snprintf(arg, sizeof(arg), "{\"_id\":\"doc-0004\",\"_rev\":\"%s\",\"fs\":1,\"c\":\"pouch\"}",
-	         d->rev);
+	snprintf(arg, sizeof(arg),
+	         "{\"_id\":\"doc-0004\",\"_rev\":\"%s\",\"fs\":1,\"c\":\"pouch\"}", d->rev);
 	fs_store_doc_free(d);
 	res = pouch("put", arg);
 	const char *prev = cJSON_GetObjectItemCaseSensitive(res, "rev")->valuestring;
@@ -394,9 +398,9 @@ static void test_per_document_refusal(void **state)
 	snprintf(url, sizeof(url), "%s/rules", getenv("FS_TEST_COUCH_URL"));
 	assert_int_equal(fs_sync_remote_new(&ro, &r, &eb), FS_OK);
 	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "", "{}", 2, &resp, &eb), FS_OK);
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "_design/rules", ddoc, strlen(ddoc),
-	                                     &resp, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_sync_req_perform(r, FS_SYNC_PUT, "_design/rules", ddoc, strlen(ddoc), &resp, &eb),
+	    FS_OK);
 	put(sa, "rule-ok-1", NULL, "{\"fs\":1}", 0, rev);
 	put(sa, "rule-bad", NULL, "{\"fs\":1,\"bad\":true}", 0, rev);
 	put(sa, "rule-ok-2", NULL, "{\"fs\":1}", 0, rev);
@@ -462,10 +466,10 @@ static void test_open_revs_fallback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_push_and_pull),   cmocka_unit_test(test_conflicts_converge),
-		cmocka_unit_test(test_tombstones),      cmocka_unit_test(test_pouchdb_writes),
-		cmocka_unit_test(test_quarantine),      cmocka_unit_test(test_per_document_refusal),
-		cmocka_unit_test(test_missing_database), cmocka_unit_test(test_open_revs_fallback),
+	    cmocka_unit_test(test_push_and_pull),    cmocka_unit_test(test_conflicts_converge),
+	    cmocka_unit_test(test_tombstones),       cmocka_unit_test(test_pouchdb_writes),
+	    cmocka_unit_test(test_quarantine),       cmocka_unit_test(test_per_document_refusal),
+	    cmocka_unit_test(test_missing_database), cmocka_unit_test(test_open_revs_fallback),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -131,9 +131,9 @@ static void test_edit_pushed_and_longpoll_pulls(void **state)
 	assert_int_equal(pump(m, lp, 300), -1); /* nothing to report yet */
 
 	/* A local edit waits for the debounce delay. */
-	assert_int_equal(fs_store_put_local(sa, "live-1", NULL, (const uint8_t *)"{\"fs\":1}", 8, 0,
-	                                    rev, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put_local(sa, "live-1", NULL, (const uint8_t *)"{\"fs\":1}", 8, 0, rev, &eb),
+	    FS_OK);
 	fs_sync_live_changed(la, 10000);
 	assert_int_equal(fs_sync_live_step(la, 10100, &wait, NULL, &eb), FS_OK);
 	assert_int_equal(wait, 900);
@@ -191,8 +191,8 @@ static void test_backoff_and_network_change(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_edit_pushed_and_longpoll_pulls),
-		cmocka_unit_test(test_backoff_and_network_change),
+	    cmocka_unit_test(test_edit_pushed_and_longpoll_pulls),
+	    cmocka_unit_test(test_backoff_and_network_change),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -31,8 +31,8 @@ static const char *env(const char *name)
 static int check(const char *url_env, const char *path, const char *ca, const char *pins)
 {
 	char url[512];
-	fs_sync_remote_opts o = {.url = url, .ca_file = ca, .pins = pins,
-	                         .connect_timeout_ms = 5000};
+	fs_sync_remote_opts o = {
+	    .url = url, .ca_file = ca, .pins = pins, .connect_timeout_ms = 5000};
 	fs_sync_remote *r = NULL;
 	fs_errbuf eb;
 	int rc;
@@ -112,8 +112,8 @@ static int push_to(fs_store *st, const char *url_env, const char *pins)
 	char url[512];
 	fs_sync_remote_opts o = {.url = url, .ca_file = env("FS_TEST_TLS_CA"), .pins = pins};
 	fs_sync_remote *r = NULL;
-	fs_sync_opts so = {.remote_name = "office", .max_retries = 2, .backoff_min_ms = 10,
-	                   .backoff_max_ms = 20};
+	fs_sync_opts so = {
+	    .remote_name = "office", .max_retries = 2, .backoff_min_ms = 10, .backoff_max_ms = 20};
 	fs_errbuf eb;
 	int rc;
 
@@ -146,9 +146,9 @@ static void test_outbox_unchanged_after_refusal(void **state)
 	assert_int_equal(fs_store_open(path, NULL, &st, &eb), FS_OK);
 	for (int i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "tls-%d", i);
-		assert_int_equal(fs_store_put_local(st, id, NULL, (const uint8_t *)"{\"fs\":1}", 8, 0,
-		                                    rev, &eb),
-		                 FS_OK);
+		assert_int_equal(
+		    fs_store_put_local(st, id, NULL, (const uint8_t *)"{\"fs\":1}", 8, 0, rev, &eb),
+		    FS_OK);
 	}
 	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_WRONGHOST", NULL), FS_E_SYNC_TLS_CERT);
 	assert_queue(st, 5);
@@ -170,11 +170,11 @@ static void test_outbox_unchanged_after_refusal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_certificate),
-		cmocka_unit_test(test_bad_certificates),
-		cmocka_unit_test(test_pins),
-		cmocka_unit_test(test_no_redirects),
-		cmocka_unit_test(test_outbox_unchanged_after_refusal),
+	    cmocka_unit_test(test_good_certificate),
+	    cmocka_unit_test(test_bad_certificates),
+	    cmocka_unit_test(test_pins),
+	    cmocka_unit_test(test_no_redirects),
+	    cmocka_unit_test(test_outbox_unchanged_after_refusal),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, NULL);

@@ -191,9 +191,10 @@ static void test_parse_changes(void **state)
 	fs_sync_changes *c = NULL;
 	/* CouchDB 3: opaque string seqs. */
 	const char *couch =
-		"{\"results\":[{\"seq\":\"1-g1AAAA\",\"id\":\"a\",\"changes\":[{\"rev\":\"1-aa\"}]},"
-		"{\"seq\":\"3-g1AAAB\",\"id\":\"b\",\"changes\":[{\"rev\":\"2-bb\"},{\"rev\":\"2-cc\"}],"
-		"\"deleted\":true}],\"last_seq\":\"3-g1AAAB\",\"pending\":0}";
+	    "{\"results\":[{\"seq\":\"1-g1AAAA\",\"id\":\"a\",\"changes\":[{\"rev\":\"1-aa\"}]},"
+	    "{\"seq\":\"3-g1AAAB\",\"id\":\"b\",\"changes\":[{\"rev\":\"2-bb\"},{\"rev\":\"2-cc\"}]"
+	    ","
+	    "\"deleted\":true}],\"last_seq\":\"3-g1AAAB\",\"pending\":0}";
 	assert_int_equal(PARSE(fs_sync_parse_changes, couch, &c), FS_OK);
 	assert_int_equal(c->n, 2);
 	assert_string_equal(c->v[0].id, "a");
@@ -215,16 +216,23 @@ static void test_parse_changes(void **state)
 	assert_int_equal(c->pending, -1);
 	fs_sync_changes_free(c);
 	const char *bad[] = {
-		"", "[]", "{}", "{\"results\":{}}", "{\"results\":[{\"id\":\"a\"}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[]}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[{\"rev\":\"x\"}]}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":-1,\"changes\":[{\"rev\":\"1-a\"}]}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":1.5,\"changes\":[{\"rev\":\"1-a\"}]}]}",
-		"{\"results\":[{\"id\":\"\",\"seq\":1,\"changes\":[{\"rev\":\"1-a\"}]}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[{\"rev\":\"1-a\"}],\"deleted\":1}]}",
-		"{\"results\":[{\"id\":\"a\",\"seq\":true,\"changes\":[{\"rev\":\"1-a\"}]}]}",
-		"{\"results\":[],\"last_seq\":{}}", "{\"results\":[]} x",
-		"{\"results\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"results\":{}}",
+	    "{\"results\":[{\"id\":\"a\"}]}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[{\"rev\":\"x\"}]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":-1,\"changes\":[{\"rev\":\"1-a\"}]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":1.5,\"changes\":[{\"rev\":\"1-a\"}]}]}",
+	    "{\"results\":[{\"id\":\"\",\"seq\":1,\"changes\":[{\"rev\":\"1-a\"}]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":1,\"changes\":[{\"rev\":\"1-a\"}],\"deleted\":1}]"
+	    "}",
+	    "{\"results\":[{\"id\":\"a\",\"seq\":true,\"changes\":[{\"rev\":\"1-a\"}]}]}",
+	    "{\"results\":[],\"last_seq\":{}}",
+	    "{\"results\":[]} x",
+	    "{\"results\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+	    "}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		c = (fs_sync_changes *)1;
@@ -277,7 +285,8 @@ static void test_parse_bulk_docs(void **state)
 	fs_sync_bulk_result_free(b);
 	assert_int_equal(PARSE(fs_sync_parse_bulk_docs, "{\"error\":\"x\"}", &b),
 	                 FS_E_SYNC_MALFORMED);
-	assert_int_equal(PARSE(fs_sync_parse_bulk_docs, "[{\"id\":\"a\"}]", &b), FS_E_SYNC_MALFORMED);
+	assert_int_equal(PARSE(fs_sync_parse_bulk_docs, "[{\"id\":\"a\"}]", &b),
+	                 FS_E_SYNC_MALFORMED);
 	assert_int_equal(fs_sync_doc_error_class("conflict"), FS_SYNC_DOC_RETRY);
 	assert_int_equal(fs_sync_doc_error_class("unauthorized"), FS_SYNC_DOC_REFUSED);
 }
@@ -288,12 +297,14 @@ static void test_parse_bulk_get(void **state)
 	fs_errbuf eb;
 	fs_sync_revs *r = NULL;
 	const char *ok =
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"fs\":1,\"_id\":\"a\",\"_rev\":\"3-cc\","
-		"\"c\":\"xyz\",\"_revisions\":{\"start\":3,\"ids\":[\"cc\",\"bb\",\"aa\"]}}}]},"
-		"{\"id\":\"d\",\"docs\":[{\"ok\":{\"_id\":\"d\",\"_rev\":\"1-dd\",\"_deleted\":true}}]},"
-		"{\"id\":\"zz\",\"docs\":[{\"missing\":\"1-a\"}]},"
-		"{\"id\":\"y\",\"docs\":[{\"error\":{\"id\":\"y\",\"rev\":\"undefined\","
-		"\"error\":\"not_found\",\"reason\":\"missing\"}}]}]}";
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"fs\":1,\"_id\":\"a\",\"_rev\":\"3-"
+	    "cc\","
+	    "\"c\":\"xyz\",\"_revisions\":{\"start\":3,\"ids\":[\"cc\",\"bb\",\"aa\"]}}}]},"
+	    "{\"id\":\"d\",\"docs\":[{\"ok\":{\"_id\":\"d\",\"_rev\":\"1-dd\",\"_deleted\":true}}]}"
+	    ","
+	    "{\"id\":\"zz\",\"docs\":[{\"missing\":\"1-a\"}]},"
+	    "{\"id\":\"y\",\"docs\":[{\"error\":{\"id\":\"y\",\"rev\":\"undefined\","
+	    "\"error\":\"not_found\",\"reason\":\"missing\"}}]}]}";
 	assert_int_equal(PARSE(fs_sync_parse_bulk_get, ok, &r), FS_OK);
 	assert_int_equal(r->n, 2);
 	assert_int_equal(r->nerr, 2);
@@ -309,19 +320,19 @@ static void test_parse_bulk_get(void **state)
 	assert_null(r->err[1].rev);
 	fs_sync_revs_free(r);
 	const char *bad[] = {
-		/* _revisions that does not match _rev */
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
-		"\"_revisions\":{\"start\":2,\"ids\":[\"cc\"]}}}]}]}",
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
-		"\"_revisions\":{\"start\":3,\"ids\":[\"dd\"]}}}]}]}",
-		/* more history than generations */
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"1-cc\","
-		"\"_revisions\":{\"start\":1,\"ids\":[\"cc\",\"bb\"]}}}]}]}",
-		/* a document under another id than asked */
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"b\",\"_rev\":\"1-cc\"}}]}]}",
-		"{\"results\":[{\"id\":\"a\",\"docs\":[{}]}]}",
-		"{\"results\":[{\"docs\":[]}]}",
-		"{\"results\":[{\"id\":\"a\"}]}",
+	    /* _revisions that does not match _rev */
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
+	    "\"_revisions\":{\"start\":2,\"ids\":[\"cc\"]}}}]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
+	    "\"_revisions\":{\"start\":3,\"ids\":[\"dd\"]}}}]}]}",
+	    /* more history than generations */
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"1-cc\","
+	    "\"_revisions\":{\"start\":1,\"ids\":[\"cc\",\"bb\"]}}}]}]}",
+	    /* a document under another id than asked */
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"b\",\"_rev\":\"1-cc\"}}]}]}",
+	    "{\"results\":[{\"id\":\"a\",\"docs\":[{}]}]}",
+	    "{\"results\":[{\"docs\":[]}]}",
+	    "{\"results\":[{\"id\":\"a\"}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r = (fs_sync_revs *)1;
@@ -369,18 +380,19 @@ static void test_parse_info(void **state)
 	assert_string_equal(d->update_seq, "2");
 	assert_int_equal(d->doc_count, 1);
 	fs_sync_db_info_free(d);
-	assert_int_equal(PARSE(fs_sync_parse_db_info, "{\"doc_count\":1}", &d), FS_E_SYNC_MALFORMED);
+	assert_int_equal(PARSE(fs_sync_parse_db_info, "{\"doc_count\":1}", &d),
+	                 FS_E_SYNC_MALFORMED);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_backoff_jitter_spread),
-		cmocka_unit_test(test_retry_after),      cmocka_unit_test(test_error_maps),
-		cmocka_unit_test(test_url_policy),       cmocka_unit_test(test_credentials),
-		cmocka_unit_test(test_parse_changes),    cmocka_unit_test(test_parse_revs_diff),
-		cmocka_unit_test(test_parse_bulk_docs),  cmocka_unit_test(test_parse_bulk_get),
-		cmocka_unit_test(test_parse_open_revs),  cmocka_unit_test(test_parse_info),
+	    cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_backoff_jitter_spread),
+	    cmocka_unit_test(test_retry_after),      cmocka_unit_test(test_error_maps),
+	    cmocka_unit_test(test_url_policy),       cmocka_unit_test(test_credentials),
+	    cmocka_unit_test(test_parse_changes),    cmocka_unit_test(test_parse_revs_diff),
+	    cmocka_unit_test(test_parse_bulk_docs),  cmocka_unit_test(test_parse_bulk_get),
+	    cmocka_unit_test(test_parse_open_revs),  cmocka_unit_test(test_parse_info),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
