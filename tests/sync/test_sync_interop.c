@@ -367,15 +367,23 @@ static void test_quarantine(void **state)
 	put(sa, "_bad", NULL, "{\"fs\":1}", 0, rev);
 	put(sa, "ok-2", NULL, "{\"fs\":1}", 0, rev);
 	put(sa, "ok-3", NULL, "{\"fs\":1}", 0, rev);
+	/* A body that is not a JSON object is never sent. */
+	put(sa, "not-an-object", NULL, "[1,2]", 0, rev);
 	sync_ok(fs_sync_push, sa, &o, &p);
-	assert_int_equal(p.docs_refused, 1);
+	assert_int_equal(p.docs_refused, 2);
 	assert_int_equal(p.docs_pushed, 3);
 	assert_int_equal(queued(sa), 0);
 	assert_int_equal(fs_store_quarantine_list(sa, &q, &eb), FS_OK);
-	assert_int_equal(q->n, 1);
-	assert_string_equal(q->v[0].id, "_bad");
-	assert_int_equal(q->v[0].status, 400);
-	assert_non_null(q->v[0].reason);
+	assert_int_equal(q->n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		if (strcmp(q->v[i].id, "_bad") == 0) {
+			assert_int_equal(q->v[i].status, 400);
+		} else {
+			assert_string_equal(q->v[i].id, "not-an-object");
+			assert_int_equal(q->v[i].status, 0);
+		}
+		assert_non_null(q->v[i].reason);
+	}
 	fs_store_outbox_free(q);
 }
 
@@ -409,10 +417,10 @@ static void test_per_document_refusal(void **state)
 	assert_int_equal(p.docs_refused, 1);
 	assert_int_equal(queued(sa), 0);
 	assert_int_equal(fs_store_quarantine_list(sa, &q, &eb), FS_OK);
-	assert_int_equal(q->n, 2); /* with _bad from test_quarantine */
-	assert_string_equal(q->v[1].id, "rule-bad");
-	assert_int_equal(q->v[1].status, 403);
-	assert_non_null(strstr(q->v[1].reason, "no bad documents"));
+	assert_int_equal(q->n, 3); /* with the two from test_quarantine */
+	assert_string_equal(q->v[2].id, "rule-bad");
+	assert_int_equal(q->v[2].status, 403);
+	assert_non_null(strstr(q->v[2].reason, "no bad documents"));
 	fs_store_outbox_free(q);
 	/* Pulling that database brings the documents, not its design document. */
 	fs_store *sd = open_store("d");
