@@ -696,7 +696,12 @@ int fs_sync_req_start(fs_sync_remote *r, int slot, fs_errbuf *eb)
 	r->slot[slot].in_multi = 1;
 	r->slot[slot].done = 0;
 	/* Get the request onto the wire now, so the server works while we do. */
-	return pump(r, eb);
+	int rc = pump(r, eb);
+	if (rc != FS_OK) { /* leave the slot usable */
+		curl_multi_remove_handle(r->multi, r->slot[slot].h);
+		r->slot[slot].in_multi = 0;
+	}
+	return rc;
 }
 
 int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb)
@@ -711,10 +716,15 @@ int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf 
 		return fs_err_set(eb, FS_E_ARG, "no request under way in the slot");
 	sl = &r->slot[slot];
 	while (!sl->done) {
-		if ((rc = pump(r, eb)) != FS_OK)
+		rc = pump(r, eb);
+		if (rc == FS_OK && !sl->done &&
+		    (mc = curl_multi_poll(r->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
+			rc = multi_err(mc, eb);
+		if (rc != FS_OK) { /* abandon the transfer, keep the slot usable */
+			curl_multi_remove_handle(r->multi, sl->h);
+			sl->in_multi = 0;
 			return rc;
-		if (!sl->done && (mc = curl_multi_poll(r->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
-			return multi_err(mc, eb);
+		}
 	}
 	curl_multi_remove_handle(r->multi, sl->h);
 	sl->in_multi = 0;
