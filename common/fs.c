@@ -56,6 +56,8 @@ static const struct errinfo errs[] = {
 	{FS_E_SYNC_NODB, "FS_E_SYNC_NODB", "the database does not exist on the server"},
 	{FS_E_SYNC_TLS, "FS_E_SYNC_TLS", "the secure connection to the server failed"},
 	{FS_E_SYNC_REFUSED, "FS_E_SYNC_REFUSED", "the server refused the document"},
+	{FS_E_SYNC_CONNLOST, "FS_E_SYNC_CONNLOST", "the connection to the server broke during a transfer"},
+	{FS_E_SYNC_REDIRECT, "FS_E_SYNC_REDIRECT", "the server sent us elsewhere (redirects are not followed)"},
 };
 
 static const struct errinfo *lookup(int code)

@@ -64,6 +64,8 @@ typedef enum fs_err {
 	FS_E_SYNC_NODB = 310,       /* the remote database does not exist */
 	FS_E_SYNC_TLS = 311,        /* other TLS handshake failure */
 	FS_E_SYNC_REFUSED = 312,    /* the server refused a document for good */
+	FS_E_SYNC_CONNLOST = 313,   /* the connection broke during a transfer */
+	FS_E_SYNC_REDIRECT = 314,   /* the server redirected; redirects are not followed */
 } fs_err;
 
 /* Plain words for a person, e.g. "wrong passphrase". Never NULL. */

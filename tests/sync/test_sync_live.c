@@ -1,0 +1,201 @@
+/*
+ * tests/sync/test_sync_live.c: continuous replication as the daemon will
+ * drive it, against a real pouchdb-server (harness.sh): a local edit is
+ * pushed after the debounce delay and not before; the other device's
+ * longpoll, run through a curl multi handle, wakes on the server's change
+ * and its next step pulls it; a dead server schedules retries with backoff
+ * and a network change brings the retry forward.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "store.h"
+#include "sync_int.h"
+
+static char tmpdir[256];
+static fs_store *sa, *sb;
+static fs_sync_remote *ra, *rb;
+
+static fs_store *open_store(const char *name)
+{
+	char path[512];
+	fs_store *st = NULL;
+	fs_errbuf eb;
+	snprintf(path, sizeof(path), "%s/%s.db", tmpdir, name);
+	if (fs_store_open(path, NULL, &st, &eb) != FS_OK)
+		fail_msg("fs_store_open: %s", eb.msg);
+	return st;
+}
+
+static fs_sync_remote *remote(const char *url)
+{
+	fs_sync_remote_opts o = {.url = url, .allow_http_loopback = 1, .connect_timeout_ms = 2000};
+	fs_sync_remote *r = NULL;
+	fs_errbuf eb;
+	if (fs_sync_remote_new(&o, &r, &eb) != FS_OK)
+		fail_msg("remote: %s", eb.msg);
+	return r;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char url[512];
+	fs_sync_resp resp;
+	fs_errbuf eb;
+	const char *base = getenv("FS_TEST_COUCH_URL");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fs-live-XXXXXX");
+	if (base == NULL || mkdtemp(tmpdir) == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "%s/live", base);
+	ra = remote(url);
+	rb = remote(url);
+	if (fs_sync_req_perform(ra, FS_SYNC_PUT, "", "{}", 2, &resp, &eb) != FS_OK)
+		return -1;
+	sa = open_store("a");
+	sb = open_store("b");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	fs_store_close(sa);
+	fs_store_close(sb);
+	fs_sync_remote_free(ra);
+	fs_sync_remote_free(rb);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static uint64_t queued(fs_store *st)
+{
+	fs_store_outbox_stats s;
+	fs_errbuf eb;
+	assert_int_equal(fs_store_outbox_stats_get(st, &s, &eb), FS_OK);
+	return s.queued;
+}
+
+/* Runs the multi handle until h completes or ms pass; returns its result or -1. */
+static int pump(CURLM *m, CURL *h, int ms)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int running, left;
+		CURLMsg *msg;
+		assert_int_equal(curl_multi_perform(m, &running), CURLM_OK);
+		while ((msg = curl_multi_info_read(m, &left)) != NULL)
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
+				return (int)msg->data.result;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms)
+			return -1;
+		assert_int_equal(curl_multi_poll(m, NULL, 0, 100, NULL), CURLM_OK);
+	}
+}
+
+static void test_edit_pushed_and_longpoll_pulls(void **state)
+{
+	(void)state;
+	fs_sync_opts o = {.remote_name = "office"};
+	fs_sync_live *la = NULL, *lb = NULL;
+	fs_store_doc *d = NULL;
+	fs_errbuf eb;
+	uint32_t wait;
+	char rev[FS_REV_MAX];
+	CURLM *m = curl_multi_init();
+	CURL *lp;
+
+	assert_non_null(m);
+	assert_int_equal(fs_sync_live_new(sa, ra, &o, 1000, &la, &eb), FS_OK);
+	assert_int_equal(fs_sync_live_new(sb, rb, &o, 1000, &lb, &eb), FS_OK);
+	/* The first steps sync and start listening. */
+	assert_int_equal(fs_sync_live_step(la, 0, &wait, NULL, &eb), FS_OK);
+	assert_int_equal(fs_sync_live_step(lb, 0, &wait, NULL, &eb), FS_OK);
+	assert_int_equal(wait, FS_SYNC_LONGPOLL_MS);
+	lp = fs_sync_live_longpoll(lb);
+	assert_non_null(lp);
+	assert_null(fs_sync_live_longpoll(lb)); /* handed out once */
+	assert_int_equal(curl_multi_add_handle(m, lp), CURLM_OK);
+	assert_int_equal(pump(m, lp, 300), -1); /* nothing to report yet */
+
+	/* A local edit waits for the debounce delay. */
+	assert_int_equal(
+	    fs_store_put_local(sa, "live-1", NULL, (const uint8_t *)"{\"fs\":1}", 8, 0, rev, &eb),
+	    FS_OK);
+	fs_sync_live_changed(la, 10000);
+	assert_int_equal(fs_sync_live_step(la, 10100, &wait, NULL, &eb), FS_OK);
+	assert_int_equal(wait, 900);
+	assert_int_equal(queued(sa), 1);
+	fs_sync_progress p;
+	assert_int_equal(fs_sync_live_step(la, 11000, &wait, &p, &eb), FS_OK);
+	assert_int_equal(queued(sa), 0);
+	assert_int_equal(p.docs_pushed, 1);
+
+	/* B's longpoll wakes on the change; its next step pulls. */
+	int cc = pump(m, lp, 10000);
+	assert_int_equal(cc, CURLE_OK);
+	assert_int_equal(curl_multi_remove_handle(m, lp), CURLM_OK);
+	assert_int_equal(fs_sync_live_longpoll_done(lb, (CURLcode)cc, 11000, &eb), FS_OK);
+	assert_int_equal(fs_sync_live_step(lb, 11001, &wait, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pulled, 1);
+	assert_int_equal(fs_store_get(sb, "live-1", NULL, &d, &eb), FS_OK);
+	assert_string_equal(d->rev, rev);
+	fs_store_doc_free(d);
+	/* ...and listens again. */
+	assert_non_null(fs_sync_live_longpoll(lb));
+
+	fs_sync_live_free(la);
+	fs_sync_live_free(lb);
+	curl_multi_cleanup(m);
+}
+
+static void test_backoff_and_network_change(void **state)
+{
+	(void)state;
+	fs_sync_remote *dead = remote("http://127.0.0.1:1/live");
+	fs_sync_opts o = {.remote_name = "dead", .backoff_min_ms = 1000, .backoff_max_ms = 300000};
+	fs_sync_live *l = NULL;
+	fs_errbuf eb;
+	uint32_t wait;
+
+	assert_int_equal(fs_sync_live_new(sa, dead, &o, 0, &l, &eb), FS_OK);
+	assert_int_equal(fs_sync_live_step(l, 0, &wait, NULL, &eb), FS_E_SYNC_OFFLINE);
+	assert_true(wait >= 1000 && wait <= 2000);
+	assert_null(fs_sync_live_longpoll(l)); /* no listening while failing */
+	/* Before the retry time nothing is tried. */
+	assert_int_equal(fs_sync_live_step(l, 500, &wait, NULL, &eb), FS_OK);
+	/* Failures push the retry further out... */
+	assert_int_equal(fs_sync_live_step(l, 2000, &wait, NULL, &eb), FS_E_SYNC_OFFLINE);
+	assert_int_equal(fs_sync_live_step(l, 6000, &wait, NULL, &eb), FS_E_SYNC_OFFLINE);
+	assert_true(wait >= 1000 && wait <= 8000);
+	/* ...until the network changes: then it tries at once, from the start. */
+	fs_sync_live_network_changed(l);
+	assert_int_equal(fs_sync_live_step(l, 6001, &wait, NULL, &eb), FS_E_SYNC_OFFLINE);
+	assert_true(wait >= 1000 && wait <= 2000);
+	fs_sync_live_free(l);
+	fs_sync_remote_free(dead);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_edit_pushed_and_longpoll_pulls),
+	    cmocka_unit_test(test_backoff_and_network_change),
+	};
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = cmocka_run_group_tests(tests, setup, teardown);
+	curl_global_cleanup();
+	return rc;
+}
