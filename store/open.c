@@ -77,37 +77,49 @@ const struct store_migration store_migrations[] = {
      "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
     {"index of deleted documents, so info counts without reading every row",
      "CREATE INDEX docs_deleted ON docs(did) WHERE deleted = 1;"},
+    /* The leaves move into the docs row: winner_rid names the winner's revs
+     * row, `others` lists the other leaves as "rid gen deleted hash" groups
+     * separated by spaces (NULL when there are none). An edit then no
+     * longer rewrites its parent's revs row nor the revs_leaves index, and
+     * reading a document's leaves is one row. revs.leaf stays, unused (new
+     * rows write 0; rewriting old rows would copy every body). */
+    {"leaves of each document in its docs row",
+     "ALTER TABLE docs ADD COLUMN winner_rid INTEGER;"
+     "ALTER TABLE docs ADD COLUMN others TEXT;"
+     "UPDATE docs SET winner_rid = (SELECT r.rid FROM revs r WHERE r.did = docs.did"
+     "  AND r.gen = docs.winner_gen AND r.hash = docs.winner_hash),"
+     " others = (SELECT group_concat(r.rid || ' ' || r.gen || ' ' || r.deleted || ' ' || r.hash,"
+     "  ' ') FROM revs r WHERE r.did = docs.did AND r.leaf = 1"
+     "  AND NOT (r.gen = docs.winner_gen AND r.hash = docs.winner_hash));"
+     "DROP INDEX revs_leaves;"},
 };
 const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 
 static const char *const stmt_sql[S_MAX] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
-    [S_DOC_BY_ID] = "SELECT did, winner_gen, winner_hash, deleted, seq FROM docs WHERE id = ?1",
-    [S_DOC_INSERT] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
-                     " VALUES (?1, 0, '', 0, 0, 0)",
-    [S_DOC_INSERT_FULL] = "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq)"
-                          " VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+    [S_DOC_BY_ID] = "SELECT did, seq, winner_gen, winner_hash, deleted, winner_rid, others"
+                    " FROM docs WHERE id = ?1",
+    [S_DOC_INSERT] =
+        "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq, winner_rid)"
+        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
     [S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
-                     " conflicted = ?5, seq = ?6 WHERE did = ?1",
-    [S_REV_FIND] = "SELECT rid, leaf, deleted, seq, body IS NOT NULL, parent FROM revs"
+                     " conflicted = ?5, seq = ?6, winner_rid = ?7, others = ?8 WHERE did = ?1",
+    [S_REV_FIND] = "SELECT rid, deleted, seq, body IS NOT NULL, parent FROM revs"
                    " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
     [S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
-    [S_REV_INSERT] = "INSERT INTO revs(did, gen, hash, parent, leaf, deleted, seq, body)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [S_REV_SET_NOLEAF] = "UPDATE revs SET leaf = 0 WHERE rid = ?1 AND leaf = 1",
+    [S_REV_INSERT] = "INSERT INTO revs(rid, did, gen, hash, parent, leaf, deleted, seq, body)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
     [S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
     [S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
     [S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
     [S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
-    [S_DOC_NODES] = "SELECT rid, parent, leaf FROM revs WHERE did = ?1",
+    [S_DOC_NODES] = "SELECT rid, parent FROM revs WHERE did = ?1",
     [S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
-    [S_LEAVES] = "SELECT gen, hash, deleted FROM revs WHERE did = ?1 AND leaf = 1"
-                 " ORDER BY deleted ASC, gen DESC, hash DESC",
     [S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
     [S_OUTBOX_INSERT] =
         "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
-    [S_OUTBOX_OF_DOC] = "SELECT o.oid, r.gen, r.hash FROM outbox o JOIN revs r ON r.rid = o.rid"
+    [S_OUTBOX_OF_DOC] = "SELECT o.oid, o.rid, r.gen FROM outbox o JOIN revs r ON r.rid = o.rid"
                         " WHERE o.did = ?1 AND o.state = 0",
     [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
     [S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
@@ -181,33 +193,33 @@ sqlite3_stmt *store_stmt(fs_store *st, enum stmt_id id, fs_errbuf *eb)
 	return s;
 }
 
-int store_begin(fs_store *st, fs_errbuf *eb)
+/* Steps BEGIN or COMMIT, the cached statements that open and close a transaction. */
+static int step_tx(fs_store *st, enum stmt_id id, const char *what, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_BEGIN, eb);
+	sqlite3_stmt *s = store_stmt(st, id, eb);
 	int rc;
 
 	if (s == NULL)
 		return st->stmt_err;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "begin", eb);
-	st->seq_save = st->seq;
-	return FS_OK;
+	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, what, eb);
+}
+
+int store_begin(fs_store *st, fs_errbuf *eb)
+{
+	int r = step_tx(st, S_BEGIN, "begin", eb);
+
+	if (r == FS_OK) {
+		st->seq_save = st->seq;
+		st->rid_save = st->rid;
+	}
+	return r;
 }
 
 int store_commit(fs_store *st, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_COMMIT, eb);
-	int rc;
-
-	if (s == NULL)
-		return st->stmt_err;
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "commit", eb);
-	return FS_OK;
+	return step_tx(st, S_COMMIT, "commit", eb);
 }
 
 void store_rollback(fs_store *st)
@@ -219,6 +231,7 @@ void store_rollback(fs_store *st)
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	st->seq = st->seq_save;
+	st->rid = st->rid_save;
 }
 
 int store_check_str(const char *s, size_t max, const char *what, fs_errbuf *eb)
@@ -620,10 +633,12 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	/* Outbox oids come from the same sequence (a retry takes a fresh one). */
 	rc = sqlite3_prepare_v2(st->db,
 	                        "SELECT max(coalesce((SELECT max(seq) FROM docs), 0),"
-	                        " coalesce((SELECT max(oid) FROM outbox), 0))",
+	                        " coalesce((SELECT max(oid) FROM outbox), 0)),"
+	                        " coalesce((SELECT max(rid) FROM revs), 0)",
 	                        -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		st->seq = (uint64_t)sqlite3_column_int64(s, 0);
+		st->rid = sqlite3_column_int64(s, 1);
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_OK) {
@@ -631,6 +646,7 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 		goto out;
 	}
 	st->seq_save = st->seq;
+	st->rid_save = st->rid;
 	*out = st;
 	st = NULL;
 	r = FS_OK;
@@ -647,6 +663,7 @@ void fs_store_close(fs_store *st)
 	for (int i = 0; i < S_MAX; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
+	free(st->lv.v);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	free(st->path);

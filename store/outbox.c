@@ -26,6 +26,25 @@ static int prep(fs_store *st, const char *sql, sqlite3_stmt **s, fs_errbuf *eb)
 	return rc == SQLITE_OK ? FS_OK : store_err(st, rc, "prepare", eb);
 }
 
+/* Runs sql once with one parameter: the text txt, or num when txt is NULL. */
+static int run1(fs_store *st, const char *sql, const char *txt, int64_t num, const char *what,
+                fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	if ((r = prep(st, sql, &s, eb)) != FS_OK)
+		return r;
+	if (txt)
+		sqlite3_bind_text(s, 1, txt, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(s, 1, num);
+	rc = sqlite3_step(s);
+	r = rc == SQLITE_DONE ? FS_OK : store_err(st, rc, what, eb);
+	sqlite3_finalize(s);
+	return r;
+}
+
 static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
                      fs_store_outbox **out, fs_errbuf *eb)
 {
@@ -225,16 +244,8 @@ int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_er
 		*new_oid = sqlite3_last_insert_rowid(st->db);
 	sqlite3_finalize(s);
 	s = NULL;
-	if ((r = prep(st, "DELETE FROM outbox WHERE oid = ?1", &s, eb)) != FS_OK)
-		goto out;
-	sqlite3_bind_int64(s, 1, oid);
-	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
-		r = store_err(st, rc, "retry", eb);
-		goto out;
-	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if ((r = store_commit(st, eb)) != FS_OK)
+	if ((r = run1(st, "DELETE FROM outbox WHERE oid = ?1", NULL, oid, "retry", eb)) != FS_OK ||
+	    (r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
 out:
@@ -355,6 +366,31 @@ static int base_matches(const char *base, int found, int64_t cur)
 	return strcmp(base, want) == 0;
 }
 
+/*
+ * Opens the transaction of a _local write and checks base_rev against the
+ * current revision (*cur, 0 when absent; must_exist: absent is
+ * FS_E_NOTFOUND). On error no transaction is left open.
+ */
+static int local_begin(fs_store *st, const char *id, const char *base_rev, int must_exist,
+                       int64_t *cur, fs_errbuf *eb)
+{
+	int r, found;
+
+	if ((r = store_check_str(id, FS_STORE_ID_MAX, "_local id", eb)) != FS_OK ||
+	    (r = store_begin(st, eb)) != FS_OK)
+		return r;
+	if ((r = local_rev(st, id, cur, &found, eb)) != FS_OK)
+		goto out;
+	if (must_exist && !found)
+		r = fs_err_set(eb, FS_E_NOTFOUND, "store: no such _local document");
+	else if (!base_matches(base_rev, found, *cur))
+		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: _local document changed");
+out:
+	if (r != FS_OK)
+		store_rollback(st);
+	return r;
+}
+
 int fs_store_local_get(fs_store *st, const char *id, char rev[FS_REV_MAX], uint8_t **body,
                        size_t *body_len, fs_errbuf *eb)
 {
@@ -400,7 +436,7 @@ int fs_store_local_put(fs_store *st, const char *id, const char *base_rev, const
 {
 	sqlite3_stmt *s = NULL;
 	int64_t cur = 0;
-	int r, rc, found, in_tx = 0;
+	int r, rc, in_tx = 0;
 
 	fs_err_clear(eb);
 	if (new_rev)
@@ -409,16 +445,9 @@ int fs_store_local_put(fs_store *st, const char *id, const char *base_rev, const
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to local_put");
 	if (body_len > FS_STORE_BODY_MAX)
 		return fs_err_set(eb, FS_E_TOOBIG, "store: _local body over the limit");
-	if ((r = store_check_str(id, FS_STORE_ID_MAX, "_local id", eb)) != FS_OK ||
-	    (r = store_begin(st, eb)) != FS_OK)
+	if ((r = local_begin(st, id, base_rev, 0, &cur, eb)) != FS_OK)
 		return r;
 	in_tx = 1;
-	if ((r = local_rev(st, id, &cur, &found, eb)) != FS_OK)
-		goto out;
-	if (!base_matches(base_rev, found, cur)) {
-		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: _local document changed");
-		goto out;
-	}
 	if ((r = prep(st, "INSERT OR REPLACE INTO local_docs(id, rev, body) VALUES (?1, ?2, ?3)",
 	              &s, eb)) != FS_OK)
 		goto out;
@@ -445,41 +474,21 @@ out:
 
 int fs_store_local_delete(fs_store *st, const char *id, const char *base_rev, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = NULL;
 	int64_t cur = 0;
-	int r, rc, found, in_tx = 0;
+	int r, in_tx = 0;
 
 	fs_err_clear(eb);
 	if (st == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
-	if ((r = store_check_str(id, FS_STORE_ID_MAX, "_local id", eb)) != FS_OK ||
-	    (r = store_begin(st, eb)) != FS_OK)
+	if ((r = local_begin(st, id, base_rev, 1, &cur, eb)) != FS_OK)
 		return r;
 	in_tx = 1;
-	if ((r = local_rev(st, id, &cur, &found, eb)) != FS_OK)
-		goto out;
-	if (!found) {
-		r = fs_err_set(eb, FS_E_NOTFOUND, "store: no such _local document");
-		goto out;
-	}
-	if (!base_matches(base_rev, found, cur)) {
-		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: _local document changed");
-		goto out;
-	}
-	if ((r = prep(st, "DELETE FROM local_docs WHERE id = ?1", &s, eb)) != FS_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
-		r = store_err(st, rc, "delete _local", eb);
-		goto out;
-	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if ((r = store_commit(st, eb)) != FS_OK)
+	if ((r = run1(st, "DELETE FROM local_docs WHERE id = ?1", id, 0, "delete _local", eb)) !=
+	        FS_OK ||
+	    (r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
 out:
-	sqlite3_finalize(s);
 	if (in_tx)
 		store_rollback(st);
 	return r;
@@ -538,18 +547,12 @@ int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t 
 
 int fs_store_meta_delete(fs_store *st, const char *key, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = NULL;
-	int r, rc;
+	int r;
 
 	fs_err_clear(eb);
 	if (st == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
-	if ((r = store_check_str(key, FS_STORE_NAME_MAX, "meta key", eb)) != FS_OK ||
-	    (r = prep(st, "DELETE FROM meta WHERE key = ?1", &s, eb)) != FS_OK)
+	if ((r = store_check_str(key, FS_STORE_NAME_MAX, "meta key", eb)) != FS_OK)
 		return r;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "delete meta", eb);
-	sqlite3_finalize(s);
-	return r;
+	return run1(st, "DELETE FROM meta WHERE key = ?1", key, 0, "delete meta", eb);
 }

@@ -15,15 +15,13 @@
 
 struct docrow {
 	int64_t did;
-	unsigned long wgen;
-	char whash[FS_REV_MAX];
-	int deleted;
 	uint64_t seq;
+	struct leaves *l; /* its leaves, the winner first (st->lv or the caller's) */
 };
 
 struct revrow {
 	int64_t rid;
-	int leaf, deleted, has_body;
+	int deleted, has_body;
 	int64_t parent; /* 0: none (a root, or cut by stemming) */
 };
 
@@ -46,30 +44,193 @@ static int split_rev(const char *rev, unsigned long *gen, char hash[FS_REV_MAX],
 	return FS_OK;
 }
 
+/* ---- the leaves of a document, kept in its docs row ---- */
+
+/* CouchDB's order: live before deleted, then the higher generation, then the higher hash. */
+static int cmp_leaf(const void *a, const void *b)
+{
+	const struct leaf *x = a, *y = b;
+
+	if (x->deleted != y->deleted)
+		return x->deleted ? 1 : -1;
+	if (x->gen != y->gen)
+		return x->gen > y->gen ? -1 : 1;
+	return strcmp(y->hash, x->hash);
+}
+
+static int leaf_push(struct leaves *l, int64_t rid, unsigned long gen, int deleted, const char *h,
+                     size_t hlen, fs_errbuf *eb)
+{
+	struct leaf *x;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 4;
+		struct leaf *t = realloc(l->v, nc * sizeof(*t));
+		if (t == NULL)
+			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+		l->v = t;
+		l->cap = nc;
+	}
+	x = &l->v[l->n++];
+	x->rid = rid;
+	x->gen = gen;
+	x->deleted = deleted ? 1 : 0;
+	memcpy(x->hash, h, hlen);
+	x->hash[hlen] = '\0';
+	return FS_OK;
+}
+
+static struct leaf *leaf_find(struct leaves *l, unsigned long gen, const char *hash)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].gen == gen && strcmp(l->v[i].hash, hash) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+static struct leaf *leaf_by_rid(struct leaves *l, int64_t rid)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].rid == rid)
+			return &l->v[i];
+	return NULL;
+}
+
+/* rid got a child, so it is no longer a leaf (the order is restored before writing). */
+static void leaf_drop(struct leaves *l, int64_t rid)
+{
+	struct leaf *x = leaf_by_rid(l, rid);
+
+	if (x)
+		*x = l->v[--l->n];
+}
+
+static int corrupt_leaves(fs_errbuf *eb)
+{
+	return fs_err_set(eb, FS_E_STORE_CORRUPT, "store: a document's leaf list is damaged");
+}
+
+/*
+ * Reads the leaves from columns c..c+4 of a docs row (winner_gen,
+ * winner_hash, deleted, winner_rid, others) into l, the winner first.
+ */
+static int leaves_of_row(sqlite3_stmt *s, int c, struct leaves *l, fs_errbuf *eb)
+{
+	const char *h = (const char *)sqlite3_column_text(s, c + 1);
+	const char *p = (const char *)sqlite3_column_text(s, c + 4);
+	int64_t wrid = sqlite3_column_int64(s, c + 3);
+	size_t hl = h ? strlen(h) : 0;
+	int r;
+
+	l->n = 0;
+	if (wrid <= 0 || hl == 0 || hl > (size_t)STORE_HASH_MAX)
+		return corrupt_leaves(eb);
+	if ((r = leaf_push(l, wrid, (unsigned long)sqlite3_column_int64(s, c),
+	                   sqlite3_column_int(s, c + 2), h, hl, eb)) != FS_OK)
+		return r;
+	while (p && *p) {
+		char *e;
+		long long rid = strtoll(p, &e, 10);
+		unsigned long gen;
+		int del;
+		if (e == p || *e != ' ' || rid <= 0)
+			return corrupt_leaves(eb);
+		p = e + 1;
+		gen = strtoul(p, &e, 10);
+		if (e == p || *e != ' ' || (e[1] != '0' && e[1] != '1') || e[2] != ' ')
+			return corrupt_leaves(eb);
+		del = e[1] == '1';
+		p = e + 3;
+		hl = strcspn(p, " ");
+		if (hl == 0 || hl > (size_t)STORE_HASH_MAX)
+			return corrupt_leaves(eb);
+		if ((r = leaf_push(l, rid, gen, del, p, hl, eb)) != FS_OK)
+			return r;
+		p += hl;
+		if (*p == ' ')
+			p++;
+	}
+	/* Rows from migration 4 list the others in no particular order. */
+	if (l->n > 2)
+		qsort(l->v + 1, l->n - 1, sizeof(*l->v), cmp_leaf);
+	return FS_OK;
+}
+
+/* The docs row of id with its leaves in st->lv. */
 static int find_doc(fs_store *st, const char *id, struct docrow *d, int *found, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_DOC_BY_ID, eb);
-	int rc;
+	int rc, r = FS_OK;
 
 	*found = 0;
+	d->l = &st->lv;
 	if (s == NULL)
 		return fail_stmt(st, eb);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		d->did = sqlite3_column_int64(s, 0);
-		d->wgen = (unsigned long)sqlite3_column_int64(s, 1);
-		snprintf(d->whash, sizeof(d->whash), "%s", (const char *)sqlite3_column_text(s, 2));
-		d->deleted = sqlite3_column_int(s, 3);
-		d->seq = (uint64_t)sqlite3_column_int64(s, 4);
-		*found = 1;
+		d->seq = (uint64_t)sqlite3_column_int64(s, 1);
+		r = leaves_of_row(s, 2, d->l, eb);
+		*found = r == FS_OK;
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "read document", eb);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "read document", eb);
+	return r;
 }
 
-static int new_doc(fs_store *st, const char *id, struct docrow *d, fs_errbuf *eb)
+/*
+ * Writes the document's winner, conflict flag, sequence and leaves (sorted
+ * here, winner first) to its docs row.
+ */
+static int save_doc(fs_store *st, int64_t did, struct leaves *l, uint64_t seq, fs_errbuf *eb)
+{
+	sqlite3_stmt *s;
+	char *others = NULL;
+	size_t live = 0, len = 0;
+	int r = FS_E_INTERNAL, rc;
+
+	if (l->n == 0)
+		return fs_err_set(eb, FS_E_INTERNAL, "store: a document without leaves");
+	qsort(l->v, l->n, sizeof(*l->v), cmp_leaf);
+	for (size_t i = 0; i < l->n; i++)
+		live += !l->v[i].deleted;
+	if (l->n > 1) {
+		/* rid and gen take at most 20 digits each: "rid gen d hash " */
+		size_t cap = (l->n - 1) * (20 + 1 + 20 + 3 + FS_REV_MAX + 1) + 1;
+		if ((others = malloc(cap)) == NULL)
+			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+		for (size_t i = 1; i < l->n; i++)
+			len += (size_t)snprintf(others + len, cap - len, "%s%lld %lu %d %s",
+			                        i > 1 ? " " : "", (long long)l->v[i].rid,
+			                        l->v[i].gen, l->v[i].deleted, l->v[i].hash);
+	}
+	if ((s = store_stmt(st, S_DOC_UPDATE, eb)) == NULL) {
+		r = fail_stmt(st, eb);
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, did);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)l->v[0].gen);
+	sqlite3_bind_text(s, 3, l->v[0].hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, l->v[0].deleted);
+	sqlite3_bind_int(s, 5, live > 1);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
+	sqlite3_bind_int64(s, 7, l->v[0].rid);
+	if (others)
+		sqlite3_bind_text(s, 8, others, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	r = rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "update document", eb);
+out:
+	free(others);
+	return r;
+}
+
+/* Inserts a new document whose only leaf (and winner) is revs row rid; its did goes to *did. */
+static int new_doc(fs_store *st, const char *id, unsigned long gen, const char *hash, int deleted,
+                   uint64_t seq, int64_t rid, int64_t *did, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_DOC_INSERT, eb);
 	int rc;
@@ -77,12 +238,16 @@ static int new_doc(fs_store *st, const char *id, struct docrow *d, fs_errbuf *eb
 	if (s == NULL)
 		return fail_stmt(st, eb);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
+	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, deleted ? 1 : 0);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)seq);
+	sqlite3_bind_int64(s, 6, rid);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store_err(st, rc, "insert document", eb);
-	memset(d, 0, sizeof(*d));
-	d->did = sqlite3_last_insert_rowid(st->db);
+	*did = sqlite3_last_insert_rowid(st->db);
 	return FS_OK;
 }
 
@@ -101,10 +266,9 @@ static int find_rev(fs_store *st, int64_t did, unsigned long gen, const char *ha
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		r->rid = sqlite3_column_int64(s, 0);
-		r->leaf = sqlite3_column_int(s, 1);
-		r->deleted = sqlite3_column_int(s, 2);
-		r->has_body = sqlite3_column_int(s, 4);
-		r->parent = sqlite3_column_int64(s, 5);
+		r->deleted = sqlite3_column_int(s, 1);
+		r->has_body = sqlite3_column_int(s, 3);
+		r->parent = sqlite3_column_int64(s, 4);
 		*found = 1;
 		rc = SQLITE_DONE;
 	}
@@ -129,21 +293,22 @@ static int run2(fs_store *st, enum stmt_id id, int64_t a, int64_t b, int nb, con
 	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, what, eb);
 }
 
-static int insert_rev(fs_store *st, int64_t did, unsigned long gen, const char *hash,
-                      int64_t parent, int leaf, int deleted, uint64_t seq, const uint8_t *body,
-                      size_t len, int with_body, int64_t *rid, fs_errbuf *eb)
+/* Inserts revs row rid (from st->rid); with_body 0 makes a stub. */
+static int insert_rev(fs_store *st, int64_t rid, int64_t did, unsigned long gen, const char *hash,
+                      int64_t parent, int deleted, uint64_t seq, const uint8_t *body, size_t len,
+                      int with_body, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_REV_INSERT, eb);
 	int rc;
 
 	if (s == NULL)
 		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
-	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 1, rid);
+	sqlite3_bind_int64(s, 2, did);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)gen);
+	sqlite3_bind_text(s, 4, hash, -1, SQLITE_STATIC);
 	if (parent)
-		sqlite3_bind_int64(s, 4, parent);
-	sqlite3_bind_int(s, 5, leaf);
+		sqlite3_bind_int64(s, 5, parent);
 	sqlite3_bind_int(s, 6, deleted ? 1 : 0);
 	if (seq)
 		sqlite3_bind_int64(s, 7, (sqlite3_int64)seq);
@@ -151,50 +316,10 @@ static int insert_rev(fs_store *st, int64_t did, unsigned long gen, const char *
 		store_bind_blob(s, 8, body, len);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "insert revision", eb);
-	*rid = sqlite3_last_insert_rowid(st->db);
-	return FS_OK;
-}
-
-/* Recomputes the winner (CouchDB: non-deleted first, then generation, then hash) and saves seq. */
-static int refresh_doc(fs_store *st, int64_t did, uint64_t seq, fs_errbuf *eb)
-{
-	sqlite3_stmt *s = store_stmt(st, S_LEAVES, eb);
-	sqlite3_int64 wgen = 0;
-	char whash[FS_REV_MAX] = "";
-	int wdel = 0, live = 0, n = 0, rc;
-
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n++ == 0) {
-			wgen = sqlite3_column_int64(s, 0);
-			snprintf(whash, sizeof(whash), "%s",
-			         (const char *)sqlite3_column_text(s, 1));
-			wdel = sqlite3_column_int(s, 2);
-		}
-		if (!sqlite3_column_int(s, 2))
-			live++;
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "read leaves", eb);
-	if (n == 0)
-		return fs_err_set(eb, FS_E_INTERNAL, "store: a document without leaves");
-	s = store_stmt(st, S_DOC_UPDATE, eb);
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	sqlite3_bind_int64(s, 2, wgen);
-	sqlite3_bind_text(s, 3, whash, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, wdel);
-	sqlite3_bind_int(s, 5, live > 1);
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "update document", eb);
+	/* UNIQUE(did, gen, hash): a local edit that made a known revision again (409). */
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return fs_err_set(eb, FS_E_STORE_CONFLICT, "store: the revision exists already");
+	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "insert revision", eb);
 }
 
 struct node {
@@ -221,7 +346,7 @@ static struct node *node_of(struct node *v, size_t n, int64_t rid)
  * from a leaf; revisions still named by an outbox row are kept too, so a
  * queued edit is never lost to stemming. Cheap when no path can be long.
  */
-static int stem(fs_store *st, int64_t did, fs_errbuf *eb)
+static int stem(fs_store *st, int64_t did, struct leaves *l, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_GEN_RANGE, eb);
 	struct node *v = NULL, *t;
@@ -259,7 +384,7 @@ static int stem(fs_store *st, int64_t did, fs_errbuf *eb)
 		}
 		v[n].rid = sqlite3_column_int64(s, 0);
 		v[n].parent = sqlite3_column_int64(s, 1);
-		v[n].leaf = sqlite3_column_int(s, 2);
+		v[n].leaf = leaf_by_rid(l, v[n].rid) != NULL;
 		v[n].keep = 0;
 		n++;
 	}
@@ -311,9 +436,8 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_OUTBOX_OF_DOC, eb);
 	struct qrow {
-		int64_t oid;
+		int64_t oid, rid;
 		unsigned long gen;
-		char hash[FS_REV_MAX];
 	} rows[8];
 	size_t n = 0;
 	int rc, r, more = 0;
@@ -323,14 +447,13 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 	sqlite3_bind_int64(s, 1, did);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == sizeof(rows) / sizeof(rows[0])) {
-			more =
-			    1; /* the rest waits for the next edit: keeping a row is always safe */
+			/* the rest waits for the next edit: keeping a row is always safe */
+			more = 1;
 			break;
 		}
 		rows[n].oid = sqlite3_column_int64(s, 0);
-		rows[n].gen = (unsigned long)sqlite3_column_int64(s, 1);
-		snprintf(rows[n].hash, sizeof(rows[n].hash), "%s",
-		         (const char *)sqlite3_column_text(s, 2));
+		rows[n].rid = sqlite3_column_int64(s, 1);
+		rows[n].gen = (unsigned long)sqlite3_column_int64(s, 2);
 		n++;
 	}
 	sqlite3_reset(s);
@@ -338,29 +461,25 @@ static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
 		return store_err(st, rc, "read outbox", eb);
 	for (size_t i = 0; i < n; i++) {
 		int64_t cur = from;
-		int anc = 0;
-		while (cur && !anc) {
+		/* Usually the row is the edit's base itself, and no revision is read. */
+		while (cur && cur != rows[i].rid) {
 			unsigned long g;
 			if ((s = store_stmt(st, S_REV_BY_RID, eb)) == NULL)
 				return fail_stmt(st, eb);
 			sqlite3_bind_int64(s, 1, cur);
 			if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 				sqlite3_reset(s);
-				if (rc == SQLITE_DONE)
-					break;
-				return store_err(st, rc, "read revision", eb);
-			}
-			g = (unsigned long)sqlite3_column_int64(s, 0);
-			if (g < rows[i].gen) {
-				sqlite3_reset(s);
+				if (rc != SQLITE_DONE)
+					return store_err(st, rc, "read revision", eb);
+				cur = 0;
 				break;
 			}
-			anc = g == rows[i].gen &&
-			      strcmp((const char *)sqlite3_column_text(s, 1), rows[i].hash) == 0;
-			cur = sqlite3_column_int64(s, 2);
+			/* Ancestors have lower generations: past the row's, it is not one. */
+			g = (unsigned long)sqlite3_column_int64(s, 0);
+			cur = g <= rows[i].gen ? 0 : sqlite3_column_int64(s, 2);
 			sqlite3_reset(s);
 		}
-		if (anc &&
+		if (cur &&
 		    (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
 			return r;
 	}
@@ -381,13 +500,12 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
                  size_t body_len, int deleted, unsigned flags, char new_rev[FS_REV_MAX],
                  fs_errbuf *eb)
 {
-	struct docrow d;
-	struct revrow pr, nr;
+	struct docrow d = {0};
 	unsigned long bgen = 0, ngen;
 	char bhash[FS_REV_MAX], nhash[FS_REV_MAX], parent[FS_REV_MAX] = "", rev[FS_REV_MAX];
 	char base_copy[FS_REV_MAX];
 	int found, r, in_tx = 0;
-	int64_t prid = 0, rid = 0;
+	int64_t prid = 0, rid;
 	uint64_t seq;
 
 	fs_err_clear(eb);
@@ -413,27 +531,26 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	if ((r = find_doc(st, id, &d, &found, eb)) != FS_OK)
 		goto out;
 	if (base_rev == NULL) {
-		if (found && !d.deleted) {
+		if (found && !d.l->v[0].deleted) {
 			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
 			               "store: document exists (no base revision given)");
 			goto out;
 		}
 		if (found) { /* re-creating over a tombstone extends it, as CouchDB does */
-			bgen = d.wgen;
-			snprintf(bhash, sizeof(bhash), "%s", d.whash);
+			bgen = d.l->v[0].gen;
+			snprintf(bhash, sizeof(bhash), "%s", d.l->v[0].hash);
 		}
 	}
 	if (found && bgen) {
-		if ((r = find_rev(st, d.did, bgen, bhash, &pr, &found, eb)) != FS_OK)
-			goto out;
-		if (!found || !pr.leaf) {
+		/* The leaves are in the docs row: no revs lookup for the base. */
+		struct leaf *p = leaf_find(d.l, bgen, bhash);
+		if (p == NULL) {
 			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
 			               "store: the base revision is not a current leaf");
 			goto out;
 		}
-		prid = pr.rid;
+		prid = p->rid;
 		snprintf(parent, sizeof(parent), "%lu-%.*s", bgen, STORE_HASH_MAX, bhash);
-		found = 1;
 	} else if (base_rev) {
 		r = fs_err_set(eb, FS_E_STORE_CONFLICT,
 		               "store: no such document for a base revision");
@@ -445,22 +562,12 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	}
 	if ((r = split_rev(rev, &ngen, nhash, eb)) != FS_OK)
 		goto out;
-	if (!found && (r = new_doc(st, id, &d, eb)) != FS_OK)
-		goto out;
-	if (found) {
-		if ((r = find_rev(st, d.did, ngen, nhash, &nr, &found, eb)) != FS_OK)
-			goto out;
-		if (found) {
-			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
-			               "store: the revision exists already");
-			goto out;
-		}
-	}
+	rid = ++st->rid;
 	seq = ++st->seq;
-	if ((r = insert_rev(st, d.did, ngen, nhash, prid, 1, deleted, seq, body, body_len, 1, &rid,
-	                    eb)) != FS_OK)
+	if (!found && (r = new_doc(st, id, ngen, nhash, deleted, seq, rid, &d.did, eb)) != FS_OK)
 		goto out;
-	if (prid && (r = run2(st, S_REV_SET_NOLEAF, prid, 0, 1, "update parent", eb)) != FS_OK)
+	if ((r = insert_rev(st, rid, d.did, ngen, nhash, prid, deleted, seq, body, body_len, 1,
+	                    eb)) != FS_OK)
 		goto out;
 	if (!(flags & FS_STORE_PUT_NO_OUTBOX)) {
 		sqlite3_stmt *s;
@@ -482,8 +589,14 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 			goto out;
 		}
 	}
-	if ((ngen > st->revs_limit && (r = stem(st, d.did, eb)) != FS_OK) ||
-	    (r = refresh_doc(st, d.did, seq, eb)) != FS_OK || (r = store_commit(st, eb)) != FS_OK)
+	if (found) { /* a new document's row was written whole by new_doc */
+		leaf_drop(d.l, prid);
+		if ((r = leaf_push(d.l, rid, ngen, deleted, nhash, strlen(nhash), eb)) != FS_OK ||
+		    (ngen > st->revs_limit && (r = stem(st, d.did, d.l, eb)) != FS_OK) ||
+		    (r = save_doc(st, d.did, d.l, seq, eb)) != FS_OK)
+			goto out;
+	}
+	if ((r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
 	memcpy(new_rev, rev, FS_REV_MAX);
@@ -537,28 +650,21 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
  */
 static int merge_new(fs_store *st, const fs_store_rev_in *v, size_t nh, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOC_INSERT_FULL, eb);
 	uint64_t seq = ++st->seq;
-	int64_t did, prev = 0;
-	int rc, r;
+	int64_t did, prev = 0, rid = st->rid;
+	int r;
 
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)v->start);
-	sqlite3_bind_text(s, 3, v->hashes[0], -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, v->deleted ? 1 : 0);
-	sqlite3_bind_int64(s, 5, (sqlite3_int64)seq);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "insert document", eb);
-	did = sqlite3_last_insert_rowid(st->db);
+	/* The path's rows take the next nh rids, oldest first, so the tip's is known now. */
+	if ((r = new_doc(st, v->id, v->start, v->hashes[0], v->deleted, seq, rid + (int64_t)nh,
+	                 &did, eb)) != FS_OK)
+		return r;
 	for (size_t k = nh; k-- > 0;) {
-		if ((r = insert_rev(st, did, v->start - k, v->hashes[k], prev, k == 0,
+		rid = ++st->rid;
+		if ((r = insert_rev(st, rid, did, v->start - k, v->hashes[k], prev,
 		                    k == 0 && v->deleted, k == 0 ? seq : 0, v->body, v->body_len,
-		                    k == 0, &prev, eb)) != FS_OK)
+		                    k == 0, eb)) != FS_OK)
 			return r;
+		prev = rid;
 	}
 	return FS_OK;
 }
@@ -600,6 +706,7 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	for (size_t k = nh; k-- > 0;) {
 		unsigned long gen = v->start - k;
 		const char *h = v->hashes[k];
+		int64_t rid;
 		/* Look every revision up: a newer one may be known while an older one is not. */
 		if ((r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
 			return r;
@@ -607,14 +714,14 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 			/* A root cut off by stemming or by a shorter history: link it. */
 			if (prev && x.parent == 0) {
 				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) !=
-				        FS_OK ||
-				    (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) !=
-				        FS_OK)
+				    FS_OK)
 					return r;
+				leaf_drop(d.l, prev);
 				changed = 1;
 			}
 			if (k == 0 && !x.has_body) {
 				sqlite3_stmt *s = store_stmt(st, S_REV_FILL, eb);
+				struct leaf *lf = leaf_by_rid(d.l, x.rid);
 				int rc;
 				if (s == NULL)
 					return fail_stmt(st, eb);
@@ -625,27 +732,34 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 				sqlite3_reset(s);
 				if (rc != SQLITE_DONE)
 					return store_err(st, rc, "fill revision", eb);
+				if (lf && lf->deleted != (v->deleted ? 1 : 0)) {
+					lf->deleted = v->deleted ? 1 : 0;
+					changed = 1;
+				}
 			}
 			prev = x.rid;
 			continue;
 		}
 		if (k == 0)
 			seq = ++st->seq;
-		if ((r = insert_rev(st, d.did, gen, h, prev, k == 0, k == 0 && v->deleted, seq,
-		                    v->body, v->body_len, k == 0, &x.rid, eb)) != FS_OK)
+		rid = ++st->rid;
+		if ((r = insert_rev(st, rid, d.did, gen, h, prev, k == 0 && v->deleted, seq,
+		                    v->body, v->body_len, k == 0, eb)) != FS_OK)
 			return r;
-		if (prev && (r = run2(st, S_REV_SET_NOLEAF, prev, 0, 1, "link", eb)) != FS_OK)
+		if (prev)
+			leaf_drop(d.l, prev);
+		if (k == 0 && (r = leaf_push(d.l, rid, gen, v->deleted, h, strlen(h), eb)) != FS_OK)
 			return r;
-		prev = x.rid;
+		prev = rid;
 		changed = 1;
 	}
 	if (!changed)
 		return FS_OK;
 	if (seq == 0)
 		seq = ++st->seq;
-	if ((r = stem(st, d.did, eb)) != FS_OK)
+	if ((r = stem(st, d.did, d.l, eb)) != FS_OK)
 		return r;
-	return refresh_doc(st, d.did, seq, eb);
+	return save_doc(st, d.did, d.l, seq, eb);
 }
 
 static int ckpt_write(fs_store *st, const char *remote, fs_store_dir dir, const char *seq,
@@ -718,9 +832,12 @@ static int doc_and_rev(fs_store *st, const char *id, const char *rev, struct doc
 		return r;
 	if (!found)
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
-	if (rev == NULL) {
-		*gen = d->wgen;
-		snprintf(hash, FS_REV_MAX, "%s", d->whash);
+	if (rev == NULL) { /* the winner: its row is named in the docs row */
+		*gen = d->l->v[0].gen;
+		snprintf(hash, FS_REV_MAX, "%s", d->l->v[0].hash);
+		memset(x, 0, sizeof(*x));
+		x->rid = d->l->v[0].rid;
+		return FS_OK;
 	}
 	if ((r = find_rev(st, d->did, *gen, hash, x, &found, eb)) != FS_OK)
 		return r;
@@ -866,36 +983,25 @@ void fs_store_history_free(fs_store_history *h)
 	free(h);
 }
 
-/* Reads the leaves of did into *v (grown as needed), winner first. */
-static int read_leaves(fs_store *st, int64_t did, fs_store_leaf **v, size_t *cap, size_t *n,
-                       fs_errbuf *eb)
+/* Copies the leaves l as revision ids into *v (grown as needed), winner first. */
+static int public_leaves(const struct leaves *l, fs_store_leaf **v, size_t *cap, size_t *n,
+                         fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_LEAVES, eb);
-	int rc;
-
 	*n = 0;
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 4;
-			fs_store_leaf *t = realloc(*v, nc * sizeof(*t));
-			if (t == NULL) {
-				sqlite3_reset(s);
-				return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-			}
-			*v = t;
-			*cap = nc;
-		}
-		snprintf((*v)[*n].rev, FS_REV_MAX, "%lld-%.*s",
-		         (long long)sqlite3_column_int64(s, 0), STORE_HASH_MAX,
-		         (const char *)sqlite3_column_text(s, 1));
-		(*v)[*n].deleted = sqlite3_column_int(s, 2);
-		(*n)++;
+	if (l->n > *cap) {
+		fs_store_leaf *t = realloc(*v, l->n * sizeof(*t));
+		if (t == NULL)
+			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+		*v = t;
+		*cap = l->n;
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "read leaves", eb);
+	for (size_t i = 0; i < l->n; i++) {
+		snprintf((*v)[i].rev, FS_REV_MAX, "%lu-%.*s", l->v[i].gen, STORE_HASH_MAX,
+		         l->v[i].hash);
+		(*v)[i].deleted = l->v[i].deleted;
+	}
+	*n = l->n;
+	return FS_OK;
 }
 
 int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out, fs_errbuf *eb)
@@ -917,7 +1023,7 @@ int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out, fs_
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-	if ((r = read_leaves(st, d.did, &l->v, &cap, &l->n, eb)) != FS_OK) {
+	if ((r = public_leaves(d.l, &l->v, &cap, &l->n, eb)) != FS_OK) {
 		fs_store_leaves_free(l);
 		return r;
 	}
@@ -1014,7 +1120,7 @@ int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_
 		res->n++;
 		if (!found)
 			continue;
-		if ((r = read_leaves(st, d.did, &lv, &lcap, &ln, eb)) != FS_OK)
+		if ((r = public_leaves(d.l, &lv, &lcap, &ln, eb)) != FS_OK)
 			goto out;
 		for (size_t k = 0; k < ln; k++) {
 			unsigned long g = strtoul(lv[k].rev, NULL, 10);
@@ -1054,10 +1160,17 @@ void fs_store_diff_free(fs_store_diff *d)
 	free(d);
 }
 
-/* Walks docs rows from an ad hoc statement (not cached: cb may call back into the store). */
+/* The columns walk_docs reads, in its order. */
+#define WALK_COLS "id, seq, winner_gen, winner_hash, deleted, winner_rid, others"
+
+/*
+ * Walks docs rows (WALK_COLS) from an ad hoc statement (not cached: cb may
+ * call back into the store); the leaves come from the row itself.
+ */
 static int walk_docs(fs_store *st, sqlite3_stmt *s, fs_store_change_cb cb, void *ctx,
                      uint64_t *last, fs_errbuf *eb)
 {
+	struct leaves l = {0};
 	fs_store_leaf *lv = NULL;
 	size_t cap = 0, ln;
 	int r = FS_OK, rc;
@@ -1066,16 +1179,15 @@ static int walk_docs(fs_store *st, sqlite3_stmt *s, fs_store_change_cb cb, void 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		fs_store_change c;
 		free(id);
-		if ((id = strdup((const char *)sqlite3_column_text(s, 1))) == NULL) {
+		if ((id = strdup((const char *)sqlite3_column_text(s, 0))) == NULL) {
 			r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 			goto out;
 		}
-		if ((r = read_leaves(st, sqlite3_column_int64(s, 0), &lv, &cap, &ln, eb)) != FS_OK)
+		if ((r = leaves_of_row(s, 2, &l, eb)) != FS_OK ||
+		    (r = public_leaves(&l, &lv, &cap, &ln, eb)) != FS_OK)
 			goto out;
-		if (ln == 0)
-			continue;
 		c.id = id;
-		c.seq = (uint64_t)sqlite3_column_int64(s, 2);
+		c.seq = (uint64_t)sqlite3_column_int64(s, 1);
 		c.winner = lv[0].rev;
 		c.deleted = lv[0].deleted;
 		c.n_leaves = ln;
@@ -1090,6 +1202,7 @@ static int walk_docs(fs_store *st, sqlite3_stmt *s, fs_store_change_cb cb, void 
 out:
 	free(id);
 	free(lv);
+	free(l.v);
 	return r;
 }
 
@@ -1106,7 +1219,7 @@ int fs_store_changes(fs_store *st, uint64_t since, size_t limit, fs_store_change
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to changes");
 	rc = sqlite3_prepare_v2(
-	    st->db, "SELECT did, id, seq FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s,
+	    st->db, "SELECT " WALK_COLS " FROM docs WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s,
 	    NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read changes", eb);
@@ -1127,8 +1240,9 @@ int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf
 	fs_err_clear(eb);
 	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to conflicts");
-	rc = sqlite3_prepare_v2(
-	    st->db, "SELECT did, id, seq FROM docs WHERE conflicted = 1 ORDER BY id", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT " WALK_COLS " FROM docs WHERE conflicted = 1 ORDER BY id",
+	                        -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read conflicts", eb);
 	r = walk_docs(st, s, cb, ctx, NULL, eb);

@@ -26,20 +26,16 @@ enum stmt_id {
 	S_COMMIT,
 	S_DOC_BY_ID,
 	S_DOC_INSERT,
-	S_DOC_INSERT_FULL,
 	S_DOC_UPDATE,
 	S_REV_FIND,
 	S_REV_BY_RID,
 	S_REV_INSERT,
-	S_REV_SET_NOLEAF,
 	S_REV_SET_PARENT,
 	S_REV_FILL,
 	S_REV_BODY,
 	S_REV_DELETE,
 	S_DOC_NODES,
 	S_OUTBOX_RIDS_OF_DOC,
-	S_LEAVES,
-	S_WINNER,
 	S_GEN_RANGE,
 	S_OUTBOX_INSERT,
 	S_OUTBOX_OF_DOC,
@@ -47,6 +43,24 @@ enum stmt_id {
 	S_CKPT_SET,
 	S_CKPT_GET,
 	S_MAX
+};
+
+/*
+ * One leaf of a document's revision tree. Since schema version 4 the
+ * leaves live in the document's docs row (winner_* columns and `others`),
+ * so an edit touches no leaf flag or leaf index in revs.
+ */
+struct leaf {
+	int64_t rid;
+	unsigned long gen;
+	int deleted;
+	char hash[FS_REV_MAX];
+};
+
+/* A growable list of leaves, kept in CouchDB's order (the winner first) when written. */
+struct leaves {
+	size_t n, cap;
+	struct leaf *v;
 };
 
 struct fs_store {
@@ -57,7 +71,10 @@ struct fs_store {
 	unsigned revs_limit;
 	uint64_t seq;      /* the latest local sequence handed out */
 	uint64_t seq_save; /* seq at the start of the open transaction */
-	int stmt_err;      /* why store_stmt last returned NULL (eb may be NULL) */
+	int64_t rid;      /* the largest revs.rid handed out (a new document's row names its tip) */
+	int64_t rid_save; /* rid at the start of the open transaction */
+	struct leaves lv; /* the leaves of the document a call is working on */
+	int stmt_err;     /* why store_stmt last returned NULL (eb may be NULL) */
 };
 
 /* One forward migration: the SQL that takes user_version from i to i+1. */

@@ -903,7 +903,7 @@ static void test_migrations(void **state)
 	(void)state;
 	fs_errbuf eb;
 
-	assert_true(store_n_migrations >= 3);
+	assert_true(store_n_migrations >= 4);
 	for (int v = 0; v < store_n_migrations; v++) {
 		char *dir = tdir_new(), *p = tpath(dir, "old.db");
 		fs_store *st = NULL;
@@ -917,16 +917,34 @@ static void test_migrations(void **state)
 			assert_int_equal(
 			    sqlite3_exec(
 			        db,
-			        "INSERT INTO docs VALUES (1, 'old', 1, 'aa', 0, 0, 1);"
-			        "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');",
+			        "INSERT INTO docs VALUES (1, 'old', 1, 'bb', 0, 1, 2);"
+			        "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');"
+			        "INSERT INTO revs VALUES (2, 1, 1, 'bb', NULL, 1, 0, 2, x'01');",
 			        NULL, NULL, NULL),
 			    SQLITE_OK);
 			sqlite3_close(db);
 		}
 		assert_int_equal(fs_store_open(p, NULL, &st, &eb), FS_OK);
-		if (v >= 1) {
+		if (v >= 1) { /* both old leaves survive the move into the docs row (version 4) */
+			fs_store_leaves *l = NULL;
+			fs_store_doc *d = NULL;
+			assert_int_equal(fs_store_get(st, "old", NULL, &d, &eb), FS_OK);
+			assert_string_equal(d->rev, "1-bb");
+			assert_int_equal(d->body_len, 1);
+			assert_int_equal(d->body[0], 1);
+			fs_store_doc_free(d);
 			put_ok(st, "old", "1-aa", "new", 0, rev);
 			assert_int_equal(strncmp(rev, "2-", 2), 0);
+			assert_int_equal(fs_store_leaves_get(st, "old", &l, &eb), FS_OK);
+			assert_int_equal(l->n, 2);
+			assert_string_equal(l->v[0].rev, rev);
+			assert_string_equal(l->v[1].rev, "1-bb");
+			fs_store_leaves_free(l);
+			put_ok(st, "old", "1-bb", "newer", 1, rev);
+			assert_int_equal(fs_store_leaves_get(st, "old", &l, &eb), FS_OK);
+			assert_int_equal(l->n, 2);
+			assert_int_equal(l->v[1].deleted, 1);
+			fs_store_leaves_free(l);
 		}
 		put_ok(st, "fresh", NULL, "x", 0, rev);
 		fs_store_close(st);
@@ -937,6 +955,9 @@ static void test_migrations(void **state)
 		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
 		                           "'docs_deleted'"),
 		                 1);
+		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
+		                           "'revs_leaves'"),
+		                 0);
 		free(p);
 		tdir_free(dir);
 	}
@@ -985,6 +1006,64 @@ static void test_bad_args(void **state)
 	assert_null(st);
 }
 
+/* A local edit whose revision id the tree already knows (here as a separate root) is a 409. */
+static void test_rev_exists(void **state)
+{
+	struct fx *f = *state;
+	char r1[FS_REV_MAX], r2[FS_REV_MAX], r3[FS_REV_MAX];
+	fs_store_leaves *l = NULL;
+	fs_errbuf eb;
+
+	put_ok(f->st, "u", NULL, "x", 0, r1);
+	assert_int_equal(fs_crypto_rev_id(r1, 0, B("y"), r2), FS_OK);
+	assert_int_equal(remote(f->st, "u", 2, 0, "z", 1, strchr(r2, '-') + 1), FS_OK);
+	assert_int_equal(fs_store_put_local(f->st, "u", r1, B("y"), 0, r3, &eb),
+	                 FS_E_STORE_CONFLICT);
+	assert_string_equal(r3, "");
+	assert_int_equal(fs_store_leaves_get(f->st, "u", &l, &eb), FS_OK);
+	assert_int_equal(l->n, 2);
+	fs_store_leaves_free(l);
+	put_ok(f->st, "u", r1, "w", 0, r3);
+	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
+}
+
+static int noop_cb(void *ctx, const fs_store_change *c)
+{
+	(void)ctx;
+	(void)c;
+	return 0;
+}
+
+/* A damaged leaf list in a docs row is reported as corruption, never trusted or "repaired". */
+static void test_damaged_leaves(void **state)
+{
+	struct fx *f = *state;
+	char r1[FS_REV_MAX], r2[FS_REV_MAX];
+	fs_store_leaves *l = NULL;
+	sqlite3 *db = NULL;
+	fs_errbuf eb;
+
+	put_ok(f->st, "a", NULL, "x", 0, r1);
+	assert_int_equal(remote(f->st, "a", 1, 0, "y", 1, "ff"), FS_OK);
+	assert_int_equal(fs_store_leaves_get(f->st, "a", &l, &eb), FS_OK);
+	assert_int_equal(l->n, 2);
+	fs_store_leaves_free(l);
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE docs SET others = '7 x 0 ff' WHERE id = 'a'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(fs_store_open(f->path, NULL, &f->st, &eb), FS_OK);
+	assert_int_equal(fs_store_leaves_get(f->st, "a", &l, &eb), FS_E_STORE_CORRUPT);
+	assert_null(l);
+	assert_int_equal(fs_store_put_local(f->st, "a", r1, B("z"), 0, r2, &eb),
+	                 FS_E_STORE_CORRUPT);
+	assert_int_equal(fs_store_changes(f->st, 0, 0, noop_cb, NULL, NULL, &eb),
+	                 FS_E_STORE_CORRUPT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1006,6 +1085,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oids_after_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rev_exists, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_leaves, setup, teardown),
 	    cmocka_unit_test(test_migrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
