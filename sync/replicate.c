@@ -25,7 +25,6 @@ struct ctx {
 	const char *name;
 	size_t batch_docs, batch_bytes;
 	int no_bulk_get;
-	int need_diff; /* ask _revs_diff before the next upload */
 	const fs_sync_opts *o;
 	fs_sync_progress *p;
 	long retry_after;
@@ -182,7 +181,6 @@ static int drive(struct ctx *c, int (*step)(struct ctx *, fs_errbuf *), fs_errbu
 			continue;
 		}
 		rc = -rc;
-		c->need_diff = 1; /* what failed may have reached the server */
 		if (!fs_sync_err_transient(rc) || tries >= max)
 			return rc;
 		tries++;
@@ -210,7 +208,6 @@ static int ctx_init(struct ctx *c, fs_store *st, fs_sync_remote *r, const fs_syn
 	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
 		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
 	c->no_bulk_get = o ? o->no_bulk_get : 0;
-	c->need_diff = 1;
 	fs_sync_remote_bytes(r, &c->sent0, &c->recv0);
 	return FS_OK;
 }
@@ -438,13 +435,11 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
-	if (!c->need_diff && !(c->o && c->o->always_revs_diff)) {
-		for (size_t i = 0; i < ob->n; i++)
-			need[nneed++] = i;
-		goto send;
-	}
-	/* _revs_diff: {"id":["rev",...],...}; rows of one id may repeat the key,
-	 * which servers merge, so no grouping is needed. */
+	/* _revs_diff for every batch, as the protocol does: the server may have
+	 * a revision by another way (an earlier try that got through, another
+	 * replication), and its body then need not travel again.
+	 * {"id":["rev",...],...}; rows of one id may repeat the key, which
+	 * servers merge, so no grouping is needed. */
 	buf_add(&b, "{", 1);
 	for (size_t i = 0; i < ob->n; i++) {
 		if (i)
@@ -477,10 +472,8 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 	if (nhave && (rc = fs_store_outbox_confirm(c->st, have, nhave, eb)) != FS_OK)
 		goto out;
 	c->p->docs_pushed += nhave;
-send:
 	if ((rc = send_docs(c, ob, need, nneed, &retry, eb)) != FS_OK)
 		goto out;
-	c->need_diff = retry > 0;
 	report(c);
 	if (retry)
 		rc = fs_err_set(eb, FS_E_SYNC_SERVER,
@@ -492,22 +485,6 @@ out:
 	free(have);
 	free(b.p);
 	return rc == FS_OK ? 0 : -rc;
-}
-
-int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-                 fs_errbuf *eb)
-{
-	fs_sync_progress local = {0};
-	struct ctx c;
-	int rc;
-
-	if (prog)
-		memset(prog, 0, sizeof(*prog));
-	if ((rc = ctx_init(&c, st, r, o, prog ? prog : &local, eb)) != FS_OK)
-		return rc;
-	rc = drive(&c, push_step, eb);
-	report(&c);
-	return rc;
 }
 
 /* ---- pull ---- */
@@ -813,8 +790,11 @@ out:
 	return done ? 1 : 0;
 }
 
-int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-                 fs_errbuf *eb)
+/* ---- the public calls ---- */
+
+/* One public call: push, pull or both in turn, with retries. */
+static int run(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+               int push, int pull, fs_errbuf *eb)
 {
 	fs_sync_progress local = {0};
 	struct ctx c;
@@ -824,25 +804,28 @@ int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync
 		memset(prog, 0, sizeof(*prog));
 	if ((rc = ctx_init(&c, st, r, o, prog ? prog : &local, eb)) != FS_OK)
 		return rc;
-	rc = drive(&c, pull_step, eb);
+	if (push)
+		rc = drive(&c, push_step, eb);
+	if (pull && rc == FS_OK)
+		rc = drive(&c, pull_step, eb);
 	report(&c);
 	return rc;
+}
+
+int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+                 fs_errbuf *eb)
+{
+	return run(st, r, o, prog, 1, 0, eb);
+}
+
+int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
+                 fs_errbuf *eb)
+{
+	return run(st, r, o, prog, 0, 1, eb);
 }
 
 int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb)
 {
-	fs_sync_progress local = {0};
-	struct ctx c;
-	int rc;
-
-	if (prog)
-		memset(prog, 0, sizeof(*prog));
-	if ((rc = ctx_init(&c, st, r, o, prog ? prog : &local, eb)) != FS_OK)
-		return rc;
-	rc = drive(&c, push_step, eb);
-	if (rc == FS_OK)
-		rc = drive(&c, pull_step, eb);
-	report(&c);
-	return rc;
+	return run(st, r, o, prog, 1, 1, eb);
 }
