@@ -118,7 +118,7 @@ void fs_sync_backoff_reset(fs_sync_backoff *b);
 
 #define FS_SYNC_BATCH_DOCS      1000       /* documents per _bulk_docs / _changes batch */
 #define FS_SYNC_BATCH_BYTES     (8u << 20) /* body bytes per push batch (one large row passes) */
-#define FS_SYNC_CHANGES_BATCHES 5          /* a _changes request covers this many fetch batches */
+#define FS_SYNC_CHANGES_BATCHES 2          /* a _changes request covers this many fetch batches */
 
 typedef struct fs_sync_progress {
 	uint64_t docs_pushed;  /* revisions the server confirmed (or already had) */
