@@ -291,10 +291,9 @@ const fs_space_key *fs_crypto_keyring_find(const fs_keyring *ring, const char *k
 /* ------------------------------------------------------------------------
  * Record envelope (DESIGN section 5, docs/envelope.md):
  *   {"fs":1,"k":"<kid>","n":"<b64 nonce>","c":"<b64 ciphertext>"}
- * XChaCha20-Poly1305-IETF; the associated data binds version, space id,
- * kid and _id. The last 8 bytes of the 24-byte nonce are a public hash of
- * (version, space id, _id, first 16 nonce bytes), so an envelope copied to
- * another document or space is reported as FS_E_MISBOUND before decryption.
+ * XChaCha20-Poly1305-IETF with a random 192-bit nonce; the associated data
+ * binds version, space id, kid and _id, so an envelope copied to another
+ * document or space does not authenticate (FS_E_TAMPERED).
  */
 #define FS_CRYPTO_ENV_VERSION 1
 #define FS_CRYPTO_RECORD_MAX  (4U << 20) /* largest plaintext record */
@@ -320,9 +319,9 @@ int fs_crypto_env_seal(const fs_space_key *k, const char *doc_id, const uint8_t 
  * malloc'ed: free it with fs_crypto_plain_free(*plain, *plain_len).
  * Errors: FS_E_TOOBIG (envelope or record over its limit), FS_E_TRUNCATED
  * (cut-off JSON, short nonce or ciphertext), FS_E_INPUT (not an envelope),
- * FS_E_ENV_VERSION (fs is not 1), FS_E_BASE64, FS_E_MISBOUND (sealed for
- * another space or _id; checked before the key is looked up),
- * FS_E_UNKNOWN_KID, FS_E_TAMPERED (does not authenticate), FS_E_NOMEM.
+ * FS_E_ENV_VERSION (fs is not 1), FS_E_BASE64, FS_E_MISBOUND (a wire _id
+ * member names another document), FS_E_UNKNOWN_KID, FS_E_TAMPERED (does not
+ * authenticate: altered, or moved from another _id or space), FS_E_NOMEM.
  */
 int fs_crypto_env_open(const fs_keyring *ring, const char *space_id, const char *doc_id,
                        const char *env, size_t env_len, uint8_t **plain, size_t *plain_len,

@@ -10,11 +10,9 @@
 
 #include <sodium.h>
 
-#define FS_CRYPTO_NONCE_BYTES    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define FS_CRYPTO_TAG_BYTES      crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define FS_CRYPTO_SALT_BYTES     crypto_pwhash_SALTBYTES
-#define FS_CRYPTO_ENV_RAND_BYTES 16 /* random part of an envelope nonce */
-#define FS_CRYPTO_ENV_BIND_BYTES 8  /* (space, _id) binding part of the nonce */
+#define FS_CRYPTO_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define FS_CRYPTO_TAG_BYTES   crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define FS_CRYPTO_SALT_BYTES  crypto_pwhash_SALTBYTES
 
 struct fs_key {
 	uint8_t k[FS_CRYPTO_KEY_BYTES];
@@ -41,6 +39,10 @@ size_t fs_crypto_put_u32(uint8_t *p, uint32_t n);
 
 /* Writes a 4-byte little-endian length and then the bytes; returns 4 + n. */
 size_t fs_crypto_put_lp(uint8_t *p, const void *s, size_t n);
+
+/* A fresh random 24-byte nonce for an envelope (from a fork-safe pool of
+ * getrandom output; thread-safe). */
+void fs_crypto_nonce(uint8_t out[FS_CRYPTO_NONCE_BYTES]);
 
 /* AEAD-wraps plain under key with associated data ad; nonce NULL means a
  * random one. out receives nonce || ciphertext || tag. */
@@ -82,16 +84,10 @@ int fs_crypto_spacekey_wrap_fixed(const fs_space_key *k, const fs_key *master,
                                   fs_errbuf *eb) FS_WUR;
 
 int fs_crypto_env_seal_fixed(const fs_space_key *k, const char *doc_id, const uint8_t *plain,
-                             size_t plain_len, const uint8_t rnd[FS_CRYPTO_ENV_RAND_BYTES],
+                             size_t plain_len, const uint8_t nonce[FS_CRYPTO_NONCE_BYTES],
                              char **out, size_t *out_len, fs_errbuf *eb) FS_WUR;
 
-/* Writes the (space, _id) binding of an envelope nonce whose random part is
- * rnd (docs/envelope.md). */
-void fs_crypto_env_bind(const char *space_id, const char *doc_id,
-                        const uint8_t rnd[FS_CRYPTO_ENV_RAND_BYTES],
-                        uint8_t out[FS_CRYPTO_ENV_BIND_BYTES]);
-
-/* The associated data and nonce binding of an envelope (docs/envelope.md),
+/* The associated data of an envelope (docs/envelope.md),
  * exposed so tests can check them against an independent construction. */
 size_t fs_crypto_env_ad(const char *space_id, const char *kid, const char *doc_id, uint8_t *out);
 #define FS_CRYPTO_ENV_AD_MAX                                                                       \

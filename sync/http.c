@@ -33,6 +33,7 @@ struct slot {
 	long retry_after;
 	long status;
 	char cerr[CURL_ERROR_SIZE];
+	int encoded;  /* the answer came with a Content-Encoding */
 	int in_multi; /* added to the remote's multi handle */
 	int done;     /* its transfer ended with result */
 	CURLcode result;
@@ -48,6 +49,7 @@ struct fs_sync_remote {
 	char *ca_file;
 	int http_ok;
 	int loopback;
+	int compress; /* fs_sync_remote_opts.compress */
 	long connect_ms, low_time, low_limit;
 	size_t max_resp;
 	int max_depth;
@@ -57,6 +59,7 @@ struct fs_sync_remote {
 	char *secret; /* sodium_malloc: password or token */
 
 	uint64_t sent, received;
+	uint64_t encoded; /* answers that came compressed */
 };
 
 static char *dupstr(const char *s)
@@ -246,11 +249,14 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
 {
 	struct slot *r = ctx;
 	size_t n = size * nitems;
-	static const char name[] = "retry-after:";
+	static const char name[] = "retry-after:", enc[] = "content-encoding:";
 
 	/* A new status line starts a new response (after a 100 Continue). */
-	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		r->retry_after = 0;
+		r->encoded = 0;
+	} else if (n > sizeof(enc) - 1 && strncasecmp(data, enc, sizeof(enc) - 1) == 0)
+		r->encoded = memmem(data, n, "identity", 8) == NULL;
 	else if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0)
 		r->retry_after = fs_sync_parse_retry_after(data + sizeof(name) - 1,
 		                                           n - (sizeof(name) - 1), time(NULL));
@@ -309,7 +315,7 @@ static int setup_handle(fs_sync_remote *r, struct slot *sl, fs_errbuf *eb)
 		SET(CURLOPT_PINNEDPUBLICKEY, r->pins);
 	/* Compression saves a third of the bytes of base64 ciphertext on a real
 	 * link; to a loopback peer it only costs both sides CPU. */
-	if (!r->loopback)
+	if (r->compress > 0 || (r->compress == 0 && !r->loopback))
 		SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
 	SET(CURLOPT_LOW_SPEED_TIME, r->low_time);
@@ -363,6 +369,7 @@ int fs_sync_remote_new(const fs_sync_remote_opts *o, fs_sync_remote **out, fs_er
 	r->low_limit = o->low_speed_limit ? o->low_speed_limit : FS_SYNC_LOW_SPEED_LIMIT;
 	r->max_resp = o->max_response ? o->max_response : FS_SYNC_MAX_RESPONSE;
 	r->max_depth = o->max_json_depth ? o->max_json_depth : FS_JSON_DEPTH_DEFAULT;
+	r->compress = o->compress;
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 	if (o->pins && (r->pins = dupstr(o->pins)) == NULL)
 		goto out;
@@ -461,6 +468,11 @@ int fs_sync_remote_set_bearer(fs_sync_remote *r, const char *token, fs_errbuf *e
 	}
 	r->auth = AUTH_BEARER;
 	return FS_OK;
+}
+
+uint64_t fs_sync_remote_encoded(const fs_sync_remote *r)
+{
+	return r ? r->encoded : 0;
 }
 
 void fs_sync_remote_bytes(const fs_sync_remote *r, uint64_t *sent, uint64_t *received)
@@ -641,6 +653,7 @@ int fs_sync_req_finish_on(fs_sync_remote *rem, int slot, CURLcode cc, fs_sync_re
 	if (curl_easy_getinfo(r->h, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0)
 		rem->sent += (uint64_t)up;
 	rem->received += r->len;
+	rem->encoded += r->encoded != 0;
 	if (cc == CURLE_WRITE_ERROR && r->overflow)
 		return fs_err_set(eb, FS_E_TOOBIG, "the server's answer exceeds %zu bytes",
 		                  rem->max_resp);

@@ -42,6 +42,10 @@ typedef struct fs_sync_remote_opts {
 	long low_speed_limit;    /* 0: FS_SYNC_LOW_SPEED_LIMIT */
 	size_t max_response;     /* 0: FS_SYNC_MAX_RESPONSE */
 	int max_json_depth;      /* 0: FS_JSON_DEPTH_DEFAULT */
+	/* Compressed answers (gzip, deflate, br, zstd): 0 asks for them except
+	 * from a loopback peer, where they cost CPU for nothing; 1 always asks
+	 * (a loopback tunnel to a distant server, tests); -1 never. */
+	int compress;
 } fs_sync_remote_opts;
 
 /*
@@ -114,7 +118,7 @@ void fs_sync_backoff_reset(fs_sync_backoff *b);
 
 #define FS_SYNC_BATCH_DOCS      1000       /* documents per _bulk_docs / _changes batch */
 #define FS_SYNC_BATCH_BYTES     (8u << 20) /* body bytes per push batch (one large row passes) */
-#define FS_SYNC_CHANGES_BATCHES 5          /* a _changes request covers this many fetch batches */
+#define FS_SYNC_CHANGES_BATCHES 2          /* a _changes request covers this many fetch batches */
 
 typedef struct fs_sync_progress {
 	uint64_t docs_pushed;  /* revisions the server confirmed (or already had) */
@@ -142,11 +146,8 @@ typedef struct fs_sync_opts {
 	/* Fetch with GET ?open_revs= instead of POST _bulk_get (servers that
 	 * lack it are detected by themselves; this forces it, e.g. for tests). */
 	int no_bulk_get;
-	/* Ask _revs_diff before every upload. By default it is asked for the
-	 * first batch of a call and after any failure: later batches hold only
-	 * revisions never sent before (earlier ones were confirmed in order), and
-	 * new_edits:false makes a resent revision a no-op anyway, so the question
-	 * would only cost the server a lookup per document. */
+	/* Kept for compatibility and ignored: _revs_diff is asked before every
+	 * upload batch. */
 	int always_revs_diff;
 	fs_sync_progress_fn progress;
 	void *progress_ctx;

@@ -218,4 +218,7 @@ int fs_sync_parse_db_info(const char *buf, size_t len, int max_depth, fs_sync_db
                           fs_errbuf *eb) FS_WUR;
 void fs_sync_db_info_free(fs_sync_db_info *d);
 
+/* How many answers through r came with a Content-Encoding (compressed). */
+uint64_t fs_sync_remote_encoded(const fs_sync_remote *r);
+
 #endif

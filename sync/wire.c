@@ -31,6 +31,32 @@ static int parse(const char *buf, size_t len, int max_depth, cJSON **j, fs_errbu
 	return FS_OK;
 }
 
+/*
+ * An answer whose top level is a list of results: a JSON array (array 1) or
+ * object (array 0) of at most FS_SYNC_MAX_ITEMS members, what names the
+ * endpoint in errors. *vec gets a zeroed vector of one elem-sized entry per
+ * member (NULL for none), the caller's to free; *j is the caller's to
+ * delete, even on failure.
+ */
+static int parse_list(const char *buf, size_t len, int max_depth, int array, const char *what,
+                      size_t elem, cJSON **j, void **vec, fs_errbuf *eb)
+{
+	size_t cnt;
+	int rc;
+
+	*vec = NULL;
+	if ((rc = parse(buf, len, max_depth, j, eb)) != FS_OK)
+		return rc;
+	if (array ? !cJSON_IsArray(*j) : !cJSON_IsObject(*j))
+		return BAD(eb, "%s answer is not an %s", what, array ? "array" : "object");
+	cnt = (size_t)cJSON_GetArraySize(*j);
+	if (cnt > FS_SYNC_MAX_ITEMS)
+		return BAD(eb, "%s answer with more than %d results", what, FS_SYNC_MAX_ITEMS);
+	if (cnt && (*vec = calloc(cnt, elem)) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	return FS_OK;
+}
+
 static char *dupn(const char *s, size_t n)
 {
 	char *d = malloc(n + 1);
@@ -271,29 +297,20 @@ void fs_sync_revs_diff_free(fs_sync_revs_diff *d)
 int fs_sync_parse_revs_diff(const char *buf, size_t len, int max_depth, fs_sync_revs_diff **out,
                             fs_errbuf *eb)
 {
+	fs_sync_revs_diff *d;
 	cJSON *j = NULL;
-	fs_sync_revs_diff *d = NULL;
 	const cJSON *e;
-	size_t cnt;
+	void *v;
 	int rc;
 
 	if (out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output");
 	*out = NULL;
-	if ((rc = parse(buf, len, max_depth, &j, eb)) != FS_OK)
-		return rc;
-	if (!cJSON_IsObject(j)) {
-		rc = BAD(eb, "_revs_diff answer is not an object");
-		goto out;
-	}
-	cnt = (size_t)cJSON_GetArraySize(j);
-	if (cnt > FS_SYNC_MAX_ITEMS) {
-		rc = BAD(eb, "_revs_diff answer with more than %d documents", FS_SYNC_MAX_ITEMS);
-		goto out;
-	}
-	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((d = calloc(1, sizeof(*d))) == NULL ||
-	    (cnt && (d->v = calloc(cnt, sizeof(*d->v))) == NULL))
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	rc = parse_list(buf, len, max_depth, 0, "_revs_diff", sizeof(*d->v), &j, &v, eb);
+	d->v = v;
+	if (rc != FS_OK)
 		goto out;
 	cJSON_ArrayForEach(e, j)
 	{
@@ -359,29 +376,20 @@ void fs_sync_bulk_result_free(fs_sync_bulk_result *b)
 int fs_sync_parse_bulk_docs(const char *buf, size_t len, int max_depth, fs_sync_bulk_result **out,
                             fs_errbuf *eb)
 {
+	fs_sync_bulk_result *b;
 	cJSON *j = NULL;
-	fs_sync_bulk_result *b = NULL;
 	const cJSON *e;
-	size_t cnt;
+	void *v;
 	int rc;
 
 	if (out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output");
 	*out = NULL;
-	if ((rc = parse(buf, len, max_depth, &j, eb)) != FS_OK)
-		return rc;
-	if (!cJSON_IsArray(j)) {
-		rc = BAD(eb, "_bulk_docs answer is not an array");
-		goto out;
-	}
-	cnt = (size_t)cJSON_GetArraySize(j);
-	if (cnt > FS_SYNC_MAX_ITEMS) {
-		rc = BAD(eb, "_bulk_docs answer with more than %d results", FS_SYNC_MAX_ITEMS);
-		goto out;
-	}
-	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((b = calloc(1, sizeof(*b))) == NULL ||
-	    (cnt && (b->v = calloc(cnt, sizeof(*b->v))) == NULL))
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	rc = parse_list(buf, len, max_depth, 1, "_bulk_docs", sizeof(*b->v), &j, &v, eb);
+	b->v = v;
+	if (rc != FS_OK)
 		goto out;
 	cJSON_ArrayForEach(e, j)
 	{

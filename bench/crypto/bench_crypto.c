@@ -7,6 +7,7 @@
  * test under ctest).
  */
 #include <cjson/cJSON.h>
+#include <modp_b64.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,21 +89,21 @@ static double run_floor(const uint8_t *key, const uint8_t *plain, size_t size, i
 	return t;
 }
 
-/* What the format adds: base64 both ways and parsing the JSON. */
+/* What the format adds: base64 both ways (modp_b64, as the envelope uses)
+ * and, for comparison, what a cJSON parse of the envelope would cost (the
+ * envelope scans its usual shape without one). */
 static void parts(size_t size, int n, double *b64, double *json)
 {
-	size_t cl = size + 16, bl = sodium_base64_ENCODED_LEN(cl, sodium_base64_VARIANT_ORIGINAL);
-	uint8_t *ct = malloc(cl);
+	size_t cl = size + 16, bl = modp_b64_encode_len(cl);
+	uint8_t *ct = malloc(cl + 2);
 	char *b = malloc(bl), *js = malloc(bl + 16);
-	size_t got = 0;
 	double t;
 
 	randombytes_buf(ct, cl);
 	t = now();
 	for (int i = 0; i < n; i++) {
-		sodium_bin2base64(b, bl, ct, cl, sodium_base64_VARIANT_ORIGINAL);
-		if (sodium_base642bin(ct, cl, b, bl - 1, NULL, &got, NULL,
-		                      sodium_base64_VARIANT_ORIGINAL) != 0)
+		modp_b64_encode(b, (const char *)ct, cl);
+		if (modp_b64_decode((char *)ct, b, bl - 1) != cl)
 			die("base64", FS_E_BASE64);
 	}
 	*b64 = (now() - t) / n;
@@ -125,8 +126,8 @@ static int bench_env(void)
 	static const struct {
 		size_t size;
 		const char *name;
-		double target;
-	} cases[] = {{1024, "1 KB", 0.5}, {1 << 20, "1 MB", 0.8}};
+		double target; /* issue 2 sets none for 64 KB */
+	} cases[] = {{1024, "1 KB", 0.5}, {64 << 10, "64 KB", 0}, {1 << 20, "1 MB", 0.8}};
 	fs_space_key *k = NULL;
 	fs_keyring *ring = NULL;
 	uint8_t key[32];
@@ -139,7 +140,7 @@ static int bench_env(void)
 	randombytes_buf(key, sizeof(key));
 	printf("envelope seal+open vs raw XChaCha20-Poly1305 encrypt+decrypt (floor)\n");
 	printf("%-6s %12s %12s %7s %7s   %s\n", "record", "floor MB/s", "env MB/s", "ratio",
-	       "target", "envelope time: base64 / JSON parse / rest");
+	       "target", "base64 / rest of envelope time; a cJSON parse would add");
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		size_t size = cases[c].size;
 		int n = iters(size);
@@ -159,10 +160,13 @@ static int bench_env(void)
 		ratio = tf / te;
 		/* The parts are timed apart from the whole: noise can make them
 		 * add up to a little more than it. */
-		double rest = te - tb - tj > 0 ? te - tb - tj : 0;
-		printf("%-6s %12.1f %12.1f %6.2fx %6.2fx   %.0f%% / %.0f%% / %.0f%%%s\n",
-		       cases[c].name, (double)size / tf / 1e6, (double)size / te / 1e6, ratio,
-		       cases[c].target, 100 * tb / te, 100 * tj / te, 100 * rest / te,
+		double rest = te - tb > 0 ? te - tb : 0;
+		char tg[16] = "      -";
+		if (cases[c].target > 0)
+			snprintf(tg, sizeof(tg), "%6.2fx", cases[c].target);
+		printf("%-6s %12.1f %12.1f %6.2fx %s   %.0f%% / %.0f%%; +%.0f%%%s\n", cases[c].name,
+		       (double)size / tf / 1e6, (double)size / te / 1e6, ratio, tg, 100 * tb / te,
+		       100 * rest / te, 100 * tj / te,
 		       ratio >= cases[c].target ? "" : "   (target missed)");
 		if (ratio < cases[c].target)
 			missed++;

@@ -32,7 +32,7 @@ static void die(const char *what, int r)
 
 int main(void)
 {
-	uint8_t key[32], rnd[16], salt[16], nonce[24], master_b[32], box_sk[32], seed[32];
+	uint8_t key[32], env_nonce[24], salt[16], nonce[24], master_b[32], box_sk[32], seed[32];
 	uint8_t blob[FS_CRYPTO_KEYFILE_BYTES], wid[FS_CRYPTO_IDENTITY_WRAPPED_BYTES];
 	uint8_t wsk[FS_CRYPTO_SPACEKEY_WRAPPED_MAX], sig[64], bpk[32], spk[32];
 	char fp[FS_CRYPTO_FINGERPRINT_MAX], *env = NULL;
@@ -54,19 +54,19 @@ int main(void)
 	printf("# hex unless noted; formats in docs/envelope.md and docs/keys.md\n");
 
 	fill(key, 32, 0x00);
-	fill(rnd, 16, 0xa0);
+	fill(env_nonce, 24, 0xa0);
 	if ((r = fs_crypto_spacekey_from_bytes(space, kid, key, &sk, NULL)) != FS_OK)
 		die("space key", r);
 	printf("env.space = %s\nenv.kid = %s\nenv.id = %s\nenv.plain = %s\n", space, kid, doc,
 	       plain);
 	hex("env.key", key, 32);
-	hex("env.rand", rnd, 16);
-	if ((r = fs_crypto_env_seal_fixed(sk, doc, (const uint8_t *)plain, strlen(plain), rnd, &env,
-	                                  &n, NULL)) != FS_OK)
+	hex("env.nonce", env_nonce, 24);
+	if ((r = fs_crypto_env_seal_fixed(sk, doc, (const uint8_t *)plain, strlen(plain), env_nonce,
+	                                  &env, &n, NULL)) != FS_OK)
 		die("seal", r);
 	printf("env.envelope = %s\n", env);
 	free(env);
-	if ((r = fs_crypto_env_seal_fixed(sk, doc, NULL, 0, rnd, &env, &n, NULL)) != FS_OK)
+	if ((r = fs_crypto_env_seal_fixed(sk, doc, NULL, 0, env_nonce, &env, &n, NULL)) != FS_OK)
 		die("seal empty", r);
 	printf("env.envelope_empty = %s\n", env);
 	free(env);

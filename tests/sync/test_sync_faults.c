@@ -19,10 +19,8 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "store.h"
-#include "sync_int.h"
+#include "sync_test.h"
 
-static char tmpdir[256];
 static fs_store *sa, *sb;
 static fs_sync_remote *via_proxy, *direct;
 static int ndocs;
@@ -49,68 +47,40 @@ static void ctl(const char *line)
 	assert_int_equal(rename(tmp, path), 0);
 }
 
-static fs_store *open_store(const char *name)
-{
-	char path[512];
-	fs_store *st = NULL;
-	fs_errbuf eb;
-	snprintf(path, sizeof(path), "%s/%s.db", tmpdir, name);
-	if (fs_store_open(path, NULL, &st, &eb) != FS_OK)
-		fail_msg("fs_store_open: %s", eb.msg);
-	return st;
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	char url[512];
-	fs_sync_resp resp;
-	fs_errbuf eb;
 	const char *proxy = getenv("FS_TEST_PROXY_URL"), *couch = getenv("FS_TEST_COUCH_URL");
-
-	if (proxy == NULL || couch == NULL)
-		return -1;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fs-faults-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
 	/* Tight limits so that floods and drips end within a second. */
-	snprintf(url, sizeof(url), "%s/faults", proxy);
-	fs_sync_remote_opts po = {.url = url,
-	                          .allow_http_loopback = 1,
-	                          .max_response = 1u << 20,
-	                          .low_speed_time_s = 1,
-	                          .low_speed_limit = 100};
-	if (fs_sync_remote_new(&po, &via_proxy, &eb) != FS_OK)
+	const fs_sync_remote_opts po = {.allow_http_loopback = 1,
+	                                .max_response = 1u << 20,
+	                                .low_speed_time_s = 1,
+	                                .low_speed_limit = 100};
+
+	if (proxy == NULL || couch == NULL || tsync_dir_new("faults") != 0)
 		return -1;
-	snprintf(url, sizeof(url), "%s/faults", couch);
-	fs_sync_remote_opts dopt = {.url = url, .allow_http_loopback = 1};
-	if (fs_sync_remote_new(&dopt, &direct, &eb) != FS_OK ||
-	    fs_sync_req_perform(direct, FS_SYNC_PUT, "", "{}", 2, &resp, &eb) != FS_OK)
+	if ((via_proxy = tsync_remote(proxy, "faults", &po, 0)) == NULL ||
+	    (direct = tsync_remote(couch, "faults", NULL, 1)) == NULL)
 		return -1;
-	sa = open_store("a");
-	sb = open_store("b");
+	sa = tsync_store("a");
+	sb = tsync_store("b");
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
 	fs_store_close(sa);
 	fs_store_close(sb);
 	fs_sync_remote_free(via_proxy);
 	fs_sync_remote_free(direct);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	tsync_dir_remove();
+	return 0;
 }
 
 static uint64_t queued(void)
 {
-	fs_store_outbox_stats s;
-	fs_errbuf eb;
-	assert_int_equal(fs_store_outbox_stats_get(sa, &s, &eb), FS_OK);
-	assert_int_equal(s.quarantined, 0);
-	return s.queued;
+	return tsync_queued(sa, 0);
 }
 
 static void add_docs(int n)

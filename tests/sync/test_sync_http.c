@@ -16,26 +16,20 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "sync_int.h"
+#include "sync_test.h"
 
 static const char *base(void)
 {
-	const char *u = getenv("FS_TEST_COUCH_URL");
-	assert_non_null(u);
-	return u;
+	return tsync_env("FS_TEST_COUCH_URL");
 }
 
 static fs_sync_remote *remote_at(const char *url, size_t max_response)
 {
-	fs_sync_remote_opts o = {.url = url,
-	                         .allow_http_loopback = 1,
-	                         .max_response = max_response,
-	                         .connect_timeout_ms = 3000};
-	fs_sync_remote *r = NULL;
-	fs_errbuf eb;
-	int rc = fs_sync_remote_new(&o, &r, &eb);
-	if (rc != FS_OK)
-		fail_msg("fs_sync_remote_new: %s", eb.msg);
+	const fs_sync_remote_opts o = {
+	    .allow_http_loopback = 1, .max_response = max_response, .connect_timeout_ms = 3000};
+	fs_sync_remote *r = tsync_remote(url, NULL, &o, 0);
+	if (r == NULL)
+		fail_msg("no remote for %s", url);
 	return r;
 }
 

@@ -21,57 +21,37 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "store.h"
-#include "sync_int.h"
+#include "sync_test.h"
 
 #define NDOCS   120
 #define OUT_MAX (8u << 20)
 
-static char tmpdir[256];
 static fs_store *sa, *sb;
 static fs_sync_remote *rem;
 static char dburl[512];
 
-static fs_store *open_store(const char *name)
-{
-	char path[512];
-	fs_store *st = NULL;
-	fs_errbuf eb;
-	snprintf(path, sizeof(path), "%s/%s.db", tmpdir, name);
-	if (fs_store_open(path, NULL, &st, &eb) != FS_OK)
-		fail_msg("fs_store_open: %s", eb.msg);
-	return st;
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	fs_sync_resp resp;
-	fs_errbuf eb;
 	const char *base = getenv("FS_TEST_COUCH_URL");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/fs-interop-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (base == NULL || mkdtemp(tmpdir) == NULL)
+	if (base == NULL || tsync_dir_new("interop") != 0)
 		return -1;
 	snprintf(dburl, sizeof(dburl), "%s/interop", base);
-	fs_sync_remote_opts o = {.url = dburl, .allow_http_loopback = 1};
-	if (fs_sync_remote_new(&o, &rem, &eb) != FS_OK ||
-	    fs_sync_req_perform(rem, FS_SYNC_PUT, "", "{}", 2, &resp, &eb) != FS_OK)
+	if ((rem = tsync_remote(base, "interop", NULL, 1)) == NULL)
 		return -1;
-	sa = open_store("a");
-	sb = open_store("b");
+	sa = tsync_store("a");
+	sb = tsync_store("b");
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
 	fs_store_close(sa);
 	fs_store_close(sb);
 	fs_sync_remote_free(rem);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	tsync_dir_remove();
+	return 0;
 }
 
 /* Runs the PouchDB client without a shell; returns its stdout as JSON. */
@@ -109,15 +89,6 @@ static cJSON *pouch(const char *cmd, const char *arg)
 	return j;
 }
 
-static void put(fs_store *st, const char *id, const char *base, const char *body, int deleted,
-                char rev[FS_REV_MAX])
-{
-	fs_errbuf eb;
-	if (fs_store_put_local(st, id, base, (const uint8_t *)body, body ? strlen(body) : 0,
-	                       deleted, rev, &eb) != FS_OK)
-		fail_msg("put %s: %s", id, eb.msg);
-}
-
 static void sync_ok(int (*fn)(fs_store *, fs_sync_remote *, const fs_sync_opts *,
                               fs_sync_progress *, fs_errbuf *),
                     fs_store *st, const fs_sync_opts *o, fs_sync_progress *p)
@@ -126,14 +97,6 @@ static void sync_ok(int (*fn)(fs_store *, fs_sync_remote *, const fs_sync_opts *
 	int rc = fn(st, rem, o, p, &eb);
 	if (rc != FS_OK)
 		fail_msg("sync: %s (%s)", eb.msg, fs_errname(rc));
-}
-
-static uint64_t queued(fs_store *st)
-{
-	fs_store_outbox_stats s;
-	fs_errbuf eb;
-	assert_int_equal(fs_store_outbox_stats_get(st, &s, &eb), FS_OK);
-	return s.queued;
 }
 
 static void assert_same_doc(fs_store *x, fs_store *y, const char *id)
@@ -216,16 +179,16 @@ static void test_push_and_pull(void **state)
 		doc_id(id, sizeof(id), i);
 		snprintf(body, sizeof(body),
 		         "{\"fs\":1,\"k\":\"k1\",\"n\":\"nonce%d\",\"c\":\"ct%d\"}", i, i);
-		put(sa, id, NULL, body, 0, rev);
+		tsync_put(sa, id, NULL, body, 0, rev);
 		if (i % 10 == 0) { /* a second edit: pushed with its history */
 			char rev2[FS_REV_MAX];
 			snprintf(body, sizeof(body), "{\"fs\":1,\"k\":\"k1\",\"c\":\"edit%d\"}", i);
-			put(sa, id, rev, body, 0, rev2);
+			tsync_put(sa, id, rev, body, 0, rev2);
 		}
 	}
-	assert_int_equal(queued(sa), NDOCS);
+	assert_int_equal(tsync_queued(sa, 1), NDOCS);
 	sync_ok(fs_sync_push, sa, &o, &p);
-	assert_int_equal(queued(sa), 0);
+	assert_int_equal(tsync_queued(sa, 1), 0);
 	assert_int_equal(p.docs_pushed, NDOCS);
 	assert_true(p.bytes_sent > NDOCS * 40);
 
@@ -241,7 +204,7 @@ static void test_push_and_pull(void **state)
 		assert_same_doc(sa, sb, id);
 	}
 	/* Pulled documents are not queued back, and a second pull finds nothing. */
-	assert_int_equal(queued(sb), 0);
+	assert_int_equal(tsync_queued(sb, 1), 0);
 	sync_ok(fs_sync_pull, sb, &o, &p);
 	assert_int_equal(p.docs_pulled, 0);
 
@@ -266,8 +229,8 @@ static void test_conflicts_converge(void **state)
 
 	/* Both edit doc-0001 offline, on top of the same revision. */
 	assert_int_equal(fs_store_get(sa, "doc-0001", NULL, &d, &eb), FS_OK);
-	put(sa, "doc-0001", d->rev, "{\"fs\":1,\"c\":\"from-a\"}", 0, ra);
-	put(sb, "doc-0001", d->rev, "{\"fs\":1,\"c\":\"from-b\"}", 0, rb);
+	tsync_put(sa, "doc-0001", d->rev, "{\"fs\":1,\"c\":\"from-a\"}", 0, ra);
+	tsync_put(sb, "doc-0001", d->rev, "{\"fs\":1,\"c\":\"from-b\"}", 0, rb);
 	fs_store_doc_free(d);
 	assert_string_not_equal(ra, rb);
 
@@ -300,7 +263,7 @@ static void test_tombstones(void **state)
 	cJSON *dump;
 
 	assert_int_equal(fs_store_get(sa, "doc-0003", NULL, &d, &eb), FS_OK);
-	put(sa, "doc-0003", d->rev, NULL, 1, rev);
+	tsync_put(sa, "doc-0003", d->rev, NULL, 1, rev);
 	fs_store_doc_free(d);
 	sync_ok(fs_sync_push, sa, &o, NULL);
 	sync_ok(fs_sync_pull, sb, &o, NULL);
@@ -342,7 +305,7 @@ static void test_pouchdb_writes(void **state)
 	assert_int_equal(fs_store_get(sb, "doc-0004", NULL, &d, &eb), FS_OK);
 	assert_string_equal(d->rev, prev);
 	/* We edit on top of PouchDB's revision; PouchDB sees it win. */
-	put(sb, "doc-0004", d->rev, "{\"fs\":1,\"c\":\"after pouch\"}", 0, rev);
+	tsync_put(sb, "doc-0004", d->rev, "{\"fs\":1,\"c\":\"after pouch\"}", 0, rev);
 	fs_store_doc_free(d);
 	cJSON_Delete(res);
 	sync_ok(fs_sync_push, sb, &o, NULL);
@@ -363,16 +326,16 @@ static void test_quarantine(void **state)
 
 	/* pouchdb-server refuses a batch holding this id as a whole (400):
 	 * the batch is split until the culprit is alone. */
-	put(sa, "ok-1", NULL, "{\"fs\":1}", 0, rev);
-	put(sa, "_bad", NULL, "{\"fs\":1}", 0, rev);
-	put(sa, "ok-2", NULL, "{\"fs\":1}", 0, rev);
-	put(sa, "ok-3", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "ok-1", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "_bad", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "ok-2", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "ok-3", NULL, "{\"fs\":1}", 0, rev);
 	/* A body that is not a JSON object is never sent. */
-	put(sa, "not-an-object", NULL, "[1,2]", 0, rev);
+	tsync_put(sa, "not-an-object", NULL, "[1,2]", 0, rev);
 	sync_ok(fs_sync_push, sa, &o, &p);
 	assert_int_equal(p.docs_refused, 2);
 	assert_int_equal(p.docs_pushed, 3);
-	assert_int_equal(queued(sa), 0);
+	assert_int_equal(tsync_queued(sa, 1), 0);
 	assert_int_equal(fs_store_quarantine_list(sa, &q, &eb), FS_OK);
 	assert_int_equal(q->n, 2);
 	for (size_t i = 0; i < 2; i++) {
@@ -392,9 +355,8 @@ static void test_quarantine(void **state)
 static void test_per_document_refusal(void **state)
 {
 	(void)state;
-	char url[600], rev[FS_REV_MAX];
-	fs_sync_remote_opts ro = {.url = url, .allow_http_loopback = 1};
-	fs_sync_remote *r = NULL;
+	char rev[FS_REV_MAX];
+	fs_sync_remote *r = tsync_remote(tsync_env("FS_TEST_COUCH_URL"), "rules", NULL, 1);
 	fs_sync_resp resp;
 	fs_sync_opts o = {.remote_name = "rules"};
 	fs_sync_progress p;
@@ -403,19 +365,17 @@ static void test_per_document_refusal(void **state)
 	const char *ddoc = "{\"validate_doc_update\":\"function(n) { if (n.bad) "
 	                   "throw({forbidden: 'no bad documents'}); }\"}";
 
-	snprintf(url, sizeof(url), "%s/rules", getenv("FS_TEST_COUCH_URL"));
-	assert_int_equal(fs_sync_remote_new(&ro, &r, &eb), FS_OK);
-	assert_int_equal(fs_sync_req_perform(r, FS_SYNC_PUT, "", "{}", 2, &resp, &eb), FS_OK);
+	assert_non_null(r);
 	assert_int_equal(
 	    fs_sync_req_perform(r, FS_SYNC_PUT, "_design/rules", ddoc, strlen(ddoc), &resp, &eb),
 	    FS_OK);
-	put(sa, "rule-ok-1", NULL, "{\"fs\":1}", 0, rev);
-	put(sa, "rule-bad", NULL, "{\"fs\":1,\"bad\":true}", 0, rev);
-	put(sa, "rule-ok-2", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "rule-ok-1", NULL, "{\"fs\":1}", 0, rev);
+	tsync_put(sa, "rule-bad", NULL, "{\"fs\":1,\"bad\":true}", 0, rev);
+	tsync_put(sa, "rule-ok-2", NULL, "{\"fs\":1}", 0, rev);
 	assert_int_equal(fs_sync_push(sa, r, &o, &p, &eb), FS_OK);
 	assert_int_equal(p.docs_pushed, 2);
 	assert_int_equal(p.docs_refused, 1);
-	assert_int_equal(queued(sa), 0);
+	assert_int_equal(tsync_queued(sa, 1), 0);
 	assert_int_equal(fs_store_quarantine_list(sa, &q, &eb), FS_OK);
 	assert_int_equal(q->n, 3); /* with the two from test_quarantine */
 	assert_string_equal(q->v[2].id, "rule-bad");
@@ -423,7 +383,7 @@ static void test_per_document_refusal(void **state)
 	assert_non_null(strstr(q->v[2].reason, "no bad documents"));
 	fs_store_outbox_free(q);
 	/* Pulling that database brings the documents, not its design document. */
-	fs_store *sd = open_store("d");
+	fs_store *sd = tsync_store("d");
 	fs_store_doc *d = NULL;
 	assert_int_equal(fs_sync_pull(sd, r, &o, &p, &eb), FS_OK);
 	assert_int_equal(p.docs_pulled, 2);
@@ -438,25 +398,103 @@ static void test_per_document_refusal(void **state)
 static void test_missing_database(void **state)
 {
 	(void)state;
-	char url[600], rev[FS_REV_MAX];
-	fs_sync_remote_opts ro = {.url = url, .allow_http_loopback = 1};
-	fs_sync_remote *r = NULL;
+	char rev[FS_REV_MAX];
+	fs_sync_remote *r = tsync_remote(tsync_env("FS_TEST_COUCH_URL"), "no-such-db", NULL, 0);
 	fs_sync_opts o = {.remote_name = "gone"};
 	fs_errbuf eb;
 
-	snprintf(url, sizeof(url), "%s/no-such-db", getenv("FS_TEST_COUCH_URL"));
-	assert_int_equal(fs_sync_remote_new(&ro, &r, &eb), FS_OK);
-	put(sa, "queued-1", NULL, "{\"fs\":1}", 0, rev);
+	assert_non_null(r);
+	tsync_put(sa, "queued-1", NULL, "{\"fs\":1}", 0, rev);
 	assert_int_equal(fs_sync_push(sa, r, &o, NULL, &eb), FS_E_SYNC_NODB);
-	assert_int_equal(queued(sa), 1);
+	assert_int_equal(tsync_queued(sa, 1), 1);
 	assert_int_equal(fs_sync_pull(sa, r, &o, NULL, &eb), FS_E_SYNC_NODB);
 	fs_sync_remote_free(r);
+}
+
+/* Compressed answers: pouchdb-server gzips what is worth it when asked;
+ * a store pulled that way holds the same documents as one pulled plain. */
+static void test_compressed_answers(void **state)
+{
+	(void)state;
+	const fs_sync_remote_opts ro = {.allow_http_loopback = 1, .compress = 1};
+	fs_sync_remote *r = tsync_remote(tsync_env("FS_TEST_COUCH_URL"), "interop", &ro, 0);
+	fs_store *sz = tsync_store("z");
+	fs_sync_opts o = {.remote_name = "gz", .batch_docs = 40};
+	fs_sync_progress p;
+	fs_errbuf eb;
+	char id[32];
+
+	assert_non_null(r);
+	assert_int_equal(fs_sync_pull(sz, r, &o, &p, &eb), FS_OK);
+	assert_true(p.docs_pulled >= NDOCS);
+	assert_true(fs_sync_remote_encoded(r) > 0);
+	for (int i = 0; i < NDOCS; i++) {
+		doc_id(id, sizeof(id), i);
+		assert_same_doc(sb, sz, id);
+	}
+	fs_sync_remote_free(r);
+	/* Without asking, nothing comes compressed from a loopback peer. */
+	r = tsync_remote(tsync_env("FS_TEST_COUCH_URL"), "interop", NULL, 0);
+	assert_non_null(r);
+	assert_int_equal(fs_sync_pull(sz, r, &o, &p, &eb), FS_OK);
+	assert_int_equal(fs_sync_remote_encoded(r), 0);
+	fs_sync_remote_free(r);
+	fs_store_close(sz);
+}
+
+/*
+ * _revs_diff is asked for every batch: a second device holding the same
+ * revisions (a copy of the store) pushes in several batches and sends no
+ * body at all, since the server has every revision already.
+ */
+static void test_revs_diff_every_batch(void **state)
+{
+	(void)state;
+	char src[600], dst[600], id[32], body[2100], rev[FS_REV_MAX];
+	fs_sync_opts o = {.remote_name = "office", .batch_docs = 10};
+	fs_sync_progress p;
+	fs_store *s1 = tsync_store("copy1"), *s2;
+	fs_errbuf eb;
+
+	memset(body, 0, sizeof(body));
+	for (int i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "rd-%02d", i);
+		snprintf(body, sizeof(body), "{\"fs\":1,\"c\":\"%02d%02000d\"}", i, 0);
+		tsync_put(s1, id, NULL, body, 0, rev);
+	}
+	fs_store_close(s1);
+	snprintf(src, sizeof(src), "%s/copy1.db", tsync_dir());
+	snprintf(dst, sizeof(dst), "%s/copy2.db", tsync_dir());
+	{
+		FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+		char chunk[65536];
+		size_t n;
+		assert_non_null(in);
+		assert_non_null(out);
+		while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
+			assert_int_equal(fwrite(chunk, 1, n, out), n);
+		fclose(in);
+		assert_int_equal(fclose(out), 0);
+	}
+	s1 = tsync_store("copy1");
+	s2 = tsync_store("copy2");
+	assert_int_equal(fs_sync_push(s1, rem, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pushed, 30);
+	assert_true(p.bytes_sent > 30 * 2000);
+	assert_int_equal(tsync_queued(s2, 0), 30);
+	assert_int_equal(fs_sync_push(s2, rem, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pushed, 30);
+	assert_int_equal(tsync_queued(s2, 0), 0);
+	/* Three _revs_diff questions of ten short lines each, no bodies. */
+	assert_true(p.bytes_sent < 3000);
+	fs_store_close(s1);
+	fs_store_close(s2);
 }
 
 static void test_open_revs_fallback(void **state)
 {
 	(void)state;
-	fs_store *sc = open_store("c");
+	fs_store *sc = tsync_store("c");
 	fs_sync_opts o = {.remote_name = "office", .no_bulk_get = 1, .batch_docs = 40};
 	fs_sync_progress p;
 	char id[32];
@@ -474,10 +512,11 @@ static void test_open_revs_fallback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_push_and_pull),    cmocka_unit_test(test_conflicts_converge),
-	    cmocka_unit_test(test_tombstones),       cmocka_unit_test(test_pouchdb_writes),
-	    cmocka_unit_test(test_quarantine),       cmocka_unit_test(test_per_document_refusal),
-	    cmocka_unit_test(test_missing_database), cmocka_unit_test(test_open_revs_fallback),
+	    cmocka_unit_test(test_push_and_pull),      cmocka_unit_test(test_conflicts_converge),
+	    cmocka_unit_test(test_tombstones),         cmocka_unit_test(test_pouchdb_writes),
+	    cmocka_unit_test(test_quarantine),         cmocka_unit_test(test_per_document_refusal),
+	    cmocka_unit_test(test_missing_database),   cmocka_unit_test(test_open_revs_fallback),
+	    cmocka_unit_test(test_compressed_answers), cmocka_unit_test(test_revs_diff_every_batch),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -18,72 +18,42 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "store.h"
-#include "sync_int.h"
+#include "sync_test.h"
 
-static char tmpdir[256];
 static fs_store *sa, *sb;
 static fs_sync_remote *ra, *rb;
 
-static fs_store *open_store(const char *name)
+static fs_sync_remote *remote(const char *base, const char *db, int create)
 {
-	char path[512];
-	fs_store *st = NULL;
-	fs_errbuf eb;
-	snprintf(path, sizeof(path), "%s/%s.db", tmpdir, name);
-	if (fs_store_open(path, NULL, &st, &eb) != FS_OK)
-		fail_msg("fs_store_open: %s", eb.msg);
-	return st;
-}
-
-static fs_sync_remote *remote(const char *url)
-{
-	fs_sync_remote_opts o = {.url = url, .allow_http_loopback = 1, .connect_timeout_ms = 2000};
-	fs_sync_remote *r = NULL;
-	fs_errbuf eb;
-	if (fs_sync_remote_new(&o, &r, &eb) != FS_OK)
-		fail_msg("remote: %s", eb.msg);
+	const fs_sync_remote_opts o = {.allow_http_loopback = 1, .connect_timeout_ms = 2000};
+	fs_sync_remote *r = tsync_remote(base, db, &o, create);
+	if (r == NULL)
+		fail_msg("no remote for %s/%s", base, db);
 	return r;
 }
 
 static int setup(void **state)
 {
 	(void)state;
-	char url[512];
-	fs_sync_resp resp;
-	fs_errbuf eb;
 	const char *base = getenv("FS_TEST_COUCH_URL");
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fs-live-XXXXXX");
-	if (base == NULL || mkdtemp(tmpdir) == NULL)
+	if (base == NULL || tsync_dir_new("live") != 0)
 		return -1;
-	snprintf(url, sizeof(url), "%s/live", base);
-	ra = remote(url);
-	rb = remote(url);
-	if (fs_sync_req_perform(ra, FS_SYNC_PUT, "", "{}", 2, &resp, &eb) != FS_OK)
-		return -1;
-	sa = open_store("a");
-	sb = open_store("b");
+	ra = remote(base, "live", 1);
+	rb = remote(base, "live", 0);
+	sa = tsync_store("a");
+	sb = tsync_store("b");
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
 	fs_store_close(sa);
 	fs_store_close(sb);
 	fs_sync_remote_free(ra);
 	fs_sync_remote_free(rb);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static uint64_t queued(fs_store *st)
-{
-	fs_store_outbox_stats s;
-	fs_errbuf eb;
-	assert_int_equal(fs_store_outbox_stats_get(st, &s, &eb), FS_OK);
-	return s.queued;
+	tsync_dir_remove();
+	return 0;
 }
 
 /* Runs the multi handle until h completes or ms pass; returns its result or -1. */
@@ -137,10 +107,10 @@ static void test_edit_pushed_and_longpoll_pulls(void **state)
 	fs_sync_live_changed(la, 10000);
 	assert_int_equal(fs_sync_live_step(la, 10100, &wait, NULL, &eb), FS_OK);
 	assert_int_equal(wait, 900);
-	assert_int_equal(queued(sa), 1);
+	assert_int_equal(tsync_queued(sa, 0), 1);
 	fs_sync_progress p;
 	assert_int_equal(fs_sync_live_step(la, 11000, &wait, &p, &eb), FS_OK);
-	assert_int_equal(queued(sa), 0);
+	assert_int_equal(tsync_queued(sa, 0), 0);
 	assert_int_equal(p.docs_pushed, 1);
 
 	/* B's longpoll wakes on the change; its next step pulls. */
@@ -164,7 +134,7 @@ static void test_edit_pushed_and_longpoll_pulls(void **state)
 static void test_backoff_and_network_change(void **state)
 {
 	(void)state;
-	fs_sync_remote *dead = remote("http://127.0.0.1:1/live");
+	fs_sync_remote *dead = remote("http://127.0.0.1:1", "live", 0);
 	fs_sync_opts o = {.remote_name = "dead", .backoff_min_ms = 1000, .backoff_max_ms = 300000};
 	fs_sync_live *l = NULL;
 	fs_errbuf eb;

@@ -16,32 +16,27 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "store.h"
-#include "sync_int.h"
+#include "sync_test.h"
 
-static const char *env(const char *name)
+#define env tsync_env
+
+/* A remote for the database behind url (env name) + path with the given CA
+ * and pins. */
+static fs_sync_remote *remote(const char *url_env, const char *path, const char *ca,
+                              const char *pins)
 {
-	const char *v = getenv(name);
-	if (v == NULL)
-		fail_msg("%s is not set (run through harness.sh --tls)", name);
-	return v;
+	const fs_sync_remote_opts o = {.ca_file = ca, .pins = pins, .connect_timeout_ms = 5000};
+	fs_sync_remote *r = tsync_remote(env(url_env), path, &o, 0);
+	if (r == NULL)
+		fail_msg("no remote for %s", url_env);
+	return r;
 }
 
-/* Checks the database behind url (env name) + path with the given CA and pins. */
 static int check(const char *url_env, const char *path, const char *ca, const char *pins)
 {
-	char url[512];
-	fs_sync_remote_opts o = {
-	    .url = url, .ca_file = ca, .pins = pins, .connect_timeout_ms = 5000};
-	fs_sync_remote *r = NULL;
+	fs_sync_remote *r = remote(url_env, path, ca, pins);
 	fs_errbuf eb;
-	int rc;
-
-	snprintf(url, sizeof(url), "%s%s", env(url_env), path);
-	rc = fs_sync_remote_new(&o, &r, &eb);
-	if (rc != FS_OK)
-		fail_msg("fs_sync_remote_new: %s", eb.msg);
-	rc = fs_sync_remote_check(r, &eb);
+	int rc = fs_sync_remote_check(r, &eb);
 	fs_sync_remote_free(r);
 	return rc;
 }
@@ -49,19 +44,16 @@ static int check(const char *url_env, const char *path, const char *ca, const ch
 static int setup(void **state)
 {
 	(void)state;
-	char url[512];
-	fs_sync_remote_opts o = {.url = url, .allow_http_loopback = 1};
-	fs_sync_remote *r = NULL;
-	fs_sync_resp resp;
-	fs_errbuf eb;
-
-	snprintf(url, sizeof(url), "%s/db", env("FS_TEST_COUCH_URL"));
-	if (fs_sync_remote_new(&o, &r, &eb) != FS_OK ||
-	    fs_sync_req_perform(r, FS_SYNC_PUT, "", "{}", 2, &resp, &eb) != FS_OK) {
-		fs_sync_remote_free(r);
-		return -1;
-	}
+	const char *base = getenv("FS_TEST_COUCH_URL");
+	fs_sync_remote *r = base ? tsync_remote(base, "db", NULL, 1) : NULL;
 	fs_sync_remote_free(r);
+	return r && tsync_dir_new("tls") == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tsync_dir_remove();
 	return 0;
 }
 
@@ -109,16 +101,12 @@ static void test_no_redirects(void **state)
 
 static int push_to(fs_store *st, const char *url_env, const char *pins)
 {
-	char url[512];
-	fs_sync_remote_opts o = {.url = url, .ca_file = env("FS_TEST_TLS_CA"), .pins = pins};
-	fs_sync_remote *r = NULL;
+	fs_sync_remote *r = remote(url_env, "db", env("FS_TEST_TLS_CA"), pins);
 	fs_sync_opts so = {
 	    .remote_name = "office", .max_retries = 2, .backoff_min_ms = 10, .backoff_max_ms = 20};
 	fs_errbuf eb;
 	int rc;
 
-	snprintf(url, sizeof(url), "%s/db", env(url_env));
-	assert_int_equal(fs_sync_remote_new(&o, &r, &eb), FS_OK);
 	rc = fs_sync_push(st, r, &so, NULL, &eb);
 	fs_sync_remote_free(r);
 	return rc;
@@ -126,29 +114,19 @@ static int push_to(fs_store *st, const char *url_env, const char *pins)
 
 static void assert_queue(fs_store *st, uint64_t queued)
 {
-	fs_store_outbox_stats s;
-	fs_errbuf eb;
-	assert_int_equal(fs_store_outbox_stats_get(st, &s, &eb), FS_OK);
-	assert_int_equal(s.queued, queued);
-	assert_int_equal(s.quarantined, 0);
+	assert_int_equal(tsync_queued(st, 0), queued);
 }
 
 /* A refused connection changes nothing in the outbox; the good one drains it. */
 static void test_outbox_unchanged_after_refusal(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/fs-tls-XXXXXX", path[64], rev[FS_REV_MAX], id[16];
-	fs_store *st = NULL;
-	fs_errbuf eb;
+	char rev[FS_REV_MAX], id[16];
+	fs_store *st = tsync_store("s");
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/s.db", dir);
-	assert_int_equal(fs_store_open(path, NULL, &st, &eb), FS_OK);
 	for (int i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "tls-%d", i);
-		assert_int_equal(
-		    fs_store_put_local(st, id, NULL, (const uint8_t *)"{\"fs\":1}", 8, 0, rev, &eb),
-		    FS_OK);
+		tsync_put(st, id, NULL, "{\"fs\":1}", 0, rev);
 	}
 	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_WRONGHOST", NULL), FS_E_SYNC_TLS_CERT);
 	assert_queue(st, 5);
@@ -162,9 +140,6 @@ static void test_outbox_unchanged_after_refusal(void **state)
 	assert_int_equal(push_to(st, "FS_TEST_TLS_URL_GOOD", env("FS_TEST_TLS_PIN_GOOD")), FS_OK);
 	assert_queue(st, 0);
 	fs_store_close(st);
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -177,7 +152,7 @@ int main(void)
 	    cmocka_unit_test(test_outbox_unchanged_after_refusal),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	int rc = cmocka_run_group_tests(tests, setup, NULL);
+	int rc = cmocka_run_group_tests(tests, setup, teardown);
 	curl_global_cleanup();
 	return rc;
 }
