@@ -697,7 +697,7 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		d.body_len = 2;
 		d.deleted = 1;
 	} else {
-		if ((rc = fs_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
+		if ((rc = hub_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
 		                        h->conf.json_depth, &j, &eb)) != FS_OK ||
 		    (rc = hub_parse_doc(j, &d, &eb)) != FS_OK) {
 			cJSON_Delete(j);
@@ -811,7 +811,7 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	{
 		cJSON *j = NULL, *e, *copy = NULL;
 		char *txt = NULL, *base = NULL;
-		if ((rc = fs_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
+		if ((rc = hub_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
 		                        h->conf.json_depth, &j, &eb)) != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
 		if (!cJSON_IsObject(j) || (copy = cJSON_Duplicate(j, 1)) == NULL) {

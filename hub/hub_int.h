@@ -142,6 +142,10 @@ void hub_bulk_get_clear(hub_bulk_get *g);
 int hub_parse_open_revs(const char *q, int *all, char ***revs, size_t *n, fs_errbuf *eb) FS_WUR;
 void hub_strv_free(char **v, size_t n);
 
+/* fs_json_parse for request bodies already bounded in size: depth is FS_E_INPUT. */
+int hub_json_parse(const char *text, size_t len, size_t max_len, int depth, struct cJSON **out,
+                   fs_errbuf *eb) FS_WUR;
+
 /* A document id from a URL or a body: 1..FS_STORE_ID_MAX bytes, no leading '_'. */
 int hub_docid_ok(const char *id);
 

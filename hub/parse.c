@@ -104,6 +104,18 @@ void hub_buf_free(hub_buf *b)
 
 /* ---- helpers ---- */
 
+int hub_json_parse(const char *text, size_t len, size_t max_len, int depth, cJSON **out,
+                   fs_errbuf *eb)
+{
+	int rc = fs_json_parse(text, len, max_len, depth, out, eb);
+	/* The body's size was bounded as it arrived: too big here means too deep. */
+	if (rc == FS_E_TOOBIG && len <= max_len)
+		rc = fs_err_set(eb, FS_E_INPUT, "JSON nested deeper than %d levels", depth);
+	else if (rc == FS_E_INPUT)
+		rc = fs_err_set(eb, FS_E_INPUT, "Request body is not valid JSON");
+	return rc;
+}
+
 void hub_strv_free(char **v, size_t n)
 {
 	if (v == NULL)
@@ -288,7 +300,7 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 	int rc, n;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = fs_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
+	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
 		goto out;
 	docs = cJSON_GetObjectItemCaseSensitive(j, "docs");
 	ne = cJSON_GetObjectItemCaseSensitive(j, "new_edits");
@@ -357,7 +369,7 @@ int hub_parse_revs_diff(const char *body, size_t len, size_t max_len, int depth,
 	size_t total = 0;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = fs_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
+	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
 		goto out;
 	if (!cJSON_IsObject(j)) {
 		rc = fs_err_set(eb, FS_E_INPUT, "Request body must be a JSON object");
@@ -436,7 +448,7 @@ int hub_parse_bulk_get(const char *body, size_t len, size_t max_len, int depth, 
 	int rc, n;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = fs_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
+	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
 		goto out;
 	docs = cJSON_GetObjectItemCaseSensitive(j, "docs");
 	if (!cJSON_IsObject(j) || !cJSON_IsArray(docs)) {
@@ -496,7 +508,7 @@ int hub_parse_open_revs(const char *q, int *all, char ***revs, size_t *n, fs_err
 		*all = 1;
 		return FS_OK;
 	}
-	if ((rc = fs_json_parse(q, strlen(q), 1u << 20, 4, &j, eb)) != FS_OK)
+	if ((rc = hub_json_parse(q, strlen(q), 1u << 20, 4, &j, eb)) != FS_OK)
 		goto out;
 	m = cJSON_GetArraySize(j);
 	if (!cJSON_IsArray(j) || m > 10000) {
