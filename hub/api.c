@@ -439,8 +439,11 @@ static int put_remote(hub_db *db, hub_doc_in *v, size_t n, fs_errbuf *eb)
 	}
 	pthread_mutex_lock(&db->mu);
 	rc = fs_store_put_remote(db->st, in, n, NULL, NULL, eb);
-	if (rc == FS_OK && n)
+	if (rc == FS_OK && n) {
+		for (size_t i = 0; i < n; i++)
+			hub_cache_drop(db->cache, v[i].id);
 		wrote(db);
+	}
 	pthread_mutex_unlock(&db->mu);
 out:
 	free(in);
@@ -456,8 +459,10 @@ static int put_edit(hub_db *db, const char *id, const hub_doc_in *d, char rev[FS
 	pthread_mutex_lock(&db->mu);
 	rc = fs_store_put(db->st, id, d->rev, d->body, d->body_len, d->deleted,
 	                  FS_STORE_PUT_NO_OUTBOX, rev, eb);
-	if (rc == FS_OK)
+	if (rc == FS_OK) {
+		hub_cache_drop(db->cache, id);
 		wrote(db);
+	}
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -539,38 +544,69 @@ static size_t latest_of(fs_store *st, const char *id, const char *rev, char (*ou
 	return k;
 }
 
-/* One {"ok":doc} or missing entry of _bulk_get / open_revs; db->mu held. */
-static void one_rev(hub_buf *b, fs_store *st, const char *id, const char *rev, int revs,
-                    int latest, int bulk_get, int *first)
+/* Takes db->mu once per request, on the first cache miss. */
+static void lock_once(hub_db *db, int *locked)
 {
+	if (!*locked) {
+		pthread_mutex_lock(&db->mu);
+		*locked = 1;
+	}
+}
+
+/*
+ * One {"ok":doc} or missing entry of _bulk_get / open_revs. Revisions asked
+ * for by id and rev come from the cache when they can (a leaf when latest
+ * is asked); otherwise from the store under db->mu (taken once through
+ * *locked and held to the end of the request), and then go to the cache.
+ */
+static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs,
+                    int latest, int bulk_get, int *first, int *locked)
+{
+	fs_store *st = db->st;
 	fs_store_doc *d = NULL;
+	fs_store_leaves *l = NULL;
 	fs_errbuf eb;
 	char leaves[8][FS_REV_MAX];
 	size_t n = 0;
+	int is_leaf = 0;
 
-	if (rev && latest) {
-		fs_store_leaves *l = NULL;
-		int is_leaf = 0;
-		if (fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
-			for (size_t i = 0; i < l->n; i++)
-				is_leaf |= strcmp(l->v[i].rev, rev) == 0;
-			fs_store_leaves_free(l);
+	hub_buf_str(b, *first ? "" : ",");
+	*first = 0;
+	if (rev && revs) {
+		size_t mark = b->len;
+		hub_buf_str(b, "{\"ok\":");
+		if (hub_cache_get(db->cache, id, rev, latest, b)) {
+			hub_buf_str(b, "}");
+			return;
 		}
-		if (!is_leaf)
-			n = latest_of(st, id, rev, leaves, 8);
+		b->len = mark;
 	}
+	lock_once(db, locked);
+	if (rev && fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
+		for (size_t i = 0; i < l->n; i++)
+			is_leaf |= strcmp(l->v[i].rev, rev) == 0;
+		fs_store_leaves_free(l);
+	}
+	if (rev && latest && !is_leaf)
+		n = latest_of(st, id, rev, leaves, 8);
 	if (n == 0) {
 		n = 1;
 		snprintf(leaves[0], FS_REV_MAX, "%s", rev ? rev : "");
+	} else {
+		is_leaf = 1; /* what latest_of found are leaves */
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *want = leaves[i][0] ? leaves[i] : NULL;
-		hub_buf_str(b, *first ? "" : ",");
-		*first = 0;
+		if (i)
+			hub_buf_str(b, ",");
 		if (fs_store_get(st, id, want, &d, &eb) == FS_OK) {
-			size_t mark = b->len;
+			size_t mark = b->len, doc_at;
 			hub_buf_str(b, "{\"ok\":");
+			doc_at = b->len;
 			if (write_doc(b, st, d, revs, 0, &eb) == FS_OK) {
+				if (want && revs && !b->err)
+					hub_cache_put(db->cache, id, want, b->p + doc_at, b->len - doc_at,
+					              is_leaf);
 				hub_buf_str(b, "}");
 				fs_store_doc_free(d);
 				continue;
@@ -603,16 +639,17 @@ static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Co
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
 	hub_buf_str(&b, "{\"results\":[");
-	pthread_mutex_lock(&db->mu);
+	int locked = 0;
 	for (size_t i = 0; i < g.n && !b.err; i++) {
 		int first = 1;
 		hub_buf_str(&b, i ? ",\n{\"id\":" : "\n{\"id\":");
 		hub_buf_json_str(&b, g.ids[i]);
 		hub_buf_str(&b, ",\"docs\":[");
-		one_rev(&b, db->st, g.ids[i], g.revs[i], revs, latest, 1, &first);
+		one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first, &locked);
 		hub_buf_str(&b, "]}");
 	}
-	pthread_mutex_unlock(&db->mu);
+	if (locked)
+		pthread_mutex_unlock(&db->mu);
 	hub_buf_str(&b, "\n]}");
 	hub_bulk_get_clear(&g);
 	return hub_send(r, c, 200, &b);
@@ -637,17 +674,18 @@ static enum MHD_Result doc_get(hub_db *db, hub_req *r, struct MHD_Connection *c,
 		if ((rc = hub_parse_open_revs(open_revs, &all, &v, &n, &eb)) != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
 		hub_buf_str(&b, "[");
+		int locked = 1;
 		pthread_mutex_lock(&db->mu);
 		if (all) {
 			fs_store_leaves *l = NULL;
 			rc = fs_store_leaves_get(db->st, id, &l, &eb);
 			for (size_t i = 0; rc == FS_OK && i < l->n; i++)
-				one_rev(&b, db->st, id, l->v[i].rev, revs, 0, 0, &first);
+				one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first, &locked);
 			fs_store_leaves_free(l);
 		} else {
 			rc = FS_OK;
 			for (size_t i = 0; i < n; i++)
-				one_rev(&b, db->st, id, v[i], revs, latest, 0, &first);
+				one_rev(&b, db, id, v[i], revs, latest, 0, &first, &locked);
 		}
 		pthread_mutex_unlock(&db->mu);
 		hub_strv_free(v, n);

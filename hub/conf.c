@@ -26,6 +26,7 @@ void hub_conf_defaults(hub_conf *c, const char *dir)
 	c->revs_limit = FS_STORE_REVS_LIMIT_DEFAULT;
 	c->access_log = 1;
 	c->auth_delay_max_ms = 5000;
+	c->doc_cache_bytes = 64u << 20;
 }
 
 static char *trim(char *s)
@@ -104,6 +105,8 @@ int hub_conf_read(hub_conf *c, const char *dir, const char *path, fs_errbuf *eb)
 			bad = num(v, 0, 1, &x) || ((c->access_log = (int)x), 0);
 		else if (strcmp(k, "auth_delay_max_ms") == 0)
 			bad = num(v, 0, 60000, &x) || ((c->auth_delay_max_ms = (unsigned)x), 0);
+		else if (strcmp(k, "doc_cache_bytes") == 0)
+			bad = num(v, 0, 1ul << 34, &x) || ((c->doc_cache_bytes = x), 0);
 		else {
 			rc = fs_err_set(eb, FS_E_INPUT, "%s:%d: unknown key %.64s", path, lineno, k);
 			break;

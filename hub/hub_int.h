@@ -30,6 +30,7 @@ typedef struct hub_conf {
 	unsigned revs_limit;
 	int access_log;
 	unsigned auth_delay_max_ms;
+	size_t doc_cache_bytes;
 } hub_conf;
 
 void hub_conf_defaults(hub_conf *c, const char *dir);
@@ -74,12 +75,25 @@ void hub_who_clear(hub_who *who);
 
 /* ---- databases ---- */
 
+/* cache.c: served revisions as JSON, bounded in bytes (0: off). */
+typedef struct hub_cache hub_cache;
+int hub_cache_new(size_t max_bytes, hub_cache **out) FS_WUR;
+void hub_cache_free(hub_cache *c);
+/* Appends the cached JSON of (id, rev) to out and returns 1, or returns 0. */
+int hub_cache_get(hub_cache *c, const char *id, const char *rev, int need_leaf, hub_buf *out);
+/* leaf: rev is a leaf now (a later write drops the entry, so it stays true). */
+void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *json, size_t len,
+                   int leaf);
+/* Drops every cached revision of id (call under the database's mutex after a write). */
+void hub_cache_drop(hub_cache *c, const char *id);
+
 typedef struct hub_db {
 	char name[FS_HUB_DB_NAME_MAX];
 	fs_store *st;
 	pthread_mutex_t mu;
 	pthread_cond_t changed; /* broadcast after each write, for longpolls */
 	uint64_t writes;        /* bumped with changed */
+	hub_cache *cache;       /* revisions with their history, as served */
 	struct hub_db *next;
 } hub_db;
 

@@ -108,7 +108,14 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		goto out;
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
+	if (hub_cache_new(h->conf.doc_cache_bytes, &d->cache) != FS_OK) {
+		free(d);
+		d = NULL;
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
 	if ((rc = fs_store_open(path, &so, &d->st, eb)) != FS_OK) {
+		hub_cache_free(d->cache);
 		free(d);
 		d = NULL;
 		goto out;
@@ -535,6 +542,7 @@ void fs_hub_free(fs_hub *h)
 	for (d = h->dbs; d; d = next) {
 		next = d->next;
 		fs_store_close(d->st);
+		hub_cache_free(d->cache);
 		pthread_mutex_destroy(&d->mu);
 		pthread_cond_destroy(&d->changed);
 		free(d);

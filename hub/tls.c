@@ -35,7 +35,8 @@ static const char conf_text[] =
     "# longpoll_max_ms = 60000\n"
     "# revs_limit = 1000\n"
     "# access_log = 1\n"
-    "# auth_delay_max_ms = 5000\n";
+    "# auth_delay_max_ms = 5000\n"
+    "# doc_cache_bytes = 67108864\n";
 
 static int write_file(const char *path, const void *p, size_t n, mode_t mode, fs_errbuf *eb)
 {

@@ -426,6 +426,27 @@ static void test_replication_endpoints(void **state)
 	resp_free(&r);
 	assert_int_equal(reqs("POST", "/team/_ensure_full_commit", dev_auth, "", &r), 201);
 	resp_free(&r);
+
+	/* The served-revision cache: 2-cccc is served (and cached) as a leaf;
+	 * a child arrives; latest=true must now give the child, not the cache. */
+	static const char q[] = "{\"docs\":[{\"id\":\"r1\",\"rev\":\"2-cccc\"}]}";
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_non_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
+	resp_free(&r);
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
+	                      "{\"new_edits\":false,\"docs\":[{\"_id\":\"r1\",\"_rev\":\"3-gggg\","
+	                      "\"_revisions\":{\"start\":3,\"ids\":[\"gggg\",\"cccc\"]},\"c\":\"z\"}]}",
+	                      &r),
+	                 201);
+	resp_free(&r);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_non_null(strstr(r.body, "\"_rev\":\"3-gggg\""));
+	assert_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
+	resp_free(&r);
+	/* Without latest the inner revision itself, with its history. */
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth, q, &r), 200);
+	assert_non_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
+	resp_free(&r);
 }
 
 struct lp {
