@@ -175,7 +175,11 @@ static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, 
 	rc = fs_store_changes(db->st, since, limit, change_cb, &x, &last, eb);
 	if (rc != FS_OK)
 		return rc;
-	hub_buf_fmt(b, "\n],\"last_seq\":%llu,\"pending\":0}", (unsigned long long)last);
+	uint64_t pending = 0;
+	if (limit && x.n >= limit && (rc = fs_store_changes_pending(db->st, last, &pending, eb)) != FS_OK)
+		return rc;
+	hub_buf_fmt(b, "\n],\"last_seq\":%llu,\"pending\":%llu}", (unsigned long long)last,
+	            (unsigned long long)pending);
 	*n = x.n;
 	return b->err ? b->err : FS_OK;
 }
@@ -582,7 +586,9 @@ static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int
 		b->len = mark;
 	}
 	lock_once(db, locked);
-	if (rev && fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
+	/* Leaf or not matters for latest only; without it the entry is cached
+	 * as "not known to be a leaf", which a latest request then looks up. */
+	if (rev && latest && fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
 		for (size_t i = 0; i < l->n; i++)
 			is_leaf |= strcmp(l->v[i].rev, rev) == 0;
 		fs_store_leaves_free(l);

@@ -117,9 +117,10 @@ void hub_doc_in_clear(hub_doc_in *d);
 
 /*
  * Splits one document object. FS_E_INPUT (reason in eb) for a wrong type,
- * an unknown special member ("_x"), a bad _rev or _revisions.
+ * an unknown special member ("_x"), a bad _rev or _revisions. On success
+ * j has lost its special members (the body is printed from j itself).
  */
-int hub_parse_doc(const struct cJSON *j, hub_doc_in *out, fs_errbuf *eb) FS_WUR;
+int hub_parse_doc(struct cJSON *j, hub_doc_in *out, fs_errbuf *eb) FS_WUR;
 
 typedef struct hub_bulk_docs {
 	int new_edits;

@@ -12,6 +12,8 @@
 
 #include "hub_int.h"
 
+#define SCRATCH_BYTES (64u << 10) /* bodies up to this print without reallocations */
+
 /* ---- output buffer ---- */
 
 static int grow(hub_buf *b, size_t need)
@@ -182,10 +184,14 @@ static int parse_revisions(const cJSON *r, hub_doc_in *d, fs_errbuf *eb)
 	return FS_OK;
 }
 
-int hub_parse_doc(const cJSON *j, hub_doc_in *out, fs_errbuf *eb)
+/*
+ * scratch (may be NULL): a buffer to print the body into, so most bodies
+ * cost one exact allocation instead of cJSON's doubling reallocations.
+ */
+static int parse_doc(cJSON *j, hub_doc_in *out, char *scratch, size_t scratch_len, fs_errbuf *eb)
 {
 	hub_doc_in d = {0};
-	cJSON *copy = NULL, *e;
+	cJSON *e, *next;
 	char *txt = NULL;
 	int rc = FS_E_INPUT;
 
@@ -194,22 +200,13 @@ int hub_parse_doc(const cJSON *j, hub_doc_in *out, fs_errbuf *eb)
 		rc = fs_err_set(eb, FS_E_INPUT, "Document must be a JSON object");
 		goto out;
 	}
-	if ((copy = cJSON_CreateObject()) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
 	cJSON_ArrayForEach(e, j)
 	{
 		const char *k = e->string;
 		if (k == NULL)
 			continue;
 		if (k[0] != '_') {
-			cJSON *c = cJSON_Duplicate(e, 1);
-			if (c == NULL || !cJSON_AddItemToObject(copy, k, c)) {
-				cJSON_Delete(c);
-				rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-				goto out;
-			}
+			continue;
 		} else if (strcmp(k, "_id") == 0) {
 			if (!cJSON_IsString(e) || d.id) {
 				rc = fs_err_set(eb, FS_E_INPUT, "Document id must be a string");
@@ -259,8 +256,20 @@ int hub_parse_doc(const cJSON *j, hub_doc_in *out, fs_errbuf *eb)
 			goto out;
 		}
 	}
-	if ((txt = cJSON_PrintUnformatted(copy)) == NULL)
+	/* The body is what remains once the special members are gone. */
+	for (e = j->child; e; e = next) {
+		next = e->next;
+		if (e->string && e->string[0] == '_')
+			cJSON_Delete(cJSON_DetachItemViaPointer(j, e));
+	}
+	if (scratch && cJSON_PrintPreallocated(j, scratch, (int)scratch_len, 0)) {
+		size_t n = strlen(scratch);
+		if ((txt = malloc(n + 1)) == NULL)
+			goto nomem;
+		memcpy(txt, scratch, n + 1);
+	} else if ((txt = cJSON_PrintUnformatted(j)) == NULL) {
 		goto nomem;
+	}
 	d.body_len = strlen(txt);
 	if (d.body_len > FS_STORE_BODY_MAX) {
 		rc = fs_err_set(eb, FS_E_TOOBIG, "document body over %u bytes", FS_STORE_BODY_MAX);
@@ -276,9 +285,13 @@ nomem:
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 out:
 	free(txt);
-	cJSON_Delete(copy);
 	hub_doc_in_clear(&d);
 	return rc;
+}
+
+int hub_parse_doc(cJSON *j, hub_doc_in *out, fs_errbuf *eb)
+{
+	return parse_doc(j, out, NULL, 0, eb);
 }
 
 void hub_bulk_docs_clear(hub_bulk_docs *b)
@@ -294,8 +307,9 @@ void hub_bulk_docs_clear(hub_bulk_docs *b)
 int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
                         hub_bulk_docs *out, fs_errbuf *eb)
 {
-	cJSON *j = NULL;
-	const cJSON *docs, *ne, *e;
+	cJSON *j = NULL, *docs, *e;
+	const cJSON *ne;
+	char *scratch = NULL;
 	hub_bulk_docs b = {.new_edits = 1};
 	int rc, n;
 
@@ -322,10 +336,14 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
+	if ((scratch = malloc(SCRATCH_BYTES)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
 	cJSON_ArrayForEach(e, docs)
 	{
 		hub_doc_in *d = &b.v[b.n];
-		if ((rc = hub_parse_doc(e, d, eb)) != FS_OK)
+		if ((rc = parse_doc(e, d, scratch, SCRATCH_BYTES, eb)) != FS_OK)
 			goto out;
 		b.n++;
 		if (d->id && !hub_docid_ok(d->id)) {
@@ -342,6 +360,7 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 	memset(&b, 0, sizeof(b));
 	rc = FS_OK;
 out:
+	free(scratch);
 	hub_bulk_docs_clear(&b);
 	cJSON_Delete(j);
 	return rc;
