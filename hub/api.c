@@ -49,21 +49,21 @@ static int arg_num(struct MHD_Connection *c, const char *k, uint64_t def, uint64
 
 /* ---- documents out ---- */
 
-/* Appends one revision as a CouchDB document. */
-static int write_doc(hub_buf *b, fs_store *st, const fs_store_doc *d, int revs, int conflicts,
-                     fs_errbuf *eb)
+/*
+ * Appends one revision as a CouchDB document; the cache warmed at write
+ * time (put_remote) uses the same function, so its bytes are the same.
+ */
+static void doc_json(hub_buf *b, const char *id, const char *rev, int deleted,
+                     const fs_store_history *hi, const char *const *conflicts, size_t n_conf,
+                     const uint8_t *body, size_t body_len)
 {
 	hub_buf_str(b, "{\"_id\":");
-	hub_buf_json_str(b, d->id);
+	hub_buf_json_str(b, id);
 	hub_buf_str(b, ",\"_rev\":");
-	hub_buf_json_str(b, d->rev);
-	if (d->deleted)
+	hub_buf_json_str(b, rev);
+	if (deleted)
 		hub_buf_str(b, ",\"_deleted\":true");
-	if (revs) {
-		fs_store_history *hi = NULL;
-		int rc = fs_store_history_get(st, d->id, d->rev, 0, &hi, eb);
-		if (rc != FS_OK)
-			return rc;
+	if (hi) {
 		hub_buf_fmt(b, ",\"_revisions\":{\"start\":%lu,\"ids\":[", hi->start);
 		for (size_t i = 0; i < hi->n; i++) {
 			if (i)
@@ -71,31 +71,46 @@ static int write_doc(hub_buf *b, fs_store *st, const fs_store_doc *d, int revs, 
 			hub_buf_json_str(b, hi->hashes[i]);
 		}
 		hub_buf_str(b, "]}");
-		fs_store_history_free(hi);
 	}
-	if (conflicts) {
-		fs_store_leaves *l = NULL;
-		int rc = fs_store_leaves_get(st, d->id, &l, eb), n = 0;
-		if (rc != FS_OK)
-			return rc;
-		for (size_t i = 0; i < l->n; i++) {
-			if (l->v[i].deleted || strcmp(l->v[i].rev, d->rev) == 0)
-				continue;
-			hub_buf_str(b, n++ ? "," : ",\"_conflicts\":[");
-			hub_buf_json_str(b, l->v[i].rev);
-		}
-		if (n)
-			hub_buf_str(b, "]");
-		fs_store_leaves_free(l);
+	for (size_t i = 0; i < n_conf; i++) {
+		hub_buf_str(b, i ? "," : ",\"_conflicts\":[");
+		hub_buf_json_str(b, conflicts[i]);
 	}
+	if (n_conf)
+		hub_buf_str(b, "]");
 	/* The body is a JSON object (parse.c made it); skip its opening brace. */
-	if (d->body_len > 2 && d->body[0] == '{') {
+	if (body_len > 2 && body[0] == '{') {
 		hub_buf_str(b, ",");
-		hub_buf_add(b, d->body + 1, d->body_len - 1);
+		hub_buf_add(b, body + 1, body_len - 1);
 	} else {
 		hub_buf_str(b, "}");
 	}
-	return b->err ? b->err : FS_OK;
+}
+
+static int write_doc(hub_buf *b, fs_store *st, const fs_store_doc *d, int revs, int conflicts,
+                     fs_errbuf *eb)
+{
+	fs_store_history *hi = NULL;
+	fs_store_leaves *l = NULL;
+	const char *conf[64];
+	size_t nc = 0;
+	int rc = FS_OK;
+
+	if (revs && (rc = fs_store_history_get(st, d->id, d->rev, 0, &hi, eb)) != FS_OK)
+		goto out;
+	if (conflicts) {
+		if ((rc = fs_store_leaves_get(st, d->id, &l, eb)) != FS_OK)
+			goto out;
+		for (size_t i = 0; i < l->n && nc < 64; i++)
+			if (!l->v[i].deleted && strcmp(l->v[i].rev, d->rev) != 0)
+				conf[nc++] = l->v[i].rev;
+	}
+	doc_json(b, d->id, d->rev, d->deleted, hi, conf, nc, d->body, d->body_len);
+	rc = b->err ? b->err : FS_OK;
+out:
+	fs_store_history_free(hi);
+	fs_store_leaves_free(l);
+	return rc;
 }
 
 /* ---- server level ---- */
@@ -409,13 +424,78 @@ static void new_id(char out[33])
 	sodium_bin2hex(out, 33, r, sizeof(r));
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	const hub_doc_in *x = *(const hub_doc_in *const *)a, *y = *(const hub_doc_in *const *)b;
+	return strcmp(x->id, y->id);
+}
+
+/*
+ * Which revisions of the batch may warm the cache as they are written: new
+ * here (unknown before the write, so no child of theirs is stored), with
+ * their full history to generation 1 (so the store would report exactly
+ * that history), short (PREWARM_GEN_MAX, far below any stemming), and the
+ * only revision of their document in the batch (so still a leaf after it).
+ * Called with db->mu held; warm[i] set for those.
+ */
+#define PREWARM_GEN_MAX 16
+
+static void prewarm_pick(hub_db *db, unsigned revs_limit, hub_doc_in *v, size_t n,
+                         unsigned char *warm)
+{
+	hub_doc_in **by_id = malloc((n ? n : 1) * sizeof(*by_id));
+	fs_store_diff_query *q = malloc((n ? n : 1) * sizeof(*q));
+	size_t *qi = malloc((n ? n : 1) * sizeof(*qi)), nq = 0;
+	fs_store_diff *d = NULL;
+	fs_errbuf eb;
+
+	memset(warm, 0, n);
+	if (by_id == NULL || q == NULL || qi == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		by_id[i] = &v[i];
+	qsort(by_id, n, sizeof(*by_id), cmp_id);
+	for (size_t k = 0; k < n; k++) {
+		hub_doc_in *x = by_id[k];
+		int dup = (k > 0 && strcmp(by_id[k - 1]->id, x->id) == 0) ||
+		          (k + 1 < n && strcmp(by_id[k + 1]->id, x->id) == 0);
+		warm[x - v] = !dup && x->n_hashes > 0 && x->n_hashes == x->rev_start &&
+		              x->rev_start <= PREWARM_GEN_MAX && x->rev_start <= revs_limit;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!warm[i])
+			continue;
+		q[nq].id = v[i].id;
+		q[nq].revs = (const char *const *)&v[i].rev;
+		q[nq].n = 1;
+		qi[nq++] = i;
+		warm[i] = 0; /* set again below if missing */
+	}
+	if (nq && fs_store_revs_diff(db->st, q, nq, &d, &eb) == FS_OK) {
+		size_t k = 0;
+		for (size_t e = 0; e < d->n; e++) { /* listed in query order */
+			while (k < nq && strcmp(q[k].id, d->v[e].id) != 0)
+				k++;
+			if (k < nq && d->v[e].n_missing == 1)
+				warm[qi[k]] = 1;
+		}
+	}
+out:
+	fs_store_diff_free(d);
+	free(by_id);
+	free(q);
+	free(qi);
+}
+
 /* Replication's write: every revision with its history, one transaction. */
-static int put_remote(hub_db *db, hub_doc_in *v, size_t n, fs_errbuf *eb)
+static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf *eb)
 {
 	fs_store_rev_in *in = calloc(n ? n : 1, sizeof(*in));
 	const char **one = calloc(n ? n : 1, sizeof(char *));
+	unsigned char *warm = malloc(n ? n : 1);
+	hub_buf b = {0};
 	int rc = FS_OK;
-	if (in == NULL || one == NULL) {
+	if (in == NULL || one == NULL || warm == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
@@ -442,16 +522,33 @@ static int put_remote(hub_db *db, hub_doc_in *v, size_t n, fs_errbuf *eb)
 		}
 	}
 	pthread_mutex_lock(&db->mu);
+	if (h->conf.doc_cache_bytes)
+		prewarm_pick(db, h->conf.revs_limit, v, n, warm);
+	else
+		memset(warm, 0, n);
 	rc = fs_store_put_remote(db->st, in, n, NULL, NULL, eb);
 	if (rc == FS_OK && n) {
 		for (size_t i = 0; i < n; i++)
 			hub_cache_drop(db->cache, v[i].id);
+		for (size_t i = 0; i < n; i++) {
+			if (!warm[i])
+				continue;
+			fs_store_history hi = {.start = v[i].rev_start, .n = v[i].n_hashes,
+			                       .hashes = v[i].hashes};
+			b.len = 0;
+			doc_json(&b, v[i].id, v[i].rev, v[i].deleted, &hi, NULL, 0, v[i].body,
+			         v[i].body_len);
+			if (!b.err)
+				hub_cache_put(db->cache, v[i].id, v[i].rev, b.p, b.len, 1);
+		}
 		wrote(db);
 	}
 	pthread_mutex_unlock(&db->mu);
 out:
+	hub_buf_free(&b);
 	free(in);
 	free(one);
+	free(warm);
 	return rc;
 }
 
@@ -481,7 +578,7 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
 	if (!bd.new_edits) {
-		rc = put_remote(db, bd.v, bd.n, &eb);
+		rc = put_remote(h, db, bd.v, bd.n, &eb);
 		hub_bulk_docs_clear(&bd);
 		if (rc != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
@@ -787,7 +884,7 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			hub_doc_in_clear(&d);
 			return hub_send_err(r, c, 500, "internal_server_error", "out of memory");
 		}
-		rc = put_remote(db, &d, 1, &eb);
+		rc = put_remote(h, db, &d, 1, &eb);
 		snprintf(rev, sizeof(rev), "%s", d.rev);
 	} else {
 		rc = put_edit(db, id, &d, rev, &eb);

@@ -532,6 +532,41 @@ static void test_failures_slowed_down(void **state)
 	resp_free(&r);
 }
 
+/* Revisions cached as they are written are served byte for byte as the
+ * store serves them after a restart (empty cache). */
+static void test_warm_cache_matches_store(void **state)
+{
+	(void)state;
+	resp r;
+	fs_errbuf eb;
+	char *warm;
+	static const char q[] = "{\"docs\":[{\"id\":\"w1\",\"rev\":\"2-b2\"},{\"id\":\"w2\","
+	                        "\"rev\":\"1-c1\"},{\"id\":\"w3\",\"rev\":\"3-d3\"}]}";
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
+	                      "{\"new_edits\":false,\"docs\":["
+	                      "{\"_id\":\"w1\",\"_rev\":\"2-b2\",\"_revisions\":{\"start\":2,"
+	                      "\"ids\":[\"b2\",\"b1\"]},\"fs\":1,\"c\":\"\\u00e9\\n\",\"x\":[1.5,null]},"
+	                      "{\"_id\":\"w2\",\"_rev\":\"1-c1\",\"_deleted\":true},"
+	                      "{\"_id\":\"w3\",\"_rev\":\"3-d3\",\"_revisions\":{\"start\":3,"
+	                      "\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":{}}]}",
+	                      &r),
+	                 201);
+	resp_free(&r);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	warm = strdup(r.body);
+	resp_free(&r);
+	fs_hub_free(hub);
+	fs_hub_opts o = {.dir = dir, .port = 0, .quiet = 1};
+	assert_int_equal(fs_hub_new(&o, &hub, &eb), FS_OK);
+	assert_int_equal(fs_hub_start(hub, &eb), FS_OK);
+	snprintf(base, sizeof(base), "https://localhost:%u", fs_hub_port(hub));
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_string_equal(r.body, warm);
+	assert_non_null(strstr(warm, "\"_deleted\":true"));
+	resp_free(&r);
+	free(warm);
+}
+
 static void test_bad_requests(void **state)
 {
 	(void)state;
@@ -626,7 +661,7 @@ int main(void)
 	    cmocka_unit_test(test_server_and_databases), cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_replication_endpoints), cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),       cmocka_unit_test(test_failures_slowed_down),
-	    cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_warm_cache_matches_store), cmocka_unit_test(test_bad_requests),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
