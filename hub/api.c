@@ -431,60 +431,64 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /*
- * Which revisions of the batch may warm the cache as they are written: new
- * here (unknown before the write, so no child of theirs is stored), with
- * their full history to generation 1 (so the store would report exactly
- * that history), short (PREWARM_GEN_MAX, far below any stemming), and the
- * only revision of their document in the batch (so still a leaf after it).
- * Called with db->mu held; warm[i] set for those.
+ * Which revisions of the batch may warm the cache as they are written:
+ * those with their full history to generation 1 (so the store reports
+ * exactly that history), short (PREWARM_GEN_MAX, far below any stemming)
+ * and alone for their document in the batch. Of these, prewarm_mark keeps
+ * the ones the write stored (below). warm[i] set for the candidates; by_id
+ * gets the candidates sorted by id; returns their count.
  */
 #define PREWARM_GEN_MAX 16
 
-static void prewarm_pick(hub_db *db, unsigned revs_limit, hub_doc_in *v, size_t n,
-                         unsigned char *warm)
+static size_t prewarm_pick(unsigned revs_limit, hub_doc_in *v, size_t n, unsigned char *warm,
+                           hub_doc_in **by_id)
 {
-	hub_doc_in **by_id = malloc((n ? n : 1) * sizeof(*by_id));
-	fs_store_diff_query *q = malloc((n ? n : 1) * sizeof(*q));
-	size_t *qi = malloc((n ? n : 1) * sizeof(*qi)), nq = 0;
-	fs_store_diff *d = NULL;
-	fs_errbuf eb;
-
-	memset(warm, 0, n);
-	if (by_id == NULL || q == NULL || qi == NULL)
-		goto out;
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		by_id[i] = &v[i];
 	qsort(by_id, n, sizeof(*by_id), cmp_id);
-	for (size_t k = 0; k < n; k++) {
-		hub_doc_in *x = by_id[k];
-		int dup = (k > 0 && strcmp(by_id[k - 1]->id, x->id) == 0) ||
-		          (k + 1 < n && strcmp(by_id[k + 1]->id, x->id) == 0);
+	for (size_t i = 0; i < n; i++) {
+		hub_doc_in *x = by_id[i];
+		int dup = (i > 0 && strcmp(by_id[i - 1]->id, x->id) == 0) ||
+		          (i + 1 < n && strcmp(by_id[i + 1]->id, x->id) == 0);
 		warm[x - v] = !dup && x->n_hashes > 0 && x->n_hashes == x->rev_start &&
 		              x->rev_start <= PREWARM_GEN_MAX && x->rev_start <= revs_limit;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!warm[i])
-			continue;
-		q[nq].id = v[i].id;
-		q[nq].revs = (const char *const *)&v[i].rev;
-		q[nq].n = 1;
-		qi[nq++] = i;
-		warm[i] = 0; /* set again below if missing */
-	}
-	if (nq && fs_store_revs_diff(db->st, q, nq, &d, &eb) == FS_OK) {
-		size_t k = 0;
-		for (size_t e = 0; e < d->n; e++) { /* listed in query order */
-			while (k < nq && strcmp(q[k].id, d->v[e].id) != 0)
-				k++;
-			if (k < nq && d->v[e].n_missing == 1)
-				warm[qi[k]] = 1;
-		}
-	}
-out:
-	fs_store_diff_free(d);
-	free(by_id);
-	free(q);
-	free(qi);
+	for (size_t i = 0; i < n; i++)
+		if (warm[by_id[i] - v])
+			by_id[k++] = by_id[i];
+	return k;
+}
+
+struct mark_ctx {
+	hub_doc_in *v;
+	hub_doc_in **cand;
+	size_t n_cand;
+	unsigned char *warm; /* 1 candidate; after the walk: 2 stored, 3 stored and a leaf */
+};
+
+static int find_id(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const hub_doc_in *const *)elem)->id);
+}
+
+/*
+ * A document this write changed (it is after the write's first sequence):
+ * its one revision from the batch was new, or a body-less stub that now
+ * has its body; either way the store now serves the request's body.
+ */
+static int prewarm_mark(void *ctx, const fs_store_change *c)
+{
+	struct mark_ctx *m = ctx;
+	hub_doc_in **hit = bsearch(c->id, m->cand, m->n_cand, sizeof(*m->cand), find_id);
+	if (hit == NULL)
+		return 0;
+	size_t i = (size_t)(*hit - m->v);
+	m->warm[i] = 2;
+	for (size_t k = 0; k < c->n_leaves; k++)
+		if (strcmp(c->leaves[k].rev, m->v[i].rev) == 0)
+			m->warm[i] = 3;
+	return 0;
 }
 
 /* Replication's write: every revision with its history, one transaction. */
@@ -492,10 +496,11 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 {
 	fs_store_rev_in *in = calloc(n ? n : 1, sizeof(*in));
 	const char **one = calloc(n ? n : 1, sizeof(char *));
-	unsigned char *warm = malloc(n ? n : 1);
+	unsigned char *warm = calloc(n ? n : 1, 1);
+	hub_doc_in **by_id = malloc((n ? n : 1) * sizeof(*by_id));
 	hub_buf b = {0};
 	int rc = FS_OK;
-	if (in == NULL || one == NULL || warm == NULL) {
+	if (in == NULL || one == NULL || warm == NULL || by_id == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
@@ -521,17 +526,20 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 			in[i].n_hashes = 1;
 		}
 	}
+	size_t n_cand = h->conf.doc_cache_bytes ? prewarm_pick(h->conf.revs_limit, v, n, warm, by_id)
+	                                        : 0;
 	pthread_mutex_lock(&db->mu);
-	if (h->conf.doc_cache_bytes)
-		prewarm_pick(db, h->conf.revs_limit, v, n, warm);
-	else
-		memset(warm, 0, n);
+	uint64_t before = fs_store_seq(db->st);
 	rc = fs_store_put_remote(db->st, in, n, NULL, NULL, eb);
 	if (rc == FS_OK && n) {
+		struct mark_ctx m = {.v = v, .cand = by_id, .n_cand = n_cand, .warm = warm};
+		fs_errbuf eb2;
 		for (size_t i = 0; i < n; i++)
 			hub_cache_drop(db->cache, v[i].id);
-		for (size_t i = 0; i < n; i++) {
-			if (!warm[i])
+		if (n_cand == 0 || fs_store_changes(db->st, before, 0, prewarm_mark, &m, NULL, &eb2) != FS_OK)
+			n_cand = 0;
+		for (size_t i = 0; i < n && n_cand; i++) {
+			if (warm[i] < 2)
 				continue;
 			fs_store_history hi = {.start = v[i].rev_start, .n = v[i].n_hashes,
 			                       .hashes = v[i].hashes};
@@ -539,7 +547,7 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 			doc_json(&b, v[i].id, v[i].rev, v[i].deleted, &hi, NULL, 0, v[i].body,
 			         v[i].body_len);
 			if (!b.err)
-				hub_cache_put(db->cache, v[i].id, v[i].rev, b.p, b.len, 1);
+				hub_cache_put(db->cache, v[i].id, v[i].rev, b.p, b.len, warm[i] == 3);
 		}
 		wrote(db);
 	}
@@ -549,6 +557,7 @@ out:
 	free(in);
 	free(one);
 	free(warm);
+	free(by_id);
 	return rc;
 }
 

@@ -29,3 +29,8 @@ out:
 	sqlite3_finalize(s);
 	return rc;
 }
+
+uint64_t fs_store_seq(const fs_store *st)
+{
+	return st->seq;
+}

@@ -565,6 +565,21 @@ static void test_warm_cache_matches_store(void **state)
 	assert_non_null(strstr(warm, "\"_deleted\":true"));
 	resp_free(&r);
 	free(warm);
+
+	/* The same revision again with another body changes nothing, and the
+	 * cache does not take the new body either. */
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
+	                      "{\"new_edits\":false,\"docs\":[{\"_id\":\"w3\",\"_rev\":\"3-d3\","
+	                      "\"_revisions\":{\"start\":3,\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":\"forged\"}]}",
+	                      &r),
+	                 201);
+	resp_free(&r);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth,
+	                      "{\"docs\":[{\"id\":\"w3\",\"rev\":\"3-d3\"}]}", &r),
+	                 200);
+	assert_null(strstr(r.body, "forged"));
+	assert_non_null(strstr(r.body, "\"k\":{}"));
+	resp_free(&r);
 }
 
 static void test_bad_requests(void **state)
