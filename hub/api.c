@@ -432,14 +432,16 @@ static int cmp_id(const void *a, const void *b)
 
 /*
  * Which revisions of the batch may warm the cache as they are written:
- * those with their full history to generation 1 (so the store reports
- * exactly that history), short (PREWARM_GEN_MAX, far below any stemming)
- * and alone for their document in the batch. Of these, prewarm_mark keeps
- * the ones the write stored (below). warm[i] set for the candidates; by_id
- * gets the candidates sorted by id; returns their count.
+ * first revisions (generation 1, as every new note is), alone for their
+ * document in the batch. For those, "the write changed the document"
+ * means "the write stored this revision with this body" (store/revs.c:
+ * a known revision changes nothing and has no history to link), so the
+ * cached bytes are what the store serves. A later revision could have been
+ * known already with another body while its history was linked, so it is
+ * left to the first read. prewarm_mark keeps the ones the write stored.
+ * warm[i] set for the candidates; by_id gets them sorted by id; returns
+ * their count.
  */
-#define PREWARM_GEN_MAX 16
-
 static size_t prewarm_pick(unsigned revs_limit, hub_doc_in *v, size_t n, unsigned char *warm,
                            hub_doc_in **by_id)
 {
@@ -451,8 +453,8 @@ static size_t prewarm_pick(unsigned revs_limit, hub_doc_in *v, size_t n, unsigne
 		hub_doc_in *x = by_id[i];
 		int dup = (i > 0 && strcmp(by_id[i - 1]->id, x->id) == 0) ||
 		          (i + 1 < n && strcmp(by_id[i + 1]->id, x->id) == 0);
-		warm[x - v] = !dup && x->n_hashes > 0 && x->n_hashes == x->rev_start &&
-		              x->rev_start <= PREWARM_GEN_MAX && x->rev_start <= revs_limit;
+		warm[x - v] = !dup && revs_limit >= 1 && strncmp(x->rev, "1-", 2) == 0 &&
+		              (x->n_hashes == 0 || (x->n_hashes == 1 && x->rev_start == 1));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (warm[by_id[i] - v])
@@ -472,11 +474,8 @@ static int find_id(const void *key, const void *elem)
 	return strcmp(key, (*(const hub_doc_in *const *)elem)->id);
 }
 
-/*
- * A document this write changed (it is after the write's first sequence):
- * its one revision from the batch was new, or a body-less stub that now
- * has its body; either way the store now serves the request's body.
- */
+/* A document this write changed (after the write's first sequence): its
+ * first revision from the batch was stored, with the request's body. */
 static int prewarm_mark(void *ctx, const fs_store_change *c)
 {
 	struct mark_ctx *m = ctx;
@@ -541,8 +540,8 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 		for (size_t i = 0; i < n && n_cand; i++) {
 			if (warm[i] < 2)
 				continue;
-			fs_store_history hi = {.start = v[i].rev_start, .n = v[i].n_hashes,
-			                       .hashes = v[i].hashes};
+			char *hash = v[i].rev + 2; /* generation 1: its history is itself */
+			fs_store_history hi = {.start = 1, .n = 1, .hashes = &hash};
 			b.len = 0;
 			doc_json(&b, v[i].id, v[i].rev, v[i].deleted, &hi, NULL, 0, v[i].body,
 			         v[i].body_len);
