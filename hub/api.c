@@ -535,7 +535,13 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 		fs_errbuf eb2;
 		for (size_t i = 0; i < n; i++)
 			hub_cache_drop(db->cache, v[i].id);
-		if (n_cand == 0 || fs_store_changes(db->st, before, 0, prewarm_mark, &m, NULL, &eb2) != FS_OK)
+		/* Every document of the batch a first revision, each taking at most
+		 * one sequence: as many new sequences as documents means each was
+		 * stored, and (no child could name it) is a leaf. Else ask. */
+		if (n_cand == n && fs_store_seq(db->st) - before == n)
+			memset(warm, 3, n);
+		else if (n_cand == 0 ||
+		         fs_store_changes(db->st, before, 0, prewarm_mark, &m, NULL, &eb2) != FS_OK)
 			n_cand = 0;
 		for (size_t i = 0; i < n && n_cand; i++) {
 			if (warm[i] < 2)

@@ -580,6 +580,19 @@ static void test_warm_cache_matches_store(void **state)
 	assert_null(strstr(r.body, "forged"));
 	assert_non_null(strstr(r.body, "\"k\":{}"));
 	resp_free(&r);
+	/* Same for a first revision, alone in its batch (the quick path). */
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
+	                      "{\"new_edits\":false,\"docs\":[{\"_id\":\"w2\",\"_rev\":\"1-c1\","
+	                      "\"k\":\"forged\"}]}",
+	                      &r),
+	                 201);
+	resp_free(&r);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth,
+	                      "{\"docs\":[{\"id\":\"w2\",\"rev\":\"1-c1\"}]}", &r),
+	                 200);
+	assert_null(strstr(r.body, "forged"));
+	assert_non_null(strstr(r.body, "\"_deleted\":true"));
+	resp_free(&r);
 }
 
 static void test_bad_requests(void **state)
