@@ -191,7 +191,8 @@ static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, 
 	if (rc != FS_OK)
 		return rc;
 	uint64_t pending = 0;
-	if (limit && x.n >= limit && (rc = fs_store_changes_pending(db->st, last, &pending, eb)) != FS_OK)
+	if (limit && x.n >= limit &&
+	    (rc = fs_store_changes_pending(db->st, last, &pending, eb)) != FS_OK)
 		return rc;
 	hub_buf_fmt(b, "\n],\"last_seq\":%llu,\"pending\":%llu}", (unsigned long long)last,
 	            (unsigned long long)pending);
@@ -258,8 +259,8 @@ static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 			size_t n = 0;
 			lp->seen_writes = lp->db->writes;
 			lp->out.len = 0;
-			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out, &n,
-			                      &eb);
+			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out,
+			                      &n, &eb);
 			if (rc != FS_OK) {
 				pthread_mutex_unlock(&lp->db->mu);
 				return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -293,7 +294,8 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	else if (feed && strcmp(feed, "normal") != 0)
 		return hub_send_err(r, c, 400, "bad_request", "feed must be normal or longpoll");
 	if (style && strcmp(style, "all_docs") != 0 && strcmp(style, "main_only") != 0)
-		return hub_send_err(r, c, 400, "bad_request", "style must be main_only or all_docs");
+		return hub_send_err(r, c, 400, "bad_request",
+		                    "style must be main_only or all_docs");
 	if (arg_num(c, "limit", 0, &limit) != 0 || arg_num(c, "timeout", timeout, &timeout) != 0)
 		return hub_send_err(r, c, 400, "bad_request", "limit and timeout must be numbers");
 	if (hb && strcmp(hb, "true") == 0)
@@ -314,7 +316,8 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 		errno = 0;
 		since = strtoull(since_s, &end, 10);
 		if (errno || end == since_s || *end || since_s[0] == '-')
-			return hub_send_err(r, c, 400, "bad_request", "Malformed sequence supplied in 'since' parameter.");
+			return hub_send_err(r, c, 400, "bad_request",
+			                    "Malformed sequence supplied in 'since' parameter.");
 	}
 	if (timeout > h->conf.longpoll_max_ms)
 		timeout = h->conf.longpoll_max_ms;
@@ -347,8 +350,8 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	lp->deadline = hub_now_ms() + timeout;
 	lp->heartbeat_ms = heartbeat;
 	lp->next_beat = hub_now_ms() + heartbeat;
-	struct MHD_Response *resp =
-	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, longpoll_read, lp, longpoll_free);
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, longpoll_read, lp, longpoll_free);
 	if (resp == NULL) {
 		longpoll_free(lp);
 		return MHD_NO;
@@ -525,8 +528,8 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 			in[i].n_hashes = 1;
 		}
 	}
-	size_t n_cand = h->conf.doc_cache_bytes ? prewarm_pick(h->conf.revs_limit, v, n, warm, by_id)
-	                                        : 0;
+	size_t n_cand =
+	    h->conf.doc_cache_bytes ? prewarm_pick(h->conf.revs_limit, v, n, warm, by_id) : 0;
 	pthread_mutex_lock(&db->mu);
 	uint64_t before = fs_store_seq(db->st);
 	rc = fs_store_put_remote(db->st, in, n, NULL, NULL, eb);
@@ -552,7 +555,8 @@ static int put_remote(fs_hub *h, hub_db *db, hub_doc_in *v, size_t n, fs_errbuf 
 			doc_json(&b, v[i].id, v[i].rev, v[i].deleted, &hi, NULL, 0, v[i].body,
 			         v[i].body_len);
 			if (!b.err)
-				hub_cache_put(db->cache, v[i].id, v[i].rev, b.p, b.len, warm[i] == 3);
+				hub_cache_put(db->cache, v[i].id, v[i].rev, b.p, b.len,
+				              warm[i] == 3);
 		}
 		wrote(db);
 	}
@@ -617,9 +621,11 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		} else {
 			hub_buf_str(&b, "\"id\":");
 			hub_buf_json_str(&b, did);
-			hub_buf_str(&b, rc == FS_E_STORE_CONFLICT
-			                    ? ",\"error\":\"conflict\",\"reason\":\"Document update conflict.\""
-			                    : ",\"error\":\"bad_request\",\"reason\":");
+			hub_buf_str(
+			    &b,
+			    rc == FS_E_STORE_CONFLICT
+			        ? ",\"error\":\"conflict\",\"reason\":\"Document update conflict.\""
+			        : ",\"error\":\"bad_request\",\"reason\":");
 			if (rc != FS_E_STORE_CONFLICT)
 				hub_buf_json_str(&b, eb.msg);
 		}
@@ -651,7 +657,8 @@ static size_t latest_of(fs_store *st, const char *id, const char *rev, char (*ou
 		fs_store_history *hi = NULL;
 		if (fs_store_history_get(st, id, l->v[i].rev, 0, &hi, &eb) != FS_OK)
 			continue;
-		if (g <= hi->start && hi->start - g < hi->n && strcmp(hi->hashes[hi->start - g], hash) == 0)
+		if (g <= hi->start && hi->start - g < hi->n &&
+		    strcmp(hi->hashes[hi->start - g], hash) == 0)
 			snprintf(out[k++], FS_REV_MAX, "%s", l->v[i].rev);
 		fs_store_history_free(hi);
 	}
@@ -674,8 +681,8 @@ static void lock_once(hub_db *db, int *locked)
  * is asked); otherwise from the store under db->mu (taken once through
  * *locked and held to the end of the request), and then go to the cache.
  */
-static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs,
-                    int latest, int bulk_get, int *first, int *locked)
+static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
+                    int bulk_get, int *first, int *locked)
 {
 	fs_store *st = db->st;
 	fs_store_doc *d = NULL;
@@ -722,8 +729,8 @@ static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int
 			doc_at = b->len;
 			if (write_doc(b, st, d, revs, 0, &eb) == FS_OK) {
 				if (want && revs && !b->err)
-					hub_cache_put(db->cache, id, want, b->p + doc_at, b->len - doc_at,
-					              is_leaf);
+					hub_cache_put(db->cache, id, want, b->p + doc_at,
+					              b->len - doc_at, is_leaf);
 				hub_buf_str(b, "}");
 				fs_store_doc_free(d);
 				continue;
@@ -853,7 +860,7 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		d.deleted = 1;
 	} else {
 		if ((rc = hub_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
-		                        h->conf.json_depth, &j, &eb)) != FS_OK ||
+		                         h->conf.json_depth, &j, &eb)) != FS_OK ||
 		    (rc = hub_parse_doc(j, &d, &eb)) != FS_OK) {
 			cJSON_Delete(j);
 			return hub_send_fs_err(r, c, rc, &eb);
@@ -883,7 +890,8 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	}
 	if (base && d.rev && strcmp(base, d.rev) != 0) {
 		hub_doc_in_clear(&d);
-		return hub_send_err(r, c, 400, "bad_request", "Document rev and rev parameter differ");
+		return hub_send_err(r, c, 400, "bad_request",
+		                    "Document rev and rev parameter differ");
 	}
 	if (base && d.rev == NULL && (d.rev = strdup(base)) == NULL) {
 		hub_doc_in_clear(&d);
@@ -967,11 +975,12 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		cJSON *j = NULL, *e, *copy = NULL;
 		char *txt = NULL, *base = NULL;
 		if ((rc = hub_json_parse(r->body.p ? r->body.p : "", r->body.len, h->conf.max_body,
-		                        h->conf.json_depth, &j, &eb)) != FS_OK)
+		                         h->conf.json_depth, &j, &eb)) != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
 		if (!cJSON_IsObject(j) || (copy = cJSON_Duplicate(j, 1)) == NULL) {
 			cJSON_Delete(j);
-			return hub_send_err(r, c, 400, "bad_request", "Document must be a JSON object");
+			return hub_send_err(r, c, 400, "bad_request",
+			                    "Document must be a JSON object");
 		}
 		e = cJSON_GetObjectItemCaseSensitive(j, "_rev");
 		if (e && (!cJSON_IsString(e) || strlen(e->valuestring) >= FS_REV_MAX)) {
@@ -990,7 +999,8 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			return hub_send_err(r, c, 500, "internal_server_error", "out of memory");
 		}
 		pthread_mutex_lock(&db->mu);
-		rc = fs_store_local_put(db->st, lid, base, (const uint8_t *)txt, strlen(txt), rev, &eb);
+		rc = fs_store_local_put(db->st, lid, base, (const uint8_t *)txt, strlen(txt), rev,
+		                        &eb);
 		pthread_mutex_unlock(&db->mu);
 		free(txt);
 		cJSON_Delete(j);
@@ -1129,14 +1139,16 @@ enum MHD_Result hub_route(fs_hub *h, hub_req *r, struct MHD_Connection *c, const
 		return hub_send(r, c, 200, &b);
 	}
 	if (!r->authed)
-		return hub_send_err(r, c, 401, "unauthorized", "You are not authorized to access this db.");
+		return hub_send_err(r, c, 401, "unauthorized",
+		                    "You are not authorized to access this db.");
 	if (strcmp(p, "_all_dbs") == 0) {
 		hub_buf b = {0};
 		if (!r->who.admin)
 			return hub_send_err(r, c, 403, "forbidden", "You are not a server admin.");
 		if (hub_db_list(h, &b) != FS_OK) {
 			hub_buf_free(&b);
-			return hub_send_err(r, c, 500, "internal_server_error", "cannot list databases");
+			return hub_send_err(r, c, 500, "internal_server_error",
+			                    "cannot list databases");
 		}
 		return hub_send(r, c, 200, &b);
 	}
@@ -1156,18 +1168,22 @@ enum MHD_Result hub_route(fs_hub *h, hub_req *r, struct MHD_Connection *c, const
 	name[nl] = '\0';
 	if (!hub_db_name_ok(name)) {
 		if (name[0] == '_')
-			return hub_send_err(r, c, 400, "illegal_database_name",
-			                    "Only lowercase characters (a-z), digits (0-9), and _ - are allowed.");
-		return hub_send_err(r, c, 400, "illegal_database_name",
-		                    "Name: must begin with a letter; only a-z, 0-9, _ and - are allowed.");
+			return hub_send_err(
+			    r, c, 400, "illegal_database_name",
+			    "Only lowercase characters (a-z), digits (0-9), and _ - are allowed.");
+		return hub_send_err(
+		    r, c, 400, "illegal_database_name",
+		    "Name: must begin with a letter; only a-z, 0-9, _ and - are allowed.");
 	}
 	if (!hub_who_may(&r->who, name))
-		return hub_send_err(r, c, 403, "forbidden", "You are not allowed to access this db.");
+		return hub_send_err(r, c, 403, "forbidden",
+		                    "You are not allowed to access this db.");
 	if (rest == NULL || *rest == '\0') {
 		if (strcmp(method, "PUT") == 0) {
 			hub_buf b = {0};
 			if (!r->who.admin)
-				return hub_send_err(r, c, 403, "forbidden", "You are not a server admin.");
+				return hub_send_err(r, c, 403, "forbidden",
+				                    "You are not a server admin.");
 			if ((rc = hub_db_get(h, name, 1, &db, &eb)) != FS_OK)
 				return hub_send_fs_err(r, c, rc, &eb);
 			hub_buf_str(&b, "{\"ok\":true}");
@@ -1188,7 +1204,8 @@ enum MHD_Result hub_route(fs_hub *h, hub_req *r, struct MHD_Connection *c, const
 	}
 	if (strcmp(rest, "_changes") == 0) {
 		if (!is(method, "GET") && strcmp(method, "POST") != 0)
-			return hub_send_err(r, c, 405, "method_not_allowed", "Only GET,POST allowed");
+			return hub_send_err(r, c, 405, "method_not_allowed",
+			                    "Only GET,POST allowed");
 		return changes(h, db, r, c);
 	}
 	if (strcmp(rest, "_revs_diff") == 0 || strcmp(rest, "_bulk_docs") == 0 ||

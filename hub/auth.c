@@ -17,12 +17,12 @@
 
 #include "hub_int.h"
 
-#define CACHE_SLOTS    1024
-#define SECRET_BYTES   24
-#define TOKEN_OPS      crypto_pwhash_OPSLIMIT_INTERACTIVE
-#define TOKEN_MEM      (16u << 20) /* random 192-bit secrets: the hash is defence in depth */
-#define USER_OPS       crypto_pwhash_OPSLIMIT_INTERACTIVE
-#define USER_MEM       crypto_pwhash_MEMLIMIT_INTERACTIVE
+#define CACHE_SLOTS     1024
+#define SECRET_BYTES    24
+#define TOKEN_OPS       crypto_pwhash_OPSLIMIT_INTERACTIVE
+#define TOKEN_MEM       (16u << 20) /* random 192-bit secrets: the hash is defence in depth */
+#define USER_OPS        crypto_pwhash_OPSLIMIT_INTERACTIVE
+#define USER_MEM        crypto_pwhash_MEMLIMIT_INTERACTIVE
 #define VERIFY_PARALLEL 2 /* Argon2id runs at once (memory and a 2-core box) */
 
 struct hub_auth {
@@ -62,8 +62,8 @@ int hub_auth_open(const char *dir, int create, hub_auth **out, fs_errbuf *eb)
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
 	                        (create ? SQLITE_OPEN_CREATE : 0),
 	                    NULL) != SQLITE_OK) {
-		rc = fs_err_set(eb, create ? FS_E_IO : FS_E_NOTFOUND, "cannot open %s (no hub there?)",
-		                path);
+		rc = fs_err_set(eb, create ? FS_E_IO : FS_E_NOTFOUND,
+		                "cannot open %s (no hub there?)", path);
 		goto out;
 	}
 	sqlite3_busy_timeout(a->db, 5000);
@@ -184,7 +184,8 @@ static int verify(hub_auth *a, const char *hash, const char *secret, size_t n)
 
 int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb)
 {
-	char kind[2] = "t", id[FS_HUB_NAME_MAX + 1], cred[FS_HUB_PASSWORD_MAX + FS_HUB_NAME_MAX + 2];
+	char kind[2] = "t", id[FS_HUB_NAME_MAX + 1],
+	     cred[FS_HUB_PASSWORD_MAX + FS_HUB_NAME_MAX + 2];
 	const char *secret;
 	char *hash = NULL, *dbs = NULL;
 	unsigned char d[crypto_generichash_BYTES];
@@ -293,10 +294,11 @@ static int put_row(const char *dir, const char *kind, const char *id, const char
 	if ((rc = hub_auth_open(dir, 0, &a, eb)) != FS_OK)
 		return rc;
 	rc = FS_E_IO;
-	if (sqlite3_prepare_v2(a->db,
-	                       replace ? "INSERT OR REPLACE INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)"
-	                               : "INSERT INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
-	                       -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	        a->db,
+	        replace ? "INSERT OR REPLACE INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)"
+	                : "INSERT INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
+	        -1, &s, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
@@ -349,8 +351,8 @@ out:
 	return rc;
 }
 
-int fs_hub_user_add(const char *dir, const char *name, const char *password,
-                    const char *const *dbs, size_t n_dbs, int admin, fs_errbuf *eb)
+int fs_hub_user_add(const char *dir, const char *name, const char *password, const char *const *dbs,
+                    size_t n_dbs, int admin, fs_errbuf *eb)
 {
 	char hash[crypto_pwhash_STRBYTES], list[4096];
 	int rc;
@@ -468,7 +470,8 @@ int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb)
 
 	out[0] = '\0';
 	pthread_mutex_lock(&a->mu);
-	if (sqlite3_prepare_v2(a->db, "SELECT v FROM meta WHERE k='uuid'", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->db, "SELECT v FROM meta WHERE k='uuid'", -1, &s, NULL) !=
+	    SQLITE_OK)
 		goto out;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		snprintf(out, 33, "%s", (const char *)sqlite3_column_text(s, 0));

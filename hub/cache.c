@@ -50,7 +50,7 @@ int hub_cache_new(size_t max_bytes, hub_cache **out)
 static unsigned bucket(const char *id, size_t n)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a: ids are chosen by clients, but a
-	                                       * collision only costs a longer chain */
+	                                      * collision only costs a longer chain */
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
 	return (unsigned)(h % BUCKETS);
@@ -126,7 +126,8 @@ void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *js
 	pthread_mutex_lock(&c->mu);
 	unsigned b = bucket(id, n);
 	for (ent **pp = &c->buckets[b]; *pp; pp = &(*pp)->next) {
-		if ((*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0 && strcmp((*pp)->rev, rev) == 0) {
+		if ((*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0 &&
+		    strcmp((*pp)->rev, rev) == 0) {
 			unlink_ent(c, *pp, pp);
 			break;
 		}

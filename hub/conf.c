@@ -75,14 +75,16 @@ int hub_conf_read(hub_conf *c, const char *dir, const char *path, fs_errbuf *eb)
 		if (*k == '\0' || *k == '#')
 			continue;
 		if ((eq = strchr(k, '=')) == NULL) {
-			rc = fs_err_set(eb, FS_E_INPUT, "%s:%d: expected key = value", path, lineno);
+			rc =
+			    fs_err_set(eb, FS_E_INPUT, "%s:%d: expected key = value", path, lineno);
 			break;
 		}
 		*eq = '\0';
 		k = trim(k);
 		v = trim(eq + 1);
 		if (strcmp(k, "bind") == 0)
-			bad = (size_t)snprintf(c->bind, sizeof(c->bind), "%s", v) >= sizeof(c->bind);
+			bad =
+			    (size_t)snprintf(c->bind, sizeof(c->bind), "%s", v) >= sizeof(c->bind);
 		else if (strcmp(k, "port") == 0)
 			bad = num(v, 0, 65535, &x) || ((c->port = (int)x), 0);
 		else if (strcmp(k, "cert") == 0)
@@ -108,7 +110,8 @@ int hub_conf_read(hub_conf *c, const char *dir, const char *path, fs_errbuf *eb)
 		else if (strcmp(k, "doc_cache_bytes") == 0)
 			bad = num(v, 0, 1ul << 34, &x) || ((c->doc_cache_bytes = x), 0);
 		else {
-			rc = fs_err_set(eb, FS_E_INPUT, "%s:%d: unknown key %.64s", path, lineno, k);
+			rc =
+			    fs_err_set(eb, FS_E_INPUT, "%s:%d: unknown key %.64s", path, lineno, k);
 			break;
 		}
 		if (bad) {

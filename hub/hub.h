@@ -16,13 +16,13 @@
 
 #include "fs.h"
 
-#define FS_HUB_PIN_MAX       64  /* "sha256//" + base64 of 32 bytes + NUL */
-#define FS_HUB_DB_NAME_MAX   64  /* bytes of a database name */
-#define FS_HUB_TOKEN_MAX     96  /* "<id>.<secret>" + NUL */
-#define FS_HUB_TOKEN_ID_LEN  16  /* hex characters of a token id */
-#define FS_HUB_NAME_MAX      128 /* token and user names */
-#define FS_HUB_PASSWORD_MAX  1024
-#define FS_HUB_PORT_DEFAULT  6984
+#define FS_HUB_PIN_MAX      64  /* "sha256//" + base64 of 32 bytes + NUL */
+#define FS_HUB_DB_NAME_MAX  64  /* bytes of a database name */
+#define FS_HUB_TOKEN_MAX    96  /* "<id>.<secret>" + NUL */
+#define FS_HUB_TOKEN_ID_LEN 16  /* hex characters of a token id */
+#define FS_HUB_NAME_MAX     128 /* token and user names */
+#define FS_HUB_PASSWORD_MAX 1024
+#define FS_HUB_PORT_DEFAULT 6984
 
 typedef struct fs_hub fs_hub;
 
@@ -40,8 +40,8 @@ typedef struct fs_hub_opts {
  * empty hub.db and a commented hub.conf. Writes the certificate's public-key
  * pin ("sha256//<base64>") to pin. FS_E_EXISTS when dir already holds a hub.
  */
-int fs_hub_init(const char *dir, const char *const *names, size_t n_names,
-                char pin[FS_HUB_PIN_MAX], fs_errbuf *eb) FS_WUR;
+int fs_hub_init(const char *dir, const char *const *names, size_t n_names, char pin[FS_HUB_PIN_MAX],
+                fs_errbuf *eb) FS_WUR;
 
 /* The pin of the certificate in dir (as printed by fs_hub_init). */
 int fs_hub_pin(const char *dir, char pin[FS_HUB_PIN_MAX], fs_errbuf *eb) FS_WUR;
@@ -103,7 +103,7 @@ int fs_hub_list_get(const char *dir, int users, fs_hub_list **out, fs_errbuf *eb
 void fs_hub_list_free(fs_hub_list *l);
 
 /* Adds or replaces basic-auth user name with password (hashed with Argon2id). */
-int fs_hub_user_add(const char *dir, const char *name, const char *password,
-                    const char *const *dbs, size_t n_dbs, int admin, fs_errbuf *eb) FS_WUR;
+int fs_hub_user_add(const char *dir, const char *name, const char *password, const char *const *dbs,
+                    size_t n_dbs, int admin, fs_errbuf *eb) FS_WUR;
 
 #endif

@@ -108,8 +108,8 @@ typedef struct hub_doc_in {
 	int deleted;
 	unsigned long rev_start; /* _revisions.start, 0 when absent */
 	size_t n_hashes;
-	char **hashes;  /* _revisions.ids */
-	uint8_t *body;  /* the remaining members, as compact JSON */
+	char **hashes; /* _revisions.ids */
+	uint8_t *body; /* the remaining members, as compact JSON */
 	size_t body_len;
 } hub_doc_in;
 

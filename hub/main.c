@@ -164,8 +164,8 @@ static int cmd_token(const struct args *a)
 	int rc;
 	const char *sub = a->n_pos ? a->pos[0] : "";
 
-	if (strcmp(sub, "add") == 0 && need(usage_token, a->n_pos == 2 && a->dir &&
-	                                                     (a->n_list > 0 || a->admin))) {
+	if (strcmp(sub, "add") == 0 &&
+	    need(usage_token, a->n_pos == 2 && a->dir && (a->n_list > 0 || a->admin))) {
 		char tok[FS_HUB_TOKEN_MAX];
 		if ((rc = fs_hub_token_add(a->dir, a->pos[1], a->list, a->n_list, a->admin, tok,
 		                           &eb)) != FS_OK)
@@ -187,7 +187,8 @@ static int cmd_token(const struct args *a)
 		printf("%-16s  %-24s  %-8s  %s\n", "ID", "NAME", "STATE", "DATABASES");
 		for (size_t i = 0; i < l->n; i++)
 			printf("%-16s  %-24s  %-8s  %s\n", l->v[i].id, l->v[i].name,
-			       l->v[i].revoked ? "revoked" : "active", l->v[i].admin ? "(admin)" : l->v[i].dbs);
+			       l->v[i].revoked ? "revoked" : "active",
+			       l->v[i].admin ? "(admin)" : l->v[i].dbs);
 		fs_hub_list_free(l);
 		return 0;
 	}
@@ -225,7 +226,8 @@ static int cmd_user(const struct args *a)
 			return fail("user list", &eb, rc);
 		printf("%-24s  %s\n", "NAME", "DATABASES");
 		for (size_t i = 0; i < l->n; i++)
-			printf("%-24s  %s\n", l->v[i].name, l->v[i].admin ? "(admin)" : l->v[i].dbs);
+			printf("%-24s  %s\n", l->v[i].name,
+			       l->v[i].admin ? "(admin)" : l->v[i].dbs);
 		fs_hub_list_free(l);
 		return 0;
 	}
@@ -276,7 +278,8 @@ int main(int argc, char **argv)
 		return cmd_serve(&a);
 	}
 	if (strcmp(cmd, "db") == 0) {
-		if (a.help || !need(usage_db, a.n_pos == 2 && strcmp(a.pos[0], "create") == 0 && a.dir))
+		if (a.help ||
+		    !need(usage_db, a.n_pos == 2 && strcmp(a.pos[0], "create") == 0 && a.dir))
 			return a.help ? (fputs(usage_db, stdout), 0) : 2;
 		if ((rc = fs_hub_db_create(a.dir, a.pos[1], &eb)) != FS_OK)
 			return fail("db create", &eb, rc);

@@ -83,11 +83,21 @@ void hub_buf_json_str(hub_buf *b, const char *s)
 		hub_buf_add(b, run, (size_t)(p - run));
 		run = p + 1;
 		switch (*p) {
-		case '"': hub_buf_add(b, "\\\"", 2); break;
-		case '\\': hub_buf_add(b, "\\\\", 2); break;
-		case '\n': hub_buf_add(b, "\\n", 2); break;
-		case '\r': hub_buf_add(b, "\\r", 2); break;
-		case '\t': hub_buf_add(b, "\\t", 2); break;
+		case '"':
+			hub_buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			hub_buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			hub_buf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			hub_buf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			hub_buf_add(b, "\\t", 2);
+			break;
 		default: {
 			char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
 			hub_buf_add(b, u, sizeof(u));
@@ -329,7 +339,8 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 	b.new_edits = ne ? cJSON_IsTrue(ne) : 1;
 	n = cJSON_GetArraySize(docs);
 	if ((size_t)n > max_docs) {
-		rc = fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
+		rc =
+		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
 		goto out;
 	}
 	if ((b.v = calloc(n ? (size_t)n : 1, sizeof(*b.v))) == NULL) {
@@ -396,7 +407,8 @@ int hub_parse_revs_diff(const char *body, size_t len, size_t max_len, int depth,
 	}
 	n = cJSON_GetArraySize(j);
 	if ((size_t)n > max_docs) {
-		rc = fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
+		rc =
+		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
 		goto out;
 	}
 	if ((d.q = calloc(n ? (size_t)n : 1, sizeof(*d.q))) == NULL) {
@@ -410,7 +422,8 @@ int hub_parse_revs_diff(const char *body, size_t len, size_t max_len, int depth,
 		int m = cJSON_GetArraySize(e);
 		if (!cJSON_IsArray(e) || e->string == NULL || strlen(e->string) > FS_STORE_ID_MAX ||
 		    e->string[0] == '\0') {
-			rc = fs_err_set(eb, FS_E_INPUT, "revs_diff values must be arrays of revisions");
+			rc = fs_err_set(eb, FS_E_INPUT,
+			                "revs_diff values must be arrays of revisions");
 			goto out;
 		}
 		total += (size_t)m;
@@ -476,7 +489,8 @@ int hub_parse_bulk_get(const char *body, size_t len, size_t max_len, int depth, 
 	}
 	n = cJSON_GetArraySize(docs);
 	if ((size_t)n > max_docs) {
-		rc = fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
+		rc =
+		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
 		goto out;
 	}
 	if ((g.ids = calloc(n ? (size_t)n : 1, sizeof(char *))) == NULL ||

@@ -36,7 +36,8 @@ int hub_db_name_ok(const char *name)
 	if (n == 0 || n >= FS_HUB_DB_NAME_MAX || name[0] < 'a' || name[0] > 'z')
 		return 0;
 	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
 			return 0;
 	return 1;
 }
@@ -85,8 +86,9 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		if (strcmp(d->name, name) == 0)
 			break;
 	if (d) {
-		rc = create ? fs_err_set(eb, FS_E_EXISTS, "The database could not be created, the file "
-		                                          "already exists.")
+		rc = create ? fs_err_set(eb, FS_E_EXISTS,
+		                         "The database could not be created, the file "
+		                         "already exists.")
 		            : FS_OK;
 		goto out;
 	}
@@ -266,12 +268,13 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t n)
 	if (ci == NULL || ci->client_addr == NULL)
 		return;
 	if (ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
+		inet_ntop(AF_INET,
+		          &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
 		          out, (socklen_t)n);
 	else if (ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6,
-		          &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, out,
-		          (socklen_t)n);
+		          &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr,
+		          out, (socklen_t)n);
 }
 
 /* Records a failure and returns how long to wait before answering. */
@@ -328,7 +331,8 @@ static enum MHD_Result first_call(fs_hub *h, hub_req *r, struct MHD_Connection *
 		errno = 0;
 		unsigned long long n = strtoull(cl, &end, 10);
 		if (errno || *end || n > h->conf.max_body)
-			return hub_send_err(r, c, 413, "too_large", "the request body is too large");
+			return hub_send_err(r, c, 413, "too_large",
+			                    "the request body is too large");
 	}
 	rc = hub_auth_check(h->auth, authz, &r->who, &eb);
 	if (rc == FS_E_INPUT) {
@@ -474,8 +478,8 @@ int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 	struct sockaddr_in a4 = {0};
 	struct sockaddr_in6 a6 = {0};
 	const struct sockaddr *sa;
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_TLS;
+	unsigned flags =
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS;
 	const union MHD_DaemonInfo *di;
 
 	if (h->d)
@@ -490,7 +494,8 @@ int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 		sa = (const struct sockaddr *)&a6;
 		flags |= MHD_USE_IPv6;
 	} else {
-		return fs_err_set(eb, FS_E_ARG, "bind must be an IP address, not %.64s", h->conf.bind);
+		return fs_err_set(eb, FS_E_ARG, "bind must be an IP address, not %.64s",
+		                  h->conf.bind);
 	}
 	h->stopping = 0;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, sa,
@@ -499,7 +504,8 @@ int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 	                        MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
 	if (h->d == NULL)
-		return fs_err_set(eb, FS_E_IO, "cannot listen on %s port %d (in use, or a bad key?)",
+		return fs_err_set(eb, FS_E_IO,
+		                  "cannot listen on %s port %d (in use, or a bad key?)",
 		                  h->conf.bind, h->conf.port);
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : (unsigned)h->conf.port;

@@ -22,29 +22,28 @@
 
 #define CERT_DAYS 3650
 
-static const char conf_text[] =
-    "# fieldsync-hub configuration: key = value, see docs/hub.md.\n"
-    "# bind = 127.0.0.1\n"
-    "# port = 6984\n"
-    "# cert = cert.pem\n"
-    "# key = key.pem\n"
-    "# max_connections = 256\n"
-    "# max_body_bytes = 33554432\n"
-    "# max_batch_docs = 10000\n"
-    "# json_depth = 32\n"
-    "# longpoll_max_ms = 60000\n"
-    "# revs_limit = 1000\n"
-    "# access_log = 1\n"
-    "# auth_delay_max_ms = 5000\n"
-    "# doc_cache_bytes = 67108864\n";
+static const char conf_text[] = "# fieldsync-hub configuration: key = value, see docs/hub.md.\n"
+                                "# bind = 127.0.0.1\n"
+                                "# port = 6984\n"
+                                "# cert = cert.pem\n"
+                                "# key = key.pem\n"
+                                "# max_connections = 256\n"
+                                "# max_body_bytes = 33554432\n"
+                                "# max_batch_docs = 10000\n"
+                                "# json_depth = 32\n"
+                                "# longpoll_max_ms = 60000\n"
+                                "# revs_limit = 1000\n"
+                                "# access_log = 1\n"
+                                "# auth_delay_max_ms = 5000\n"
+                                "# doc_cache_bytes = 67108864\n";
 
 static int write_file(const char *path, const void *p, size_t n, mode_t mode, fs_errbuf *eb)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	const char *c = p;
 	if (fd < 0)
-		return fs_err_set(eb, errno == EEXIST ? FS_E_EXISTS : FS_E_IO, "cannot create %s: %s",
-		                  path, strerror(errno));
+		return fs_err_set(eb, errno == EEXIST ? FS_E_EXISTS : FS_E_IO,
+		                  "cannot create %s: %s", path, strerror(errno));
 	while (n > 0) {
 		ssize_t w = write(fd, c, n);
 		if (w < 0 && errno == EINTR)
@@ -192,8 +191,8 @@ out:
 	return rc;
 }
 
-int fs_hub_init(const char *dir, const char *const *names, size_t n_names,
-                char pin[FS_HUB_PIN_MAX], fs_errbuf *eb)
+int fs_hub_init(const char *dir, const char *const *names, size_t n_names, char pin[FS_HUB_PIN_MAX],
+                fs_errbuf *eb)
 {
 	char path[600];
 	struct stat sb;

@@ -90,7 +90,8 @@ static long call(device *d, const char *method, const char *path, const char *bo
 
 static char *push_bodies(device *d, char **diff)
 {
-	size_t cap = (size_t)d->docs * (CIPHER_BYTES * 2 + 300) + 64, dcap = (size_t)d->docs * 100 + 8;
+	size_t cap = (size_t)d->docs * (CIPHER_BYTES * 2 + 300) + 64,
+	       dcap = (size_t)d->docs * 100 + 8;
 	char *b = malloc(cap), *f = malloc(dcap);
 	size_t n = 0, m = 0;
 	unsigned char ct[CIPHER_BYTES], nonce[24], h[16];
@@ -104,15 +105,17 @@ static char *push_bodies(device *d, char **diff)
 		randombytes_buf(nonce, sizeof(nonce));
 		randombytes_buf(h, sizeof(h));
 		sodium_bin2base64(ctb, sizeof(ctb), ct, sizeof(ct), sodium_base64_VARIANT_ORIGINAL);
-		sodium_bin2base64(nb, sizeof(nb), nonce, sizeof(nonce), sodium_base64_VARIANT_ORIGINAL);
+		sodium_bin2base64(nb, sizeof(nb), nonce, sizeof(nonce),
+		                  sodium_base64_VARIANT_ORIGINAL);
 		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		n += (size_t)snprintf(b + n, cap - n,
-		                      "%s{\"_id\":\"dev%03d-%04d\",\"_rev\":\"1-%s\",\"_revisions\":"
-		                      "{\"start\":1,\"ids\":[\"%s\"]},\"fs\":1,\"k\":\"k1\",\"n\":\"%s\","
-		                      "\"c\":\"%s\"}",
-		                      i ? "," : "", d->n, i, hex, hex, nb, ctb);
-		m += (size_t)snprintf(f + m, dcap - m, "%s\"dev%03d-%04d\":[\"1-%s\"]", i ? "," : "",
-		                      d->n, i, hex);
+		n += (size_t)snprintf(
+		    b + n, cap - n,
+		    "%s{\"_id\":\"dev%03d-%04d\",\"_rev\":\"1-%s\",\"_revisions\":"
+		    "{\"start\":1,\"ids\":[\"%s\"]},\"fs\":1,\"k\":\"k1\",\"n\":\"%s\","
+		    "\"c\":\"%s\"}",
+		    i ? "," : "", d->n, i, hex, hex, nb, ctb);
+		m += (size_t)snprintf(f + m, dcap - m, "%s\"dev%03d-%04d\":[\"1-%s\"]",
+		                      i ? "," : "", d->n, i, hex);
 	}
 	snprintf(b + n, cap - n, "]}");
 	snprintf(f + m, dcap - m, "}");
@@ -126,7 +129,8 @@ static void pull(device *d)
 	char since[64] = "0";
 	for (;;) {
 		cJSON *j, *e;
-		snprintf(path, sizeof(path), "/_changes?style=all_docs&limit=%d&since=%s", PAGE, since);
+		snprintf(path, sizeof(path), "/_changes?style=all_docs&limit=%d&since=%s", PAGE,
+		         since);
 		if (call(d, "GET", path, NULL) != 200 || (j = cJSON_Parse(d->resp)) == NULL)
 			return;
 		const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
@@ -149,8 +153,9 @@ static void pull(device *d)
 			cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(e, "changes"))
 			{
 				const cJSON *rev = cJSON_GetObjectItemCaseSensitive(ch, "rev");
-				n += (size_t)snprintf(b + n, cap - n, "%s{\"id\":\"%s\",\"rev\":\"%s\"}",
-				                      first ? "" : ",", id->valuestring, rev->valuestring);
+				n += (size_t)snprintf(
+				    b + n, cap - n, "%s{\"id\":\"%s\",\"rev\":\"%s\"}",
+				    first ? "" : ",", id->valuestring, rev->valuestring);
 				first = 0;
 			}
 		}

@@ -37,8 +37,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	push = strcmp(argv[1], "push") == 0;
-	fs_sync_remote_opts ro = {.url = argv[3], .ca_file = getenv("FS_LOAD_CA"),
-	                          .pins = getenv("FS_LOAD_PIN")};
+	fs_sync_remote_opts ro = {
+	    .url = argv[3], .ca_file = getenv("FS_LOAD_CA"), .pins = getenv("FS_LOAD_PIN")};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if ((rc = fs_store_open(argv[2], NULL, &st, &eb)) != FS_OK ||
 	    (rc = fs_sync_remote_new(&ro, &r, &eb)) != FS_OK ||

@@ -98,8 +98,7 @@ static long req(const char *method, const char *path, const char *authz, const c
 	return r->status;
 }
 
-static long reqs(const char *method, const char *path, const char *authz, const char *body,
-                 resp *r)
+static long reqs(const char *method, const char *path, const char *authz, const char *body, resp *r)
 {
 	return req(method, path, authz, body, body ? strlen(body) : 0, r);
 }
@@ -158,7 +157,8 @@ static int setup(void **state)
 	char pin[FS_HUB_PIN_MAX], tok[FS_HUB_TOKEN_MAX];
 	fs_errbuf eb;
 	fs_hub_opts o = {.port = 0, .quiet = 1};
-	snprintf(dir, sizeof(dir), "%s/fs-hub-api-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/fs-hub-api-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	strcat(dir, "/hub");
@@ -240,7 +240,8 @@ static void test_documents(void **state)
 	resp r;
 	char rev1[80], rev2[80], path[256], body[256];
 
-	assert_int_equal(reqs("PUT", "/team/note-1", dev_auth, "{\"fs\":1,\"c\":\"one\"}", &r), 201);
+	assert_int_equal(reqs("PUT", "/team/note-1", dev_auth, "{\"fs\":1,\"c\":\"one\"}", &r),
+	                 201);
 	snprintf(rev1, sizeof(rev1), "%s", jstr(r.json, "rev"));
 	assert_string_equal(jstr(r.json, "id"), "note-1");
 	resp_free(&r);
@@ -293,8 +294,8 @@ static void test_documents(void **state)
 	assert_string_equal(lrev, "0-1");
 	resp_free(&r);
 	expect_err("PUT", "/team/_local/ckpt", dev_auth, "{\"seq\":6}", 409, "conflict");
-	assert_int_equal(reqs("PUT", "/team/_local/ckpt", dev_auth, "{\"_rev\":\"0-1\",\"seq\":6}", &r),
-	                 201);
+	assert_int_equal(
+	    reqs("PUT", "/team/_local/ckpt", dev_auth, "{\"_rev\":\"0-1\",\"seq\":6}", &r), 201);
 	resp_free(&r);
 	assert_int_equal(reqs("GET", "/team/_local/ckpt", dev_auth, NULL, &r), 200);
 	assert_string_equal(jstr(r.json, "_id"), "_local/ckpt");
@@ -314,13 +315,14 @@ static void test_replication_endpoints(void **state)
 	(void)state;
 	resp r;
 	const cJSON *e;
-	static const char bulk[] =
-	    "{\"new_edits\":false,\"docs\":["
-	    "{\"_id\":\"r1\",\"_rev\":\"2-bbbb\",\"_revisions\":{\"start\":2,\"ids\":[\"bbbb\",\"aaaa\"]},"
-	    "\"fs\":1,\"c\":\"x\"},"
-	    "{\"_id\":\"r1\",\"_rev\":\"2-cccc\",\"_revisions\":{\"start\":2,\"ids\":[\"cccc\",\"aaaa\"]},"
-	    "\"fs\":1,\"c\":\"y\"},"
-	    "{\"_id\":\"r2\",\"_rev\":\"1-dddd\",\"_deleted\":true}]}";
+	static const char bulk[] = "{\"new_edits\":false,\"docs\":["
+	                           "{\"_id\":\"r1\",\"_rev\":\"2-bbbb\",\"_revisions\":{\"start\":"
+	                           "2,\"ids\":[\"bbbb\",\"aaaa\"]},"
+	                           "\"fs\":1,\"c\":\"x\"},"
+	                           "{\"_id\":\"r1\",\"_rev\":\"2-cccc\",\"_revisions\":{\"start\":"
+	                           "2,\"ids\":[\"cccc\",\"aaaa\"]},"
+	                           "\"fs\":1,\"c\":\"y\"},"
+	                           "{\"_id\":\"r2\",\"_rev\":\"1-dddd\",\"_deleted\":true}]}";
 
 	assert_int_equal(reqs("POST", "/team/_revs_diff", dev_auth,
 	                      "{\"r1\":[\"2-bbbb\",\"2-cccc\"],\"r2\":[\"1-dddd\"]}", &r),
@@ -339,10 +341,11 @@ static void test_replication_endpoints(void **state)
 	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
 	resp_free(&r);
 	assert_true(update_seq("team") == s1);
-	assert_int_equal(reqs("POST", "/team/_revs_diff", dev_auth,
-	                      "{\"r1\":[\"2-bbbb\",\"3-eeee\"]}", &r),
-	                 200);
-	e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "r1"), "missing");
+	assert_int_equal(
+	    reqs("POST", "/team/_revs_diff", dev_auth, "{\"r1\":[\"2-bbbb\",\"3-eeee\"]}", &r),
+	    200);
+	e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "r1"),
+	                                     "missing");
 	assert_int_equal(cJSON_GetArraySize(e), 1);
 	assert_string_equal(cJSON_GetArrayItem(e, 0)->valuestring, "3-eeee");
 	resp_free(&r);
@@ -350,7 +353,8 @@ static void test_replication_endpoints(void **state)
 	/* Winner: 2-cccc (higher hash); both leaves in all_docs style. */
 	assert_int_equal(reqs("GET", "/team/r1?conflicts=true", dev_auth, NULL, &r), 200);
 	assert_string_equal(jstr(r.json, "_rev"), "2-cccc");
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "_conflicts")), 1);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "_conflicts")),
+	                 1);
 	resp_free(&r);
 	assert_int_equal(reqs("GET", "/team/_changes?style=all_docs", dev_auth, NULL, &r), 200);
 	int found = 0;
@@ -359,7 +363,8 @@ static void test_replication_endpoints(void **state)
 		const char *id = jstr(e, "id");
 		if (strcmp(id, "r1") == 0) {
 			found++;
-			assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(e, "changes")), 2);
+			assert_int_equal(
+			    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(e, "changes")), 2);
 		}
 		if (strcmp(id, "r2") == 0) {
 			found++;
@@ -370,32 +375,37 @@ static void test_replication_endpoints(void **state)
 	double last = jnum(r.json, "last_seq");
 	resp_free(&r);
 	assert_int_equal(reqs("GET", "/team/_changes?limit=1&since=0", dev_auth, NULL, &r), 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")), 1);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 1);
 	/* More to come is said (a replicator stops at pending 0). */
 	assert_true(jnum(r.json, "pending") >= 1);
 	resp_free(&r);
 	char path[128];
 	snprintf(path, sizeof(path), "/team/_changes?since=%.0f", last);
 	assert_int_equal(reqs("GET", path, dev_auth, NULL, &r), 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 0);
 	assert_true(jnum(r.json, "last_seq") == last);
 	resp_free(&r);
 
 	/* _bulk_get with revs, including one missing revision. */
-	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth,
-	                      "{\"docs\":[{\"id\":\"r1\",\"rev\":\"2-bbbb\"},{\"id\":\"r1\",\"rev\":"
-	                      "\"9-ffff\"},{\"id\":\"r2\"}]}",
-	                      &r),
-	                 200);
+	assert_int_equal(
+	    reqs("POST", "/team/_bulk_get?revs=true", dev_auth,
+	         "{\"docs\":[{\"id\":\"r1\",\"rev\":\"2-bbbb\"},{\"id\":\"r1\",\"rev\":"
+	         "\"9-ffff\"},{\"id\":\"r2\"}]}",
+	         &r),
+	    200);
 	e = cJSON_GetObjectItemCaseSensitive(r.json, "results");
 	assert_int_equal(cJSON_GetArraySize(e), 3);
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "docs"), 0),
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "docs"),
+	                       0),
 	    "ok");
 	assert_string_equal(jstr(ok, "c"), "x");
 	assert_true(jnum(cJSON_GetObjectItemCaseSensitive(ok, "_revisions"), "start") == 2);
 	const cJSON *miss = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 1), "docs"), 0),
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 1), "docs"),
+	                       0),
 	    "error");
 	assert_string_equal(jstr(miss, "error"), "not_found");
 	resp_free(&r);
@@ -405,7 +415,8 @@ static void test_replication_endpoints(void **state)
 	assert_int_equal(cJSON_GetArraySize(r.json), 2);
 	resp_free(&r);
 	assert_int_equal(
-	    reqs("GET", "/team/r1?open_revs=%5B%222-bbbb%22,%223-zzzz%22%5D", dev_auth, NULL, &r), 200);
+	    reqs("GET", "/team/r1?open_revs=%5B%222-bbbb%22,%223-zzzz%22%5D", dev_auth, NULL, &r),
+	    200);
 	assert_int_equal(cJSON_GetArraySize(r.json), 2);
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.json, 0), "ok"));
 	assert_string_equal(jstr(cJSON_GetArrayItem(r.json, 1), "missing"), "3-zzzz");
@@ -413,17 +424,19 @@ static void test_replication_endpoints(void **state)
 	assert_int_equal(reqs("POST", "/team/_bulk_get?latest=true", dev_auth,
 	                      "{\"docs\":[{\"id\":\"r1\",\"rev\":\"1-aaaa\"}]}", &r),
 	                 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-	                     cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "results"), 0),
-	                     "docs")),
-	                 2);
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "results"), 0),
+	        "docs")),
+	    2);
 	resp_free(&r);
 
 	/* new_edits true in _bulk_docs: per-document results, conflicts named. */
 	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
 	                      "{\"docs\":[{\"_id\":\"n1\",\"a\":1},{\"_id\":\"r1\",\"a\":2}]}", &r),
 	                 201);
-	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.json, 0), "ok")));
+	assert_true(
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r.json, 0), "ok")));
 	assert_string_equal(jstr(cJSON_GetArrayItem(r.json, 1), "error"), "conflict");
 	resp_free(&r);
 	assert_int_equal(reqs("POST", "/team/_ensure_full_commit", dev_auth, "", &r), 201);
@@ -432,16 +445,19 @@ static void test_replication_endpoints(void **state)
 	/* The served-revision cache: 2-cccc is served (and cached) as a leaf;
 	 * a child arrives; latest=true must now give the child, not the cache. */
 	static const char q[] = "{\"docs\":[{\"id\":\"r1\",\"rev\":\"2-cccc\"}]}";
-	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r),
+	                 200);
 	assert_non_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
 	resp_free(&r);
-	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
-	                      "{\"new_edits\":false,\"docs\":[{\"_id\":\"r1\",\"_rev\":\"3-gggg\","
-	                      "\"_revisions\":{\"start\":3,\"ids\":[\"gggg\",\"cccc\"]},\"c\":\"z\"}]}",
-	                      &r),
-	                 201);
+	assert_int_equal(
+	    reqs("POST", "/team/_bulk_docs", dev_auth,
+	         "{\"new_edits\":false,\"docs\":[{\"_id\":\"r1\",\"_rev\":\"3-gggg\","
+	         "\"_revisions\":{\"start\":3,\"ids\":[\"gggg\",\"cccc\"]},\"c\":\"z\"}]}",
+	         &r),
+	    201);
 	resp_free(&r);
-	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r),
+	                 200);
 	assert_non_null(strstr(r.body, "\"_rev\":\"3-gggg\""));
 	assert_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
 	resp_free(&r);
@@ -488,10 +504,11 @@ static void test_longpoll(void **state)
 	resp_free(&l.r);
 
 	/* Nothing happens: the longpoll ends at its timeout with no results. */
-	assert_int_equal(reqs("GET", "/team/_changes?feed=longpoll&timeout=300&since=now", dev_auth,
-	                      NULL, &r),
-	                 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")), 0);
+	assert_int_equal(
+	    reqs("GET", "/team/_changes?feed=longpoll&timeout=300&since=now", dev_auth, NULL, &r),
+	    200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 0);
 	resp_free(&r);
 }
 
@@ -503,7 +520,8 @@ static void test_basic_auth_user(void **state)
 	char hdr[128];
 	resp r;
 	assert_int_equal(fs_hub_user_add(dir, "maria", "correct horse", dbs, 1, 0, &eb), FS_OK);
-	snprintf(hdr, sizeof(hdr), "Basic %s", "bWFyaWE6Y29ycmVjdCBob3JzZQ=="); /* maria:correct horse */
+	snprintf(hdr, sizeof(hdr), "Basic %s",
+	         "bWFyaWE6Y29ycmVjdCBob3JzZQ=="); /* maria:correct horse */
 	assert_int_equal(reqs("GET", "/team", hdr, NULL, &r), 200);
 	resp_free(&r);
 	assert_int_equal(reqs("GET", "/team", hdr, NULL, &r), 200); /* cached */
@@ -518,11 +536,12 @@ static void test_failures_slowed_down(void **state)
 	resp r;
 	double t[4];
 	for (int i = 0; i < 4; i++) {
-		assert_int_equal(reqs("GET", "/team", "Bearer 0123456789abcdef.nope", NULL, &r), 401);
+		assert_int_equal(reqs("GET", "/team", "Bearer 0123456789abcdef.nope", NULL, &r),
+		                 401);
 		t[i] = r.secs;
 		resp_free(&r);
 	}
-	assert_true(t[3] >= 0.7);  /* 100, 200, 400, 800 ms */
+	assert_true(t[3] >= 0.7); /* 100, 200, 400, 800 ms */
 	assert_true(t[3] > t[0]);
 	/* A good credential from the same address resets the count. */
 	assert_int_equal(reqs("GET", "/team", dev_auth, NULL, &r), 200);
@@ -542,17 +561,19 @@ static void test_warm_cache_matches_store(void **state)
 	char *warm;
 	static const char q[] = "{\"docs\":[{\"id\":\"w1\",\"rev\":\"2-b2\"},{\"id\":\"w2\","
 	                        "\"rev\":\"1-c1\"},{\"id\":\"w3\",\"rev\":\"3-d3\"}]}";
-	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
-	                      "{\"new_edits\":false,\"docs\":["
-	                      "{\"_id\":\"w1\",\"_rev\":\"2-b2\",\"_revisions\":{\"start\":2,"
-	                      "\"ids\":[\"b2\",\"b1\"]},\"fs\":1,\"c\":\"\\u00e9\\n\",\"x\":[1.5,null]},"
-	                      "{\"_id\":\"w2\",\"_rev\":\"1-c1\",\"_deleted\":true},"
-	                      "{\"_id\":\"w3\",\"_rev\":\"3-d3\",\"_revisions\":{\"start\":3,"
-	                      "\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":{}}]}",
-	                      &r),
-	                 201);
+	assert_int_equal(
+	    reqs("POST", "/team/_bulk_docs", dev_auth,
+	         "{\"new_edits\":false,\"docs\":["
+	         "{\"_id\":\"w1\",\"_rev\":\"2-b2\",\"_revisions\":{\"start\":2,"
+	         "\"ids\":[\"b2\",\"b1\"]},\"fs\":1,\"c\":\"\\u00e9\\n\",\"x\":[1.5,null]},"
+	         "{\"_id\":\"w2\",\"_rev\":\"1-c1\",\"_deleted\":true},"
+	         "{\"_id\":\"w3\",\"_rev\":\"3-d3\",\"_revisions\":{\"start\":3,"
+	         "\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":{}}]}",
+	         &r),
+	    201);
 	resp_free(&r);
-	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r),
+	                 200);
 	warm = strdup(r.body);
 	resp_free(&r);
 	fs_hub_free(hub);
@@ -560,7 +581,8 @@ static void test_warm_cache_matches_store(void **state)
 	assert_int_equal(fs_hub_new(&o, &hub, &eb), FS_OK);
 	assert_int_equal(fs_hub_start(hub, &eb), FS_OK);
 	snprintf(base, sizeof(base), "https://localhost:%u", fs_hub_port(hub));
-	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r), 200);
+	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true&latest=true", dev_auth, q, &r),
+	                 200);
 	assert_string_equal(r.body, warm);
 	assert_non_null(strstr(warm, "\"_deleted\":true"));
 	resp_free(&r);
@@ -568,11 +590,12 @@ static void test_warm_cache_matches_store(void **state)
 
 	/* The same revision again with another body changes nothing, and the
 	 * cache does not take the new body either. */
-	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth,
-	                      "{\"new_edits\":false,\"docs\":[{\"_id\":\"w3\",\"_rev\":\"3-d3\","
-	                      "\"_revisions\":{\"start\":3,\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":\"forged\"}]}",
-	                      &r),
-	                 201);
+	assert_int_equal(
+	    reqs("POST", "/team/_bulk_docs", dev_auth,
+	         "{\"new_edits\":false,\"docs\":[{\"_id\":\"w3\",\"_rev\":\"3-d3\","
+	         "\"_revisions\":{\"start\":3,\"ids\":[\"d3\",\"d2\",\"d1\"]},\"k\":\"forged\"}]}",
+	         &r),
+	    201);
 	resp_free(&r);
 	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth,
 	                      "{\"docs\":[{\"id\":\"w3\",\"rev\":\"3-d3\"}]}", &r),
@@ -602,14 +625,16 @@ static void test_bad_requests(void **state)
 	char *deep, *huge, *many;
 	resp r;
 
-	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[{\"_id\":", 400, "bad_request");
+	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[{\"_id\":", 400,
+	           "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth, "not json", 400, "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":{}}", 400, "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[1]}", 400, "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[],\"new_edits\":\"no\"}", 400,
 	           "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth,
-	           "{\"new_edits\":false,\"docs\":[{\"_id\":\"a\",\"_rev\":5}]}", 400, "bad_request");
+	           "{\"new_edits\":false,\"docs\":[{\"_id\":\"a\",\"_rev\":5}]}", 400,
+	           "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth,
 	           "{\"new_edits\":false,\"docs\":[{\"_id\":\"a\",\"_rev\":\"x\"}]}", 400,
 	           "bad_request");
@@ -625,7 +650,8 @@ static void test_bad_requests(void **state)
 	           "bad_request");
 	expect_err("POST", "/team/_revs_diff", dev_auth, "{\"a\":\"1-x\"}", 400, "bad_request");
 	expect_err("POST", "/team/_revs_diff", dev_auth, "[]", 400, "bad_request");
-	expect_err("POST", "/team/_bulk_get", dev_auth, "{\"docs\":[{\"id\":5}]}", 400, "bad_request");
+	expect_err("POST", "/team/_bulk_get", dev_auth, "{\"docs\":[{\"id\":5}]}", 400,
+	           "bad_request");
 	expect_err("POST", "/team/_bulk_get", dev_auth, "{}", 400, "bad_request");
 	expect_err("PUT", "/team/x", dev_auth, "[1,2]", 400, "bad_request");
 	expect_err("PUT", "/team/_design/x", dev_auth, "{}", 400, "illegal_docid");
@@ -686,10 +712,14 @@ static void test_bad_requests(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_server_and_databases), cmocka_unit_test(test_documents),
-	    cmocka_unit_test(test_replication_endpoints), cmocka_unit_test(test_longpoll),
-	    cmocka_unit_test(test_basic_auth_user),       cmocka_unit_test(test_failures_slowed_down),
-	    cmocka_unit_test(test_warm_cache_matches_store), cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_server_and_databases),
+	    cmocka_unit_test(test_documents),
+	    cmocka_unit_test(test_replication_endpoints),
+	    cmocka_unit_test(test_longpoll),
+	    cmocka_unit_test(test_basic_auth_user),
+	    cmocka_unit_test(test_failures_slowed_down),
+	    cmocka_unit_test(test_warm_cache_matches_store),
+	    cmocka_unit_test(test_bad_requests),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -27,8 +27,8 @@
 #include "store.h"
 #include "sync.h"
 
-#define NDOCS     3000
-#define CT_BYTES  1024
+#define NDOCS    3000
+#define CT_BYTES 1024
 
 static char tmp[256], dir[300], ca[320], pin[FS_HUB_PIN_MAX], token[FS_HUB_TOKEN_MAX];
 static pid_t hub_pid;
@@ -95,13 +95,15 @@ static int setup(void **state)
 
 	if (sodium_init() < 0)
 		return -1;
-	snprintf(tmp, sizeof(tmp), "%s/fs-hub-kill-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(tmp, sizeof(tmp), "%s/fs-hub-kill-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(tmp) == NULL)
 		return -1;
 	snprintf(dir, sizeof(dir), "%s/hub", tmp);
 	snprintf(ca, sizeof(ca), "%s/cert.pem", dir);
 	if (fs_hub_init(dir, NULL, 0, pin, &eb) != FS_OK ||
-	    fs_hub_token_add(dir, "tablet", (const char *const[]){"team"}, 1, 0, token, &eb) != FS_OK ||
+	    fs_hub_token_add(dir, "tablet", (const char *const[]){"team"}, 1, 0, token, &eb) !=
+	        FS_OK ||
 	    fs_hub_db_create(dir, "team", &eb) != FS_OK)
 		return -1;
 	snprintf(body, sizeof(body), "%s/device.db", tmp);
@@ -109,11 +111,13 @@ static int setup(void **state)
 		return -1;
 	for (int i = 0; i < NDOCS; i++) {
 		randombytes_buf(ct, sizeof(ct));
-		sodium_bin2base64(ctb64, sizeof(ctb64), ct, sizeof(ct), sodium_base64_VARIANT_ORIGINAL);
+		sodium_bin2base64(ctb64, sizeof(ctb64), ct, sizeof(ct),
+		                  sodium_base64_VARIANT_ORIGINAL);
 		snprintf(id, sizeof(id), "doc-%05d", i);
-		snprintf(body, sizeof(body), "{\"fs\":1,\"k\":\"k1\",\"n\":\"n%d\",\"c\":\"%s\"}", i, ctb64);
-		if (fs_store_put_local(st, id, NULL, (const uint8_t *)body, strlen(body), 0, rev, &eb) !=
-		    FS_OK)
+		snprintf(body, sizeof(body), "{\"fs\":1,\"k\":\"k1\",\"n\":\"n%d\",\"c\":\"%s\"}",
+		         i, ctb64);
+		if (fs_store_put_local(st, id, NULL, (const uint8_t *)body, strlen(body), 0, rev,
+		                       &eb) != FS_OK)
 			return -1;
 	}
 	return 0;
@@ -204,10 +208,11 @@ static char *bulk_body(size_t *len)
 	n += (size_t)sprintf(b, "{\"new_edits\":false,\"docs\":[");
 	for (size_t i = 0; i < o->n; i++) {
 		const char *h = strchr(o->v[i].rev, '-') + 1;
-		n += (size_t)sprintf(b + n,
-		                     "%s{\"_id\":\"%s\",\"_rev\":\"%s\",\"_revisions\":{\"start\":1,"
-		                     "\"ids\":[\"%s\"]},",
-		                     i ? "," : "", o->v[i].id, o->v[i].rev, h);
+		n +=
+		    (size_t)sprintf(b + n,
+		                    "%s{\"_id\":\"%s\",\"_rev\":\"%s\",\"_revisions\":{\"start\":1,"
+		                    "\"ids\":[\"%s\"]},",
+		                    i ? "," : "", o->v[i].id, o->v[i].rev, h);
 		memcpy(b + n, o->v[i].body + 1, o->v[i].body_len - 1);
 		n += o->v[i].body_len - 1;
 	}
@@ -272,8 +277,8 @@ static void *push_thread(void *arg)
 {
 	struct pusher *x = arg;
 	fs_errbuf eb;
-	fs_sync_opts o = {.batch_docs = 400, .remote_name = "hub", .progress = on_batch,
-	                  .progress_ctx = x};
+	fs_sync_opts o = {
+	    .batch_docs = 400, .remote_name = "hub", .progress = on_batch, .progress_ctx = x};
 	x->rc = fs_sync_push(st, x->r, &o, &x->p, &eb);
 	on_batch(x, NULL); /* also when it ended without a batch */
 	return NULL;
@@ -326,8 +331,8 @@ static void test_kill_during_push_then_retry(void **state)
 			if (!fs_sync_err_transient(x.rc) && x.rc != FS_E_SYNC_TLS)
 				fail_msg("kill gave %s, not a transient error", fs_errname(x.rc));
 		}
-		printf("kill %u ms after a batch: push %s, %llu of %llu rows confirmed\n", delays_ms[k],
-		       x.rc == FS_OK ? "finished" : fs_errname(x.rc),
+		printf("kill %u ms after a batch: push %s, %llu of %llu rows confirmed\n",
+		       delays_ms[k], x.rc == FS_OK ? "finished" : fs_errname(x.rc),
 		       (unsigned long long)(before - queued()), (unsigned long long)before);
 	}
 	assert_true(killed_mid >= 1);
@@ -372,9 +377,9 @@ static void test_kill_during_push_then_retry(void **state)
 		fs_store_doc *d = NULL;
 		assert_int_equal(cJSON_GetArraySize(ch), 1);
 		assert_int_equal(fs_store_get(st, id, NULL, &d, &eb), FS_OK);
-		assert_string_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ch, 0), "rev")
-		                        ->valuestring,
-		                    d->rev);
+		assert_string_equal(
+		    cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ch, 0), "rev")->valuestring,
+		    d->rev);
 		fs_store_doc_free(d);
 	}
 	cJSON_Delete(j);
