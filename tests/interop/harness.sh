@@ -60,6 +60,8 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# set -e stops silently on a failing assignment like port=$(free_port): say where.
+trap 'echo "harness: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
