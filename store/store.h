@@ -358,4 +358,12 @@ int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t 
 /* FS_OK even when absent. */
 int fs_store_meta_delete(fs_store *st, const char *key, fs_errbuf *eb) FS_WUR;
 
+/* ---- appended for the hub ---- */
+
+/* How many documents changed after local sequence since (the hub's _changes "pending"). */
+int fs_store_changes_pending(fs_store *st, uint64_t since, uint64_t *out, fs_errbuf *eb) FS_WUR;
+
+/* The latest local sequence handed out (a write's changes are those after it). No I/O. */
+uint64_t fs_store_seq(const fs_store *st);
+
 #endif

@@ -3,10 +3,16 @@
 # test with their addresses in the environment, and stops everything it
 # started (whole process groups) even when the test fails or is killed.
 #
-#   harness.sh [--tls] [--proxy] [--] command [args...]
+#   harness.sh [--server pouchdb|hub] [--tls] [--proxy] [--] command [args...]
 #
-# Always: pouchdb-server, in memory, on 127.0.0.1 at a port chosen at run time.
+# The server (default pouchdb), on 127.0.0.1 at a port chosen at run time:
 #   FS_TEST_COUCH_URL   http://127.0.0.1:PORT
+# pouchdb: pouchdb-server, in memory.
+# hub: fieldsync-hub (binary in FS_HUB_BIN) over HTTPS with an admin token;
+#   FS_TEST_COUCH_URL is a loopback nginx that adds the token, so tests
+#   written for an open pouchdb-server run unchanged. Also exported:
+#   FS_TEST_SERVER=hub FS_TEST_HUB_URL (https) FS_TEST_HUB_CA FS_TEST_HUB_PIN
+#   FS_TEST_HUB_TOKEN FS_TEST_HUB_DIR
 # --proxy: tests/faultproxy in front of it (binary path in FS_FAULTPROXY).
 #   FS_TEST_PROXY_URL   http://127.0.0.1:PORT     FS_TEST_PROXY_CTL  control file
 # --tls: nginx in front of it with a test CA made now; one port per certificate.
@@ -18,8 +24,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 want_tls=0
 want_proxy=0
+server=pouchdb
 while [ $# -gt 0 ]; do
 	case $1 in
+	--server) server=$2; shift ;;
 	--tls) want_tls=1 ;;
 	--proxy) want_proxy=1 ;;
 	--) shift; break ;;
@@ -52,6 +60,8 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# set -e stops silently on a failing assignment like port=$(free_port): say where.
+trap 'echo "harness: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -224,7 +234,64 @@ start_nginx() {
 	return 1
 }
 
-start_pouchdb
+# The hub over HTTPS, and an nginx on plain loopback http in front of it
+# that adds the admin token (the hub itself never serves plain http).
+start_hub() {
+	local d=$work/hub port tries out
+	[ -x "${FS_HUB_BIN:-}" ] || { echo "harness: FS_HUB_BIN not set" >&2; return 1; }
+	"$FS_HUB_BIN" init "$d" >"$work/hub.pin"
+	FS_TEST_HUB_TOKEN=$("$FS_HUB_BIN" token add harness --admin --dir "$d")
+	FS_TEST_HUB_PIN=$(cat "$work/hub.pin")
+	export FS_TEST_HUB_TOKEN FS_TEST_HUB_PIN FS_TEST_HUB_DIR=$d FS_TEST_HUB_CA=$d/cert.pem
+	export FS_TEST_SERVER=hub
+	spawn "$work/hub.log" "$FS_HUB_BIN" serve "$d" --port 0
+	local hub_pgid=$last_pgid
+	for _ in $(seq 150); do
+		out=$(grep -o 'https://[0-9.]*:[0-9]*' "$work/hub.log" || true)
+		[ -n "$out" ] && break
+		kill -0 -- "-$hub_pgid" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$out" ] || { cat "$work/hub.log" >&2; return 1; }
+	export FS_TEST_HUB_URL=$out
+	mkdir -p "$d/nginx"
+	for tries in 1 2 3; do
+		port=$(free_port)
+		cat >"$d/nginx/nginx.conf" <<-EOF
+			worker_processes 1; daemon off; pid $d/nginx/nginx.pid;
+			error_log $d/nginx/error.log warn;
+			events { worker_connections 256; }
+			http { access_log off;
+			  client_body_temp_path $d/nginx/body; proxy_temp_path $d/nginx/proxy;
+			  fastcgi_temp_path $d/nginx/fcgi; uwsgi_temp_path $d/nginx/uwsgi;
+			  scgi_temp_path $d/nginx/scgi; client_max_body_size 64m;
+			  server { listen 127.0.0.1:$port;
+			    location / { proxy_pass $FS_TEST_HUB_URL;
+			      proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/cert.pem;
+			      proxy_ssl_name localhost; proxy_ssl_server_name on;
+			      proxy_set_header Authorization "Bearer $FS_TEST_HUB_TOKEN";
+			      proxy_http_version 1.1; proxy_set_header Connection "";
+			      proxy_buffering off; proxy_request_buffering off;
+			      proxy_read_timeout 300s; } } }
+		EOF
+		spawn "$d/nginx/nginx.log" nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" \
+			-e "$d/nginx/error.log"
+		if wait_http "http://127.0.0.1:$port/" "$last_pgid"; then
+			export FS_TEST_COUCH_URL="http://127.0.0.1:$port"
+			couch_port=$port
+			return 0
+		fi
+		echo "harness: nginx for the hub did not start (try $tries)" >&2
+		cat "$d/nginx/error.log" >&2 2>/dev/null || true
+	done
+	return 1
+}
+
+case $server in
+pouchdb) start_pouchdb ;;
+hub) start_hub ;;
+*) echo "harness: unknown server $server" >&2; exit 2 ;;
+esac
 [ "$want_proxy" -eq 0 ] || start_proxy
 [ "$want_tls" -eq 0 ] || start_nginx
 

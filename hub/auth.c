@@ -1,0 +1,498 @@
+/*
+ * hub/auth.c: who may do what. Device tokens ("<id>.<secret>") and
+ * basic-auth users live in DIR/hub.db with Argon2id hashes only; a verified
+ * credential is remembered by a BLAKE2b digest (over the row's hash too, so
+ * a new password or a revocation is seen at once), so only the first
+ * request of a device pays for Argon2id.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "hub_int.h"
+
+#define CACHE_SLOTS     1024
+#define SECRET_BYTES    24
+#define TOKEN_OPS       crypto_pwhash_OPSLIMIT_INTERACTIVE
+#define TOKEN_MEM       (16u << 20) /* random 192-bit secrets: the hash is defence in depth */
+#define USER_OPS        crypto_pwhash_OPSLIMIT_INTERACTIVE
+#define USER_MEM        crypto_pwhash_MEMLIMIT_INTERACTIVE
+#define VERIFY_PARALLEL 2 /* Argon2id runs at once (memory and a 2-core box) */
+
+struct hub_auth {
+	sqlite3 *db;
+	pthread_mutex_t mu;
+	pthread_cond_t slot_free;
+	unsigned verifying;
+	unsigned char cache[CACHE_SLOTS][crypto_generichash_BYTES];
+	unsigned char used[CACHE_SLOTS];
+	size_t next;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE IF NOT EXISTS principals("
+    " kind TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, hash TEXT NOT NULL,"
+    " dbs TEXT NOT NULL, admin INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL, PRIMARY KEY(kind, id));"
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);";
+
+int hub_auth_open(const char *dir, int create, hub_auth **out, fs_errbuf *eb)
+{
+	char path[600];
+	hub_auth *a = NULL;
+	int rc = FS_E_IO;
+
+	*out = NULL;
+	if (sodium_init() < 0)
+		return fs_err_set(eb, FS_E_CRYPTO_INIT, "libsodium could not start");
+	if ((size_t)snprintf(path, sizeof(path), "%s/hub.db", dir) >= sizeof(path))
+		return fs_err_set(eb, FS_E_ARG, "directory path too long");
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->slot_free, NULL);
+	if (sqlite3_open_v2(path, &a->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
+	                        (create ? SQLITE_OPEN_CREATE : 0),
+	                    NULL) != SQLITE_OK) {
+		rc = fs_err_set(eb, create ? FS_E_IO : FS_E_NOTFOUND,
+		                "cannot open %s (no hub there?)", path);
+		goto out;
+	}
+	sqlite3_busy_timeout(a->db, 5000);
+	if (sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = fs_err_set(eb, FS_E_IO, "%s: %s", path, sqlite3_errmsg(a->db));
+		goto out;
+	}
+	*out = a;
+	a = NULL;
+	rc = FS_OK;
+out:
+	hub_auth_close(a);
+	return rc;
+}
+
+void hub_auth_close(hub_auth *a)
+{
+	if (a == NULL)
+		return;
+	sqlite3_close(a->db);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->slot_free);
+	sodium_memzero(a->cache, sizeof(a->cache));
+	free(a);
+}
+
+void hub_who_clear(hub_who *who)
+{
+	free(who->dbs);
+	memset(who, 0, sizeof(*who));
+}
+
+int hub_who_may(const hub_who *who, const char *db)
+{
+	size_t n = strlen(db);
+	const char *p;
+	if (who->admin)
+		return 1;
+	for (p = who->dbs; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t k = c ? (size_t)(c - p) : strlen(p);
+		if (k == n && memcmp(p, db, n) == 0)
+			return 1;
+		p = c ? c + 1 : NULL;
+	}
+	return 0;
+}
+
+/* The row of (kind, id): its hash, dbs and admin flag, if not revoked. */
+static int lookup(hub_auth *a, const char *kind, const char *id, char **hash, char **dbs,
+                  int *admin)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = FS_E_NOTFOUND;
+	*hash = *dbs = NULL;
+	pthread_mutex_lock(&a->mu);
+	if (sqlite3_prepare_v2(a->db,
+	                       "SELECT hash, dbs, admin FROM principals"
+	                       " WHERE kind=?1 AND id=?2 AND revoked=0",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		rc = FS_E_IO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*hash = strdup((const char *)sqlite3_column_text(s, 0));
+		*dbs = strdup((const char *)sqlite3_column_text(s, 1));
+		*admin = sqlite3_column_int(s, 2);
+		rc = *hash && *dbs ? FS_OK : FS_E_NOMEM;
+	}
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&a->mu);
+	if (rc != FS_OK) {
+		free(*hash);
+		free(*dbs);
+		*hash = *dbs = NULL;
+	}
+	return rc;
+}
+
+static int cache_has(hub_auth *a, const unsigned char *d)
+{
+	int hit = 0;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < CACHE_SLOTS && !hit; i++)
+		hit = a->used[i] && sodium_memcmp(a->cache[i], d, crypto_generichash_BYTES) == 0;
+	pthread_mutex_unlock(&a->mu);
+	return hit;
+}
+
+static void cache_put(hub_auth *a, const unsigned char *d)
+{
+	pthread_mutex_lock(&a->mu);
+	memcpy(a->cache[a->next], d, crypto_generichash_BYTES);
+	a->used[a->next] = 1;
+	a->next = (a->next + 1) % CACHE_SLOTS;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Argon2id, at most VERIFY_PARALLEL at a time. */
+static int verify(hub_auth *a, const char *hash, const char *secret, size_t n)
+{
+	int ok;
+	pthread_mutex_lock(&a->mu);
+	while (a->verifying >= VERIFY_PARALLEL)
+		pthread_cond_wait(&a->slot_free, &a->mu);
+	a->verifying++;
+	pthread_mutex_unlock(&a->mu);
+	ok = crypto_pwhash_str_verify(hash, secret, n) == 0;
+	pthread_mutex_lock(&a->mu);
+	a->verifying--;
+	pthread_cond_signal(&a->slot_free);
+	pthread_mutex_unlock(&a->mu);
+	return ok;
+}
+
+int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb)
+{
+	char kind[2] = "t", id[FS_HUB_NAME_MAX + 1],
+	     cred[FS_HUB_PASSWORD_MAX + FS_HUB_NAME_MAX + 2];
+	const char *secret;
+	char *hash = NULL, *dbs = NULL;
+	unsigned char d[crypto_generichash_BYTES];
+	crypto_generichash_state gs;
+	int admin = 0, rc = FS_E_INPUT;
+
+	memset(who, 0, sizeof(*who));
+	if (authz == NULL || *authz == '\0')
+		return FS_E_NOTFOUND;
+	if (strncasecmp(authz, "Bearer ", 7) == 0) {
+		const char *tok = authz + 7, *dot = strchr(tok, '.');
+		size_t il = dot ? (size_t)(dot - tok) : 0;
+		if (dot == NULL || il != FS_HUB_TOKEN_ID_LEN || strlen(dot + 1) > 128)
+			goto bad;
+		memcpy(id, tok, il);
+		id[il] = '\0';
+		secret = dot + 1;
+	} else if (strncasecmp(authz, "Basic ", 6) == 0) {
+		size_t bl = 0;
+		const char *colon;
+		if (sodium_base642bin((unsigned char *)cred, sizeof(cred) - 1, authz + 6,
+		                      strlen(authz + 6), NULL, &bl, NULL,
+		                      sodium_base64_VARIANT_ORIGINAL) != 0)
+			goto bad;
+		cred[bl] = '\0';
+		if (strlen(cred) != bl || (colon = strchr(cred, ':')) == NULL ||
+		    (size_t)(colon - cred) > FS_HUB_NAME_MAX || colon == cred)
+			goto bad;
+		memcpy(id, cred, (size_t)(colon - cred));
+		id[colon - cred] = '\0';
+		secret = colon + 1;
+		kind[0] = 'u';
+	} else {
+		goto bad;
+	}
+	if ((rc = lookup(a, kind, id, &hash, &dbs, &admin)) != FS_OK) {
+		if (rc == FS_E_NOTFOUND)
+			rc = FS_E_INPUT;
+		goto out;
+	}
+	crypto_generichash_init(&gs, NULL, 0, sizeof(d));
+	crypto_generichash_update(&gs, (const unsigned char *)kind, 1);
+	crypto_generichash_update(&gs, (const unsigned char *)id, strlen(id) + 1);
+	crypto_generichash_update(&gs, (const unsigned char *)hash, strlen(hash) + 1);
+	crypto_generichash_update(&gs, (const unsigned char *)secret, strlen(secret));
+	crypto_generichash_final(&gs, d, sizeof(d));
+	if (!cache_has(a, d)) {
+		if (!verify(a, hash, secret, strlen(secret))) {
+			rc = FS_E_INPUT;
+			goto out;
+		}
+		cache_put(a, d);
+	}
+	snprintf(who->id, sizeof(who->id), "%s:%s", kind, id);
+	who->admin = admin;
+	who->dbs = dbs;
+	dbs = NULL;
+	rc = FS_OK;
+	goto out;
+bad:
+	rc = FS_E_INPUT;
+out:
+	if (rc == FS_E_INPUT)
+		fs_err_set(eb, rc, "Name or password is incorrect.");
+	sodium_memzero(cred, sizeof(cred));
+	sodium_memzero(d, sizeof(d));
+	free(hash);
+	free(dbs);
+	return rc;
+}
+
+/* ---- administration ---- */
+
+static int join_dbs(const char *const *dbs, size_t n, char *out, size_t cap, fs_errbuf *eb)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!hub_db_name_ok(dbs[i]))
+			return fs_err_set(eb, FS_E_ARG, "bad database name %.64s", dbs[i]);
+		int w = snprintf(out + len, cap - len, "%s%s", i ? "," : "", dbs[i]);
+		if (w < 0 || (size_t)w >= cap - len)
+			return fs_err_set(eb, FS_E_ARG, "too many databases");
+		len += (size_t)w;
+	}
+	return FS_OK;
+}
+
+static int name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > FS_HUB_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (*s <= ' ' || *s == ':' || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int put_row(const char *dir, const char *kind, const char *id, const char *name,
+                   const char *hash, const char *dbs, int admin, int replace, fs_errbuf *eb)
+{
+	hub_auth *a = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+	if ((rc = hub_auth_open(dir, 0, &a, eb)) != FS_OK)
+		return rc;
+	rc = FS_E_IO;
+	if (sqlite3_prepare_v2(
+	        a->db,
+	        replace ? "INSERT OR REPLACE INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)"
+	                : "INSERT INTO principals VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
+	        -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, dbs, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, admin ? 1 : 0);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)time(NULL));
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto out;
+	rc = FS_OK;
+out:
+	if (rc != FS_OK)
+		fs_err_set(eb, rc, "cannot write hub.db: %s", sqlite3_errmsg(a->db));
+	sqlite3_finalize(s);
+	hub_auth_close(a);
+	return rc;
+}
+
+int fs_hub_token_add(const char *dir, const char *name, const char *const *dbs, size_t n_dbs,
+                     int admin, char token[FS_HUB_TOKEN_MAX], fs_errbuf *eb)
+{
+	unsigned char idb[FS_HUB_TOKEN_ID_LEN / 2], sec[SECRET_BYTES];
+	char id[FS_HUB_TOKEN_ID_LEN + 1], secret[SECRET_BYTES * 2], hash[crypto_pwhash_STRBYTES];
+	char list[4096];
+	int rc;
+
+	token[0] = '\0';
+	if (sodium_init() < 0)
+		return fs_err_set(eb, FS_E_CRYPTO_INIT, "libsodium could not start");
+	if (!name_ok(name))
+		return fs_err_set(eb, FS_E_ARG, "bad token name");
+	if ((rc = join_dbs(dbs, n_dbs, list, sizeof(list), eb)) != FS_OK)
+		return rc;
+	randombytes_buf(idb, sizeof(idb));
+	randombytes_buf(sec, sizeof(sec));
+	sodium_bin2hex(id, sizeof(id), idb, sizeof(idb));
+	sodium_bin2base64(secret, sizeof(secret), sec, sizeof(sec),
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (crypto_pwhash_str(hash, secret, strlen(secret), TOKEN_OPS, TOKEN_MEM) != 0) {
+		rc = fs_err_set(eb, FS_E_NOMEM, "Argon2id failed (memory)");
+		goto out;
+	}
+	if ((rc = put_row(dir, "t", id, name, hash, list, admin, 0, eb)) != FS_OK)
+		goto out;
+	snprintf(token, FS_HUB_TOKEN_MAX, "%s.%s", id, secret);
+out:
+	sodium_memzero(sec, sizeof(sec));
+	sodium_memzero(secret, sizeof(secret));
+	return rc;
+}
+
+int fs_hub_user_add(const char *dir, const char *name, const char *password, const char *const *dbs,
+                    size_t n_dbs, int admin, fs_errbuf *eb)
+{
+	char hash[crypto_pwhash_STRBYTES], list[4096];
+	int rc;
+	if (sodium_init() < 0)
+		return fs_err_set(eb, FS_E_CRYPTO_INIT, "libsodium could not start");
+	if (!name_ok(name))
+		return fs_err_set(eb, FS_E_ARG, "bad user name");
+	if (strlen(password) == 0 || strlen(password) > FS_HUB_PASSWORD_MAX)
+		return fs_err_set(eb, FS_E_ARG, "the password must be 1 to %d bytes",
+		                  FS_HUB_PASSWORD_MAX);
+	if ((rc = join_dbs(dbs, n_dbs, list, sizeof(list), eb)) != FS_OK)
+		return rc;
+	if (crypto_pwhash_str(hash, password, strlen(password), USER_OPS, USER_MEM) != 0)
+		return fs_err_set(eb, FS_E_NOMEM, "Argon2id failed (memory)");
+	return put_row(dir, "u", name, name, hash, list, admin, 1, eb);
+}
+
+int fs_hub_token_revoke(const char *dir, const char *id, fs_errbuf *eb)
+{
+	hub_auth *a = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+	if ((rc = hub_auth_open(dir, 0, &a, eb)) != FS_OK)
+		return rc;
+	rc = FS_E_IO;
+	if (sqlite3_prepare_v2(a->db, "UPDATE principals SET revoked=1 WHERE kind='t' AND id=?1",
+	                       -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto out;
+	rc = sqlite3_changes(a->db) > 0 ? FS_OK : FS_E_NOTFOUND;
+out:
+	if (rc == FS_E_NOTFOUND)
+		fs_err_set(eb, rc, "no token with id %.32s", id);
+	else if (rc != FS_OK)
+		fs_err_set(eb, rc, "cannot write hub.db: %s", sqlite3_errmsg(a->db));
+	sqlite3_finalize(s);
+	hub_auth_close(a);
+	return rc;
+}
+
+void fs_hub_list_free(fs_hub_list *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].id);
+		free(l->v[i].name);
+		free(l->v[i].dbs);
+	}
+	free(l->v);
+	free(l);
+}
+
+int fs_hub_list_get(const char *dir, int users, fs_hub_list **out, fs_errbuf *eb)
+{
+	hub_auth *a = NULL;
+	sqlite3_stmt *s = NULL;
+	fs_hub_list *l = NULL;
+	int rc, step;
+
+	*out = NULL;
+	if ((rc = hub_auth_open(dir, 0, &a, eb)) != FS_OK)
+		return rc;
+	rc = FS_E_NOMEM;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		goto out;
+	if (sqlite3_prepare_v2(a->db,
+	                       "SELECT id, name, dbs, admin, revoked, created FROM principals"
+	                       " WHERE kind=?1 ORDER BY created, id",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		rc = FS_E_IO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, users ? "u" : "t", -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		fs_hub_principal *v = realloc(l->v, (l->n + 1) * sizeof(*v)), *p;
+		if (v == NULL)
+			goto out;
+		l->v = v;
+		p = &v[l->n++];
+		memset(p, 0, sizeof(*p));
+		p->id = strdup((const char *)sqlite3_column_text(s, 0));
+		p->name = strdup((const char *)sqlite3_column_text(s, 1));
+		p->dbs = strdup((const char *)sqlite3_column_text(s, 2));
+		p->admin = sqlite3_column_int(s, 3);
+		p->revoked = sqlite3_column_int(s, 4);
+		p->created = sqlite3_column_int64(s, 5);
+		if (!p->id || !p->name || !p->dbs)
+			goto out;
+	}
+	if (step != SQLITE_DONE) {
+		rc = FS_E_IO;
+		goto out;
+	}
+	*out = l;
+	l = NULL;
+	rc = FS_OK;
+out:
+	if (rc != FS_OK)
+		fs_err_set(eb, rc, "cannot read hub.db");
+	fs_hub_list_free(l);
+	sqlite3_finalize(s);
+	hub_auth_close(a);
+	return rc;
+}
+
+/* The hub's uuid for GET / (replicators mix it into checkpoint ids). */
+int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = FS_E_IO;
+	unsigned char r[16];
+
+	out[0] = '\0';
+	pthread_mutex_lock(&a->mu);
+	if (sqlite3_prepare_v2(a->db, "SELECT v FROM meta WHERE k='uuid'", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto out;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(out, 33, "%s", (const char *)sqlite3_column_text(s, 0));
+		rc = FS_OK;
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(out, 33, r, sizeof(r));
+	if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO meta VALUES('uuid', ?1)", -1, &s,
+	                       NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, out, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto out;
+	rc = FS_OK;
+out:
+	if (rc != FS_OK)
+		fs_err_set(eb, rc, "cannot read hub.db: %s", sqlite3_errmsg(a->db));
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
