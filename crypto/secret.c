@@ -19,6 +19,14 @@ struct fs_secret {
 	char data[]; /* len bytes and a NUL */
 };
 
+/* sodium_malloc puts a block at the end of its page: only a size that is a
+ * multiple of the alignment keeps the struct aligned. */
+static fs_secret *secret_alloc(size_t len)
+{
+	size_t n = (sizeof(fs_secret) + len + 1 + 15) & ~(size_t)15;
+	return sodium_malloc(n);
+}
+
 int fs_crypto_secret_new(const uint8_t *data, size_t len, fs_secret **out, fs_errbuf *eb)
 {
 	fs_secret *s;
@@ -28,7 +36,7 @@ int fs_crypto_secret_new(const uint8_t *data, size_t len, fs_secret **out, fs_er
 	*out = NULL;
 	if (data == NULL || len == 0 || len > FS_CRYPTO_SECRET_MAX)
 		return fs_err_set(eb, FS_E_ARG, "a secret is 1 to %u bytes", FS_CRYPTO_SECRET_MAX);
-	if ((s = sodium_malloc(sizeof(*s) + len + 1)) == NULL)
+	if ((s = secret_alloc(len)) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, "no memory for a secret");
 	s->len = len;
 	memcpy(s->data, data, len);
@@ -117,7 +125,7 @@ int fs_crypto_secret_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *
 	    blob_len > FS_CRYPTO_SECRET_WRAPPED_MAX)
 		return fs_err_set(eb, FS_E_KEYFILE, "wrapped secret of a wrong length");
 	len = blob_len - SC_HDR - FS_CRYPTO_NONCE_BYTES - FS_CRYPTO_TAG_BYTES;
-	if ((s = sodium_malloc(sizeof(*s) + len + 1)) == NULL) {
+	if ((s = secret_alloc(len)) == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, "no memory for a secret");
 		goto out;
 	}
