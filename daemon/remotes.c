@@ -374,10 +374,17 @@ void fsd_remotes_network_changed(struct fsd *d)
 
 	for (size_t i = 0; i < d->n_remotes; i++) {
 		struct fsd_remote *rm = &d->remotes[i];
+		fs_errbuf eb;
 		if (rm->live == NULL)
 			continue;
 		abort_longpoll(d, rm, now);
-		fs_sync_live_network_changed(rm->live);
+		/* Kept-alive connections from before the change may sit on a dead
+		 * route, and a request on one would wait for the low-speed timeout:
+		 * a fresh connection (and live state, which syncs at once) instead. */
+		if (start_remote(d, rm, &eb) != FS_OK) {
+			rm->last_err = eb.code;
+			snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", eb.msg);
+		}
 		rm->next_ms = 0;
 	}
 }
