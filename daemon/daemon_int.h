@@ -24,6 +24,10 @@
 #define FSD_BODY_MAX       (FS_CRYPTO_RECORD_MAX + (64u << 10)) /* one API request body */
 #define FSD_TYPE_MAX       64 /* bytes of a record type */
 #define FSD_SLOWDOWN_MAX_S 300u
+/* After this many failed syncs in a row (1 s doubled 9 times passes 5 min)
+ * an unreachable remote is tried once per retry_max_seconds, no sooner:
+ * full jitter alone would probe twice as often on average. */
+#define FSD_FAILS_SETTLED 9u
 
 enum fsd_auth { FSD_AUTH_NONE = 0, FSD_AUTH_BASIC = 1, FSD_AUTH_BEARER = 2 };
 
@@ -42,6 +46,7 @@ struct fsd_remote {
 	int64_t last_ok;  /* wall-clock ms of the last successful sync, 0: never */
 	int64_t last_try;
 	int last_err; /* FS_OK or the last sync's error */
+	unsigned fails; /* failed syncs in a row */
 	char last_msg[FS_ERRMSG_MAX];
 	uint64_t pushed, pulled, refused;
 };

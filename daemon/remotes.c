@@ -89,6 +89,7 @@ static int start_remote(struct fsd *d, struct fsd_remote *rm, fs_errbuf *eb)
 	if ((rc = fs_sync_live_new(d->st, rm->r, &so, d->cfg.debounce_ms, &rm->live, eb)) != FS_OK)
 		goto out;
 	rm->next_ms = 0;
+	rm->fails = 0;
 	rm->last_err = FS_OK;
 	rm->last_msg[0] = '\0';
 out:
@@ -432,6 +433,9 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 					        fs_errname(rc));
 				rm->last_try = fsd_wall_ms();
 				rm->last_err = rc;
+				if (++rm->fails >= FSD_FAILS_SETTLED &&
+				    wait < d->cfg.backoff_max_s * 1000u)
+					wait = d->cfg.backoff_max_s * 1000u;
 				snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", eb.msg);
 			} else {
 				if (rm->last_err != FS_OK || rm->last_ok == 0)
@@ -443,6 +447,7 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 					        (unsigned long long)p.docs_pulled,
 					        (unsigned long long)p.docs_refused);
 				rm->last_err = FS_OK;
+				rm->fails = 0;
 				rm->last_msg[0] = '\0';
 				rm->last_ok = rm->last_try = fsd_wall_ms();
 			}
