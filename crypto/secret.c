@@ -84,8 +84,7 @@ static int context_ok(const char *context)
 }
 
 int fs_crypto_secret_wrap(const fs_secret *s, const fs_key *master, const char *context,
-                          uint8_t out[FS_CRYPTO_SECRET_WRAPPED_MAX], size_t *out_len,
-                          fs_errbuf *eb)
+                          uint8_t out[FS_CRYPTO_SECRET_WRAPPED_MAX], size_t *out_len, fs_errbuf *eb)
 {
 	uint8_t ad[SC_HDR + 4 + FS_CRYPTO_CONTEXT_MAX];
 	size_t adn;

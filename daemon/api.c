@@ -20,11 +20,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define API_CONN_MAX      32
-#define API_TIMEOUT_S     30
-#define API_LIST_MAX      10000 /* records or rows in one list answer */
-#define API_PATH_SEG_MAX  4
-#define DOC_ID_HEX_BYTES  16
+#define API_CONN_MAX     32
+#define API_TIMEOUT_S    30
+#define API_LIST_MAX     10000 /* records or rows in one list answer */
+#define API_PATH_SEG_MAX 4
+#define DOC_ID_HEX_BYTES 16
 
 struct req {
 	char *buf;
@@ -288,7 +288,8 @@ static int rec_create(struct fsd *d, const cJSON *body, cJSON **out, fs_errbuf *
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	int rc;
 
-	if ((rc = need_body(body, eb)) != FS_OK || (rc = check_type(jstr(body, "type"), eb)) != FS_OK)
+	if ((rc = need_body(body, eb)) != FS_OK ||
+	    (rc = check_type(jstr(body, "type"), eb)) != FS_OK)
 		return rc;
 	if (!cJSON_IsObject(data))
 		return fs_err_set(eb, FS_E_ARG, "\"data\" must be a JSON object");
@@ -363,8 +364,7 @@ static int rec_get(struct fsd *d, const char *id, const char *rev, cJSON **out, 
 	return FS_OK;
 }
 
-static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **out,
-                      fs_errbuf *eb)
+static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **out, fs_errbuf *eb)
 {
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
 	const char *base = jstr(body, "rev"), *type = jstr(body, "type");
@@ -375,7 +375,8 @@ static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **
 	if ((rc = need_body(body, eb)) != FS_OK)
 		return rc;
 	if (base == NULL)
-		return fs_err_set(eb, FS_E_ARG, "\"rev\", the revision the edit is based on, is required");
+		return fs_err_set(eb, FS_E_ARG,
+		                  "\"rev\", the revision the edit is based on, is required");
 	if (!cJSON_IsObject(data))
 		return fs_err_set(eb, FS_E_ARG, "\"data\" must be a JSON object");
 	if (type == NULL) {
@@ -397,8 +398,7 @@ static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **
 	return FS_OK;
 }
 
-static int rec_delete(struct fsd *d, const char *id, const char *base, cJSON **out,
-                      fs_errbuf *eb)
+static int rec_delete(struct fsd *d, const char *id, const char *base, cJSON **out, fs_errbuf *eb)
 {
 	char rev[FS_REV_MAX];
 	int rc;
@@ -463,8 +463,8 @@ static int rec_list(struct fsd *d, const char *type, cJSON **out, fs_errbuf *eb)
 
 	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
 		return rc;
-	if ((o = cJSON_CreateObject()) == NULL || (lc.arr = cJSON_AddArrayToObject(o, "records")) ==
-	                                              NULL) {
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    (lc.arr = cJSON_AddArrayToObject(o, "records")) == NULL) {
 		cJSON_Delete(o);
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	}
@@ -641,8 +641,9 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 	}
 	if (n == 2 && post && !strcmp(s[1], "sync")) {
 		if (d->n_remotes == 0)
-			return fs_err_set(eb, FS_E_NOTFOUND,
-			                  "no remote to sync with: add one with \"fieldsync remote add\"");
+			return fs_err_set(
+			    eb, FS_E_NOTFOUND,
+			    "no remote to sync with: add one with \"fieldsync remote add\"");
 		fsd_remotes_sync_now(d);
 		*out = cJSON_CreateObject();
 		cJSON_AddNumberToObject(*out, "requested_ms", (double)fsd_wall_ms());
@@ -675,9 +676,9 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 			return rec_create(d, body, out, eb);
 		}
 		if (n == 2 && get)
-			return rec_list(d,
-			                MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type"),
-			                out, eb);
+			return rec_list(
+			    d, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type"), out,
+			    eb);
 		if (n == 3 && strlen(s[2]) > FS_STORE_ID_MAX)
 			return fs_err_set(eb, FS_E_ARG, "record id too long");
 		if (n == 3 && get)
@@ -720,8 +721,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		fs_err_set(&eb, FS_E_TOOBIG, "request body over %u bytes", FSD_BODY_MAX);
 		return send_err(c, &eb);
 	}
-	if (r->len && fs_json_parse(r->buf, r->len, FSD_BODY_MAX, FS_JSON_DEPTH_DEFAULT, &body,
-	                            &eb) != FS_OK)
+	if (r->len &&
+	    fs_json_parse(r->buf, r->len, FSD_BODY_MAX, FS_JSON_DEPTH_DEFAULT, &body, &eb) != FS_OK)
 		return send_err(c, &eb);
 	rc = route(d, c, method, url, body, &out, &status, &eb);
 	cJSON_Delete(body);
@@ -794,11 +795,11 @@ int fsd_api_start(struct fsd *d, fs_errbuf *eb)
 		rc = fs_err_set(eb, FS_E_IO, "cannot listen on %s: %s", path, strerror(errno));
 		goto out;
 	}
-	d->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handler,
-	                          d, MHD_OPTION_NOTIFY_COMPLETED, completed, d,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX,
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT_S,
-	                          MHD_OPTION_END);
+	d->mhd =
+	    MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handler, d,
+	                     MHD_OPTION_NOTIFY_COMPLETED, completed, d, MHD_OPTION_CONNECTION_LIMIT,
+	                     (unsigned)API_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+	                     (unsigned)API_TIMEOUT_S, MHD_OPTION_END);
 	if (d->mhd == NULL) {
 		rc = fs_err_set(eb, FS_E_IO, "libmicrohttpd did not start");
 		goto out;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RESP_MAX (64u << 20)
+#define RESP_MAX               (64u << 20)
 #define FS_CRYPTO_PASS_MAX_CLI 1026 /* 1024 bytes, a newline and NUL */
 
 enum exit_code {
@@ -86,8 +86,7 @@ static int exit_of(int code)
  * One API call. On FS_OK *out is the answer (caller frees); otherwise the
  * error is printed in plain words (or as JSON with --json) and returned.
  */
-static int call(const char *method, const char *path, const char *body, cJSON **out,
-                int quiet)
+static int call(const char *method, const char *path, const char *body, cJSON **out, int quiet)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
@@ -298,8 +297,8 @@ static int cmd_status(void)
 	else
 		printf("unlocked (locks itself after %.0f min without use)\n",
 		       num(o, "auto_lock_seconds") / 60);
-	printf("network: %s\n", cJSON_IsTrue(cJSON_GetObjectItem(o, "online")) ? "online"
-	                                                                      : "offline");
+	printf("network: %s\n",
+	       cJSON_IsTrue(cJSON_GetObjectItem(o, "online")) ? "online" : "offline");
 	if (num(o, "queued") > 0) {
 		ago(when, sizeof(when), num(o, "oldest_queued_ms"), now);
 		printf("waiting to sync: %.0f change(s), the oldest from %s\n", num(o, "queued"),
@@ -343,7 +342,8 @@ static int cmd_init(void)
 		if (n2 != n1 || strcmp(p1, p2) != 0) {
 			wipe(p1, sizeof(p1));
 			wipe(p2, sizeof(p2));
-			fprintf(stderr, "fieldsync: the two passphrases differ; nothing was changed\n");
+			fprintf(stderr,
+			        "fieldsync: the two passphrases differ; nothing was changed\n");
 			return EX_USAGE;
 		}
 	}
@@ -443,8 +443,9 @@ static int cmd_sync(int wait, double timeout_s)
 			    !(code_of(e) >= FS_E_SYNC_OFFLINE && code_of(e) <= FS_E_SYNC_TIMEOUT)) {
 				fatal = code_of(e);
 				if (!json_out)
-					fprintf(stderr, "%sfieldsync: remote %s: %s\n", tty ? "\n" : "",
-					        str(r, "name"), str(r, "last_error_text"));
+					fprintf(stderr, "%sfieldsync: remote %s: %s\n",
+					        tty ? "\n" : "", str(r, "name"),
+					        str(r, "last_error_text"));
 			}
 		}
 		if (fatal) {
@@ -489,7 +490,7 @@ static int cmd_remote(int argc, char **argv)
 			return done(code, o, NULL);
 		cJSON *r;
 		cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes"))
-		printf("%s\t%s\t%s\n", str(r, "name"), str(r, "url"), str(r, "auth"));
+		    printf("%s\t%s\t%s\n", str(r, "name"), str(r, "url"), str(r, "auth"));
 		return done(code, o, NULL);
 	}
 	if (!strcmp(argv[0], "remove") && argc == 2) {
@@ -507,7 +508,8 @@ static int cmd_remote(int argc, char **argv)
 		for (int i = 3; i < argc; i++) {
 			if (!strcmp(argv[i], "--pin") && i + 1 < argc) {
 				size_t l = strlen(pins);
-				snprintf(pins + l, sizeof(pins) - l, "%s%s", l ? ";" : "", argv[++i]);
+				snprintf(pins + l, sizeof(pins) - l, "%s%s", l ? ";" : "",
+				         argv[++i]);
 			} else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
 				char abs[FS_DAEMON_PATH_MAX];
 				const char *ca = argv[++i];
@@ -574,7 +576,8 @@ static int cmd_rows(const char *what, int argc, char **argv)
 			       str(r, "rev"), num(r, "status"), str(r, "reason"));
 		else
 			printf("%s\t%s%s\n", str(r, "id"), str(r, "rev"),
-			       cJSON_IsTrue(cJSON_GetObjectItem(r, "deleted")) ? "\t(deleted)" : "");
+			       cJSON_IsTrue(cJSON_GetObjectItem(r, "deleted")) ? "\t(deleted)"
+			                                                       : "");
 	}
 	if (n == 0)
 		printf(q ? "nothing refused\n" : "nothing waiting\n");
@@ -647,7 +650,8 @@ static int cmd_record(int argc, char **argv)
 	}
 	if ((argc == 1 || argc == 2) && !strcmp(argv[0], "list")) {
 		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
-		snprintf(path, sizeof(path), "/v1/records%s%s", esc ? "?type=" : "", esc ? esc : "");
+		snprintf(path, sizeof(path), "/v1/records%s%s", esc ? "?type=" : "",
+		         esc ? esc : "");
 		curl_free(esc);
 		code = call("GET", path, NULL, &o, 0);
 		if (code == FS_OK && !json_out) {
@@ -677,30 +681,31 @@ static int cmd_record(int argc, char **argv)
 static const struct help {
 	const char *cmd, *text;
 } helps[] = {
-	{"init", "fieldsync init\n  Sets this device up: a new encrypted store and the passphrase that\n"
-	         "  protects it (asked twice, not shown). Leaves it unlocked.\n"},
-	{"unlock", "fieldsync unlock\n  Asks for the passphrase and unlocks the records. Wrong\n"
-	           "  passphrases make the next try wait longer (1 s, 2 s, 4 s ... 5 min).\n"},
-	{"lock", "fieldsync lock\n  Wipes the record keys from memory now. Sync goes on.\n"},
-	{"status", "fieldsync status\n  Locked or not, online or not, changes waiting and the oldest,\n"
-	           "  last sync per remote, refused changes, conflicts.\n"},
-	{"sync", "fieldsync sync [--wait] [--timeout SECONDS]\n  Syncs with every remote now. --wait "
-	         "shows progress and returns when\n  nothing is waiting (default timeout 60 s).\n"},
-	{"remote", "fieldsync remote add NAME URL [--pin sha256//KEY]... [--ca FILE]\n"
-	           "                            [--user USER --password | --token]\n"
-	           "fieldsync remote list\nfieldsync remote remove NAME\n"
-	           "  The servers to sync with (CouchDB-protocol databases, https; plain http\n"
-	           "  only to this machine). A password or token is asked without echo and\n"
-	           "  stored encrypted; adding one needs the device unlocked.\n"},
-	{"queue", "fieldsync queue\n  Changes waiting to be sent, oldest first.\n"},
-	{"quarantine", "fieldsync quarantine [retry ID]\n  Changes the server refused, with its "
-	               "reason; retry puts one back in the queue.\n"},
-	{"conflicts", "fieldsync conflicts\n  Records edited in two places; all versions are kept.\n"},
-	{"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
-	{"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
-	           "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
-	           "fieldsync record delete ID REV\n"
-	           "  Encrypted records (JSON objects), saved at once and synced later.\n"},
+    {"init",
+     "fieldsync init\n  Sets this device up: a new encrypted store and the passphrase that\n"
+     "  protects it (asked twice, not shown). Leaves it unlocked.\n"},
+    {"unlock", "fieldsync unlock\n  Asks for the passphrase and unlocks the records. Wrong\n"
+               "  passphrases make the next try wait longer (1 s, 2 s, 4 s ... 5 min).\n"},
+    {"lock", "fieldsync lock\n  Wipes the record keys from memory now. Sync goes on.\n"},
+    {"status", "fieldsync status\n  Locked or not, online or not, changes waiting and the oldest,\n"
+               "  last sync per remote, refused changes, conflicts.\n"},
+    {"sync", "fieldsync sync [--wait] [--timeout SECONDS]\n  Syncs with every remote now. --wait "
+             "shows progress and returns when\n  nothing is waiting (default timeout 60 s).\n"},
+    {"remote", "fieldsync remote add NAME URL [--pin sha256//KEY]... [--ca FILE]\n"
+               "                            [--user USER --password | --token]\n"
+               "fieldsync remote list\nfieldsync remote remove NAME\n"
+               "  The servers to sync with (CouchDB-protocol databases, https; plain http\n"
+               "  only to this machine). A password or token is asked without echo and\n"
+               "  stored encrypted; adding one needs the device unlocked.\n"},
+    {"queue", "fieldsync queue\n  Changes waiting to be sent, oldest first.\n"},
+    {"quarantine", "fieldsync quarantine [retry ID]\n  Changes the server refused, with its "
+                   "reason; retry puts one back in the queue.\n"},
+    {"conflicts", "fieldsync conflicts\n  Records edited in two places; all versions are kept.\n"},
+    {"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
+    {"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
+               "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
+               "fieldsync record delete ID REV\n"
+               "  Encrypted records (JSON objects), saved at once and synced later.\n"},
 };
 
 static void usage(FILE *f)
@@ -809,7 +814,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "record"))
 		rc = cmd_record(argc - i, argv + i);
 	else {
-		fprintf(stderr, "fieldsync: unknown command or arguments: %s (see fieldsync --help)\n",
+		fprintf(stderr,
+		        "fieldsync: unknown command or arguments: %s (see fieldsync --help)\n",
 		        cmd);
 		rc = EX_USAGE;
 	}

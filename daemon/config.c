@@ -92,8 +92,7 @@ static char *trim(char *s)
 	return s;
 }
 
-static int set_key(fs_daemon_config *c, const char *k, const char *v, int *data_set,
-                   int *sock_set)
+static int set_key(fs_daemon_config *c, const char *k, const char *v, int *data_set, int *sock_set)
 {
 	unsigned u;
 
@@ -226,8 +225,8 @@ int fs_daemon_config_load(const char *path, const char *data_dir, fs_daemon_conf
 			n = (size_t)snprintf(cfg->socket_path, sizeof(cfg->socket_path),
 			                     "%s/fieldsync/%s", rt, FS_DAEMON_SOCKET_NAME);
 		else
-			n = (size_t)snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s/run/%s",
-			                     cfg->data_dir, FS_DAEMON_SOCKET_NAME);
+			n = (size_t)snprintf(cfg->socket_path, sizeof(cfg->socket_path),
+			                     "%s/run/%s", cfg->data_dir, FS_DAEMON_SOCKET_NAME);
 		if (n >= sizeof(cfg->socket_path)) {
 			rc = fs_err_set(eb, FS_E_TOOBIG, "socket path too long");
 			goto out;

@@ -11,12 +11,12 @@
 
 #include "fs.h"
 
-#define FS_DAEMON_PATH_MAX        512
-#define FS_DAEMON_SOCKET_NAME     "api.sock"
-#define FS_DAEMON_CONFIG_MAX      (64u << 10) /* bytes of a configuration file */
-#define FS_DAEMON_AUTO_LOCK_S     900u        /* 15 minutes */
-#define FS_DAEMON_CONNECT_MS      5000u
-#define FS_DAEMON_NET_SETTLE_MS   250u /* netlink bursts are coalesced this long */
+#define FS_DAEMON_PATH_MAX      512
+#define FS_DAEMON_SOCKET_NAME   "api.sock"
+#define FS_DAEMON_CONFIG_MAX    (64u << 10) /* bytes of a configuration file */
+#define FS_DAEMON_AUTO_LOCK_S   900u        /* 15 minutes */
+#define FS_DAEMON_CONNECT_MS    5000u
+#define FS_DAEMON_NET_SETTLE_MS 250u /* netlink bursts are coalesced this long */
 
 enum fs_daemon_log_level {
 	FS_DAEMON_LOG_ERROR = 0,

@@ -22,7 +22,7 @@
 #define FSD_REMOTE_NAME    64 /* bytes of a remote name, with its NUL */
 #define FSD_URL_MAX        1024
 #define FSD_BODY_MAX       (FS_CRYPTO_RECORD_MAX + (64u << 10)) /* one API request body */
-#define FSD_TYPE_MAX       64 /* bytes of a record type */
+#define FSD_TYPE_MAX       64                                   /* bytes of a record type */
 #define FSD_SLOWDOWN_MAX_S 300u
 /* After this many failed syncs in a row (1 s doubled 9 times passes 5 min)
  * an unreachable remote is tried once per retry_max_seconds, no sooner:
@@ -34,10 +34,10 @@ enum fsd_auth { FSD_AUTH_NONE = 0, FSD_AUTH_BASIC = 1, FSD_AUTH_BEARER = 2 };
 struct fsd_remote {
 	char name[FSD_REMOTE_NAME];
 	char url[FSD_URL_MAX];
-	char *pins;    /* NULL or "sha256//...;..." */
-	char *ca_file; /* NULL or a path */
-	char *user;    /* basic auth user name (not secret) */
-	int auth;      /* enum fsd_auth */
+	char *pins;      /* NULL or "sha256//...;..." */
+	char *ca_file;   /* NULL or a path */
+	char *user;      /* basic auth user name (not secret) */
+	int auth;        /* enum fsd_auth */
 	fs_secret *cred; /* password or token, from the first unlock until exit */
 	fs_sync_remote *r;
 	fs_sync_live *live;
@@ -45,7 +45,7 @@ struct fsd_remote {
 	uint64_t next_ms; /* when the live state wants its next step */
 	int64_t last_ok;  /* wall-clock ms of the last successful sync, 0: never */
 	int64_t last_try;
-	int last_err; /* FS_OK or the last sync's error */
+	int last_err;   /* FS_OK or the last sync's error */
 	unsigned fails; /* failed syncs in a row */
 	char last_msg[FS_ERRMSG_MAX];
 	uint64_t pushed, pulled, refused;
@@ -82,7 +82,7 @@ struct fsd {
 /* log.c: one line to stderr with a level; never a secret or record content. */
 void fsd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fsd_log_set_level(int level);
-uint64_t fsd_now_ms(void);  /* monotonic */
+uint64_t fsd_now_ms(void); /* monotonic */
 int64_t fsd_wall_ms(void); /* Unix time */
 /* cJSON allocations wiped on free (they hold record plaintext). */
 void fsd_json_hooks(void);
@@ -92,8 +92,8 @@ int fsd_vault_open(struct fsd *d, fs_errbuf *eb) FS_WUR;
 int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
 int fsd_vault_unlock(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
 void fsd_vault_lock(struct fsd *d, const char *why);
-int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw,
-                     size_t new_len, fs_errbuf *eb) FS_WUR;
+int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw, size_t new_len,
+                     fs_errbuf *eb) FS_WUR;
 int fsd_vault_ready(struct fsd *d, fs_errbuf *eb) FS_WUR; /* initialized and unlocked */
 /* Record plaintext (JSON text) <-> envelope, under the space's keys. */
 int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t len, char **env,

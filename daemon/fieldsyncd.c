@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_FILE "store.db"
-#define KEY_FILE   "key"
+#define STORE_FILE   "store.db"
+#define KEY_FILE     "key"
 #define SLEEP_MAX_MS 3600000u /* a wait with nothing due; nothing is due is the usual case */
 
 static void usage(FILE *f)
@@ -177,8 +177,8 @@ int main(int argc, char **argv)
 	                     (int)(sizeof(d.store_path) - 16), d.cfg.data_dir,
 	                     STORE_FILE) >= sizeof(d.store_path) ||
 	    (size_t)snprintf(d.key_path, sizeof(d.key_path), "%.*s/%s",
-	                     (int)(sizeof(d.key_path) - 16), d.cfg.data_dir, KEY_FILE) >=
-	        sizeof(d.key_path) ||
+	                     (int)(sizeof(d.key_path) - 16), d.cfg.data_dir,
+	                     KEY_FILE) >= sizeof(d.key_path) ||
 	    strlen(d.cfg.data_dir) > sizeof(d.store_path) - 16) {
 		fsd_log(FS_DAEMON_LOG_ERROR, "data directory path too long");
 		goto out;
@@ -203,8 +203,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((d.nl_fd = fsd_netwatch_open(&eb)) < 0)
-		fsd_log(FS_DAEMON_LOG_WARN, "no network watcher (%s): remotes are retried on a timer",
-		        eb.msg);
+		fsd_log(FS_DAEMON_LOG_WARN,
+		        "no network watcher (%s): remotes are retried on a timer", eb.msg);
 	if (fsd_api_start(&d, &eb) != FS_OK) {
 		fsd_log(FS_DAEMON_LOG_ERROR, "local API: %s", eb.msg);
 		goto out;

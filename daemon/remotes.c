@@ -69,7 +69,8 @@ static int start_remote(struct fsd *d, struct fsd_remote *rm, fs_errbuf *eb)
 	stop_remote(d, rm);
 	if (rm->auth != FSD_AUTH_NONE && rm->cred == NULL) {
 		rm->last_err = FS_E_DAEMON_WAITING;
-		snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", fs_strerror(FS_E_DAEMON_WAITING));
+		snprintf(rm->last_msg, sizeof(rm->last_msg), "%s",
+		         fs_strerror(FS_E_DAEMON_WAITING));
 		return FS_OK;
 	}
 	ro.url = rm->url;
@@ -429,8 +430,8 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 					        "remote %s: %s (%s); retrying in %u ms", rm->name,
 					        fs_strerror(rc), fs_errname(rc), wait);
 				else
-					fsd_log(FS_DAEMON_LOG_DEBUG, "remote %s: still %s", rm->name,
-					        fs_errname(rc));
+					fsd_log(FS_DAEMON_LOG_DEBUG, "remote %s: still %s",
+					        rm->name, fs_errname(rc));
 				rm->last_try = fsd_wall_ms();
 				rm->last_err = rc;
 				if (++rm->fails >= FSD_FAILS_SETTLED &&
@@ -441,11 +442,12 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 				if (rm->last_err != FS_OK || rm->last_ok == 0)
 					fsd_log(FS_DAEMON_LOG_INFO, "remote %s: in sync", rm->name);
 				if (p.docs_pushed || p.docs_pulled || p.docs_refused)
-					fsd_log(FS_DAEMON_LOG_INFO,
-					        "remote %s: pushed %llu, pulled %llu, quarantined %llu",
-					        rm->name, (unsigned long long)p.docs_pushed,
-					        (unsigned long long)p.docs_pulled,
-					        (unsigned long long)p.docs_refused);
+					fsd_log(
+					    FS_DAEMON_LOG_INFO,
+					    "remote %s: pushed %llu, pulled %llu, quarantined %llu",
+					    rm->name, (unsigned long long)p.docs_pushed,
+					    (unsigned long long)p.docs_pulled,
+					    (unsigned long long)p.docs_refused);
 				rm->last_err = FS_OK;
 				rm->fails = 0;
 				rm->last_msg[0] = '\0';
@@ -458,8 +460,8 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 			    curl_multi_add_handle(d->multi, rm->lp) != CURLM_OK) {
 				if (fs_sync_live_longpoll_done(rm->live, CURLE_FAILED_INIT, now,
 				                               NULL) != FS_OK)
-					fsd_log(FS_DAEMON_LOG_DEBUG, "remote %s: longpoll not started",
-					        rm->name);
+					fsd_log(FS_DAEMON_LOG_DEBUG,
+					        "remote %s: longpoll not started", rm->name);
 				rm->lp = NULL;
 			}
 		}
@@ -504,10 +506,12 @@ cJSON *fsd_remotes_json(struct fsd *d)
 		if (o == NULL)
 			continue;
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "auth");
-		cJSON_AddStringToObject(o, "auth", rm->auth == FSD_AUTH_NONE     ? "none"
-		                                   : rm->auth == FSD_AUTH_BASIC ? "basic"
-		                                                                : "bearer");
-		cJSON_AddBoolToObject(o, "online", rm->live && rm->last_err == FS_OK && rm->last_ok);
+		cJSON_AddStringToObject(o, "auth",
+		                        rm->auth == FSD_AUTH_NONE    ? "none"
+		                        : rm->auth == FSD_AUTH_BASIC ? "basic"
+		                                                     : "bearer");
+		cJSON_AddBoolToObject(o, "online",
+		                      rm->live && rm->last_err == FS_OK && rm->last_ok);
 		cJSON_AddNumberToObject(o, "last_sync_ms", (double)rm->last_ok);
 		cJSON_AddNumberToObject(o, "last_try_ms", (double)rm->last_try);
 		cJSON_AddStringToObject(o, "last_error", fs_errname(rm->last_err));

@@ -116,9 +116,9 @@ int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
 	    (rc = fs_store_meta_set(d->st, META_SPACE_ID, (const uint8_t *)space, strlen(space),
 	                            eb)) != FS_OK ||
 	    (rc = fs_store_meta_set(d->st, meta, skw, skw_len, eb)) != FS_OK ||
-	    (rc = fs_store_meta_set(d->st, META_SPACEKEY,
-	                            (const uint8_t *)fs_crypto_spacekey_kid(k),
-	                            strlen(fs_crypto_spacekey_kid(k)), eb)) != FS_OK ||
+	    (rc =
+	         fs_store_meta_set(d->st, META_SPACEKEY, (const uint8_t *)fs_crypto_spacekey_kid(k),
+	                           strlen(fs_crypto_spacekey_kid(k)), eb)) != FS_OK ||
 	    (rc = fs_crypto_keyfile_save(d->key_path, kf, eb)) != FS_OK)
 		goto out;
 	d->initialized = 1;
@@ -150,8 +150,7 @@ static int throttled(struct fsd *d, fs_errbuf *eb)
 	if (d->next_try_ms > now) {
 		unsigned s = (unsigned)((d->next_try_ms - now + 999) / 1000);
 		fsd_log(FS_DAEMON_LOG_WARN, "passphrase attempt refused: slowed down for %u s", s);
-		return fs_err_set(eb, FS_E_DAEMON_SLOWDOWN,
-		                  "try again in %u s", s);
+		return fs_err_set(eb, FS_E_DAEMON_SLOWDOWN, "try again in %u s", s);
 	}
 	return FS_OK;
 }
@@ -165,8 +164,9 @@ static void wrong(struct fsd *d, const char *what)
 	if (s > FSD_SLOWDOWN_MAX_S)
 		s = FSD_SLOWDOWN_MAX_S;
 	d->next_try_ms = fsd_now_ms() + (uint64_t)s * 1000u;
-	fsd_log(FS_DAEMON_LOG_WARN, "%s refused: wrong passphrase (%u in a row); next attempt in %u s",
-	        what, d->fails, s);
+	fsd_log(FS_DAEMON_LOG_WARN,
+	        "%s refused: wrong passphrase (%u in a row); next attempt in %u s", what, d->fails,
+	        s);
 }
 
 static int load_keyfile(struct fsd *d, uint8_t buf[FS_CRYPTO_KEYFILE_MAX], size_t *len,
@@ -231,8 +231,8 @@ void fsd_vault_lock(struct fsd *d, const char *why)
 		fsd_log(FS_DAEMON_LOG_INFO, "locked (%s): record keys wiped from memory", why);
 }
 
-int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw,
-                     size_t new_len, fs_errbuf *eb)
+int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw, size_t new_len,
+                     fs_errbuf *eb)
 {
 	uint8_t kf[FS_CRYPTO_KEYFILE_MAX], out[FS_CRYPTO_KEYFILE_BYTES];
 	fs_kdf_params p = kdf(d);

@@ -91,8 +91,8 @@ static void bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(round_trip),
-		cmocka_unit_test(bounds),
+	    cmocka_unit_test(round_trip),
+	    cmocka_unit_test(bounds),
 	};
 	if (fs_crypto_init() != FS_OK)
 		return 1;
