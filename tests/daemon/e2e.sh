@@ -53,6 +53,24 @@ wait_for 15 queue_empty a || fail "edit not pushed"
 	fail "server lacks the edit"
 say "edit pushed; stale base revision refused"
 
+# The server refuses for good: the record goes to the quarantine with the
+# server's reason; once the server accepts again, "quarantine retry" sends it.
+curl -sf -X PUT "http://127.0.0.1:$port/team/_design/ro" -H 'Content-Type: application/json' \
+	-d '{"validate_doc_update":"function(n) { throw({forbidden: \"read-only for the test\"}); }"}' \
+	>/dev/null || fail "design doc"
+cli a record add visit "{\"note\":\"$marker refused\"}" >/dev/null || fail "record add"
+is_quarantined() { [ "$(status_of a quarantined)" = 1 ]; }
+wait_for 15 is_quarantined || fail "refused record not quarantined"
+cli a quarantine | grep -q "read-only for the test" || fail "quarantine lacks the reason"
+oid=$(cli a --json quarantine | jget quarantine.0.oid)
+drev=$(curl -sf "http://127.0.0.1:$port/team/_design/ro" | jget _rev)
+curl -sf -X DELETE "http://127.0.0.1:$port/team/_design/ro?rev=$drev" >/dev/null || fail "rm ddoc"
+cli a quarantine retry "$oid" >/dev/null || fail "quarantine retry"
+wait_for 15 queue_empty a || fail "retried record not pushed"
+[ "$(status_of a quarantined)" = 0 ] || fail "quarantine not empty"
+[ "$(curl -sf "http://127.0.0.1:$port/team" | jget doc_count)" = $((n + 1)) ] || fail "server count"
+say "server refusal quarantined with its reason; retry sent it"
+
 ms=$(stop_daemon a TERM)
 say "SIGTERM: stopped in $ms ms"
 [ "$ms" -lt 2000 ] || fail "stop took $ms ms"
