@@ -5,6 +5,9 @@
 # Two cases, side by side:
 #  offline: one remote whose server is down (connection refused), locked;
 #  none:    no remote at all, locked (the floor: nothing should happen).
+# As root each daemon runs in a network namespace of its own (unshare -n,
+# only a down loopback): truly offline, and deaf to other processes' network
+# changes on this machine, which would wake it (by design) and skew counts.
 # Needs strace and a build in build/ (./run makes it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +24,9 @@ run_case() {
 	mkdir -p "$T/$name"
 	printf 'test_kdf_min = true\ndata_dir = %s\nsocket = %s\n' "$T/$name/data" \
 		"$T/$name/api.sock" >"$T/$name/conf"
-	"$fsd" --config "$T/$name/conf" 2>"$T/$name/log" &
+	local pre=()
+	[ "$(id -u)" = 0 ] && command -v unshare >/dev/null && pre=(unshare -n)
+	"${pre[@]}" "$fsd" --config "$T/$name/conf" 2>"$T/$name/log" &
 	local pid=$!
 	pids+=("$pid")
 	for _ in $(seq 100); do [ -S "$T/$name/api.sock" ] && break; sleep 0.05; done
