@@ -20,6 +20,21 @@ grep -q "process ${dpid[a]}" "$T/second.log" || fail "second daemon does not nam
 cli a status >/dev/null || fail "the first daemon stopped answering"
 say "second daemon refused: $(grep -o "in use by process [0-9]*" "$T/second.log" | head -1)"
 
+# SO_PEERCRED: even if the socket's modes were opened up, another user's
+# connection is closed before any request is read (root only: setpriv).
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$T" "$T/a" "$T/a/run"
+	chmod 666 "$T/a/run/api.sock"
+	rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups curl -s --max-time 5 \
+		--unix-socket "$T/a/run/api.sock" http://l/v1/status >"$T/peer.out" 2>&1 || rc=$?
+	chmod 700 "$T" "$T/a" "$T/a/run"
+	chmod 600 "$T/a/run/api.sock"
+	[ $rc -ne 0 ] && ! grep -q initialized "$T/peer.out" || fail "another uid was served"
+	wait_for 5 grep -q "refused a connection from uid 65534" "$T/a/log" || fail "peer not logged"
+	say "a connection from uid 65534 refused by SO_PEERCRED (curl exit $rc)"
+fi
+
 # Wrong passphrase: refused (exit 5), then even the right one waits.
 cli a lock >/dev/null
 rc=0; printf '%s\n' "$bad" | cli a unlock 2>"$T/err" || rc=$?
