@@ -43,6 +43,8 @@ run_case() {
 	printf '%-8s in %s s: poll wake-ups %s, connect attempts %s, syscalls in all %s\n' "$name" \
 		"$secs" "$(count poll)" "$(count connect)" "$(count total)"
 	cat "$T/$name/strace"
+	kill "$pid" # run_case runs in a subshell: the EXIT trap does not know it
+	wait "$pid" 2>/dev/null || true
 }
 port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')
 run_case offline "http://127.0.0.1:$port/team" &
