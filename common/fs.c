@@ -58,6 +58,13 @@ static const struct errinfo errs[] = {
 	{FS_E_SYNC_REFUSED, "FS_E_SYNC_REFUSED", "the server refused the document"},
 	{FS_E_SYNC_CONNLOST, "FS_E_SYNC_CONNLOST", "the connection to the server broke during a transfer"},
 	{FS_E_SYNC_REDIRECT, "FS_E_SYNC_REDIRECT", "the server sent us elsewhere (redirects are not followed)"},
+	{FS_E_DAEMON_LOCKED, "FS_E_DAEMON_LOCKED", "fieldsync is locked: unlock it with \"fieldsync unlock\""},
+	{FS_E_DAEMON_NOINIT, "FS_E_DAEMON_NOINIT", "fieldsync is not set up yet: run \"fieldsync init\""},
+	{FS_E_DAEMON_SLOWDOWN, "FS_E_DAEMON_SLOWDOWN", "too many wrong passphrases"},
+	{FS_E_DAEMON_DOWN, "FS_E_DAEMON_DOWN", "the fieldsync daemon is not running: start it with \"fieldsyncd\" or \"systemctl --user start fieldsyncd\""},
+	{FS_E_DAEMON_CONFIG, "FS_E_DAEMON_CONFIG", "the configuration file is not valid"},
+	{FS_E_DAEMON_PEER, "FS_E_DAEMON_PEER", "the request came from another user and was refused"},
+	{FS_E_DAEMON_WAITING, "FS_E_DAEMON_WAITING", "this server's login is locked away until the first unlock"},
 };
 
 static const struct errinfo *lookup(int code)

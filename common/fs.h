@@ -66,6 +66,14 @@ typedef enum fs_err {
 	FS_E_SYNC_REFUSED = 312,    /* the server refused a document for good */
 	FS_E_SYNC_CONNLOST = 313,   /* the connection broke during a transfer */
 	FS_E_SYNC_REDIRECT = 314,   /* the server redirected; redirects are not followed */
+
+	FS_E_DAEMON_LOCKED = 500,   /* the daemon is locked: unlock first */
+	FS_E_DAEMON_NOINIT = 501,   /* no key file yet: fieldsync init */
+	FS_E_DAEMON_SLOWDOWN = 502, /* too many wrong passphrases: wait */
+	FS_E_DAEMON_DOWN = 503,     /* the CLI cannot reach the daemon */
+	FS_E_DAEMON_CONFIG = 504,   /* the configuration file is invalid */
+	FS_E_DAEMON_PEER = 505,     /* a local API client of another user */
+	FS_E_DAEMON_WAITING = 506,  /* a remote's credentials need a first unlock */
 } fs_err;
 
 /* Plain words for a person, e.g. "wrong passphrase". Never NULL. */

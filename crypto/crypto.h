@@ -327,4 +327,39 @@ int fs_crypto_env_open(const fs_keyring *ring, const char *space_id, const char 
                        const char *env, size_t env_len, uint8_t **plain, size_t *plain_len,
                        fs_errbuf *eb) FS_WUR;
 
+/* ------------------------------------------------------------------------
+ * Small secrets (sync credentials: a password or a device token) wrapped
+ * under the master key for the store's meta table (docs/keys.md). A context
+ * label (e.g. "cred:office") is bound as associated data, so a blob moved to
+ * another meta key does not unwrap. Unwrapped copies live in locked memory.
+ * Blob: "FSSC" | version 1 | nonce (24) | ciphertext | tag (16).
+ */
+#define FS_CRYPTO_SECRET_MAX         4096
+#define FS_CRYPTO_SECRET_WRAPPED_MAX (4 + 1 + 24 + FS_CRYPTO_SECRET_MAX + 16)
+
+typedef struct fs_secret fs_secret;
+
+/* Copies len bytes (1..FS_CRYPTO_SECRET_MAX) into locked memory; caller frees
+ * *out with fs_crypto_secret_free. A NUL follows the bytes (not counted). */
+int fs_crypto_secret_new(const uint8_t *data, size_t len, fs_secret **out, fs_errbuf *eb) FS_WUR;
+
+/* Wipes and frees s. NULL is a no-op. */
+void fs_crypto_secret_free(fs_secret *s);
+
+/* The bytes (NUL-terminated) and their length, valid while s lives. */
+const char *fs_crypto_secret_data(const fs_secret *s);
+size_t fs_crypto_secret_len(const fs_secret *s);
+
+/* Wraps s under master with context (1..FS_CRYPTO_CONTEXT_MAX bytes); writes
+ * *out_len bytes (at most FS_CRYPTO_SECRET_WRAPPED_MAX) to out. */
+int fs_crypto_secret_wrap(const fs_secret *s, const fs_key *master, const char *context,
+                          uint8_t out[FS_CRYPTO_SECRET_WRAPPED_MAX], size_t *out_len,
+                          fs_errbuf *eb) FS_WUR;
+
+/* Unwraps; caller frees *out with fs_crypto_secret_free. Errors: FS_E_KEYFILE
+ * (malformed), FS_E_KEYFILE_VERSION, FS_E_TAMPERED (wrong master key or
+ * context, or damaged). */
+int fs_crypto_secret_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *master,
+                            const char *context, fs_secret **out, fs_errbuf *eb) FS_WUR;
+
 #endif

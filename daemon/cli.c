@@ -1,0 +1,824 @@
+/*
+ * daemon/cli.c: fieldsync, the command line client of fieldsyncd. It talks
+ * to the daemon's local API over the Unix socket with libcurl and tells a
+ * person in plain words what happened; --json gives scripts the API's answer.
+ */
+#include "daemon.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESP_MAX               (64u << 20)
+#define FS_CRYPTO_PASS_MAX_CLI 1026 /* 1024 bytes, a newline and NUL */
+
+enum exit_code {
+	EX_OK = 0,
+	EX_FAIL = 1,
+	EX_USAGE = 2,
+	EX_DOWN = 3,
+	EX_LOCKED = 4,
+	EX_PASS = 5,
+	EX_CONFLICT = 6,
+	EX_NOTFOUND = 7,
+};
+
+static const char *sock_path;
+static int json_out;
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = sz * nm;
+	char *q;
+
+	if (b->n + n > RESP_MAX || (q = realloc(b->p, b->n + n + 1)) == NULL)
+		return 0;
+	b->p = q;
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return n;
+}
+
+static int code_of(const char *name)
+{
+	for (int i = 0; i < 700; i++)
+		if (name && !strcmp(fs_errname(i), name))
+			return i;
+	return FS_E_INTERNAL;
+}
+
+static int exit_of(int code)
+{
+	switch (code) {
+	case FS_OK:
+		return EX_OK;
+	case FS_E_DAEMON_DOWN:
+		return EX_DOWN;
+	case FS_E_DAEMON_LOCKED:
+	case FS_E_DAEMON_NOINIT:
+		return EX_LOCKED;
+	case FS_E_PASSPHRASE:
+	case FS_E_DAEMON_SLOWDOWN:
+		return EX_PASS;
+	case FS_E_STORE_CONFLICT:
+		return EX_CONFLICT;
+	case FS_E_NOTFOUND:
+		return EX_NOTFOUND;
+	default:
+		return EX_FAIL;
+	}
+}
+
+/*
+ * One API call. On FS_OK *out is the answer (caller frees); otherwise the
+ * error is printed in plain words (or as JSON with --json) and returned.
+ */
+static int call(const char *method, const char *path, const char *body, cJSON **out, int quiet)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	struct buf b = {0};
+	char url[2048];
+	long status = 0;
+	CURLcode cc;
+	cJSON *o = NULL;
+	int code = FS_OK;
+
+	*out = NULL;
+	if (h == NULL)
+		return FS_E_NOMEM;
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (body) {
+		hd = curl_slist_append(hd, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	}
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
+		code = FS_E_DAEMON_DOWN;
+		if (!quiet) {
+			if (json_out)
+				printf("{\"code\":\"%s\",\"message\":\"%s\"}\n", fs_errname(code),
+				       "the fieldsync daemon is not running");
+			else
+				fprintf(stderr,
+				        "fieldsync: the daemon is not running (no socket at %s): "
+				        "start it with \"fieldsyncd\" or \"systemctl --user start "
+				        "fieldsyncd\"\n",
+				        sock_path);
+		}
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		code = FS_E_IO;
+		if (!quiet)
+			fprintf(stderr, "fieldsync: talking to the daemon failed: %s\n",
+			        curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	o = b.p ? cJSON_Parse(b.p) : NULL;
+	if (o == NULL) {
+		code = FS_E_INPUT;
+		if (!quiet)
+			fprintf(stderr, "fieldsync: the daemon's answer is not valid (HTTP %ld)\n",
+			        status);
+		goto out;
+	}
+	if (status >= 400) {
+		cJSON *c = cJSON_GetObjectItem(o, "code"), *m = cJSON_GetObjectItem(o, "message");
+		code = code_of(cJSON_GetStringValue(c));
+		if (!quiet) {
+			if (json_out)
+				printf("%s\n", b.p);
+			else
+				fprintf(stderr, "fieldsync: %s\n",
+				        cJSON_GetStringValue(m) ? cJSON_GetStringValue(m)
+				                                : fs_strerror(code));
+		}
+		cJSON_Delete(o);
+		o = NULL;
+		goto out;
+	}
+	*out = o;
+out:
+	if (b.p) {
+		memset(b.p, 0, b.n);
+		free(b.p);
+	}
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	return code;
+}
+
+static void print_json(const cJSON *o)
+{
+	char *t = cJSON_Print(o);
+	if (t)
+		printf("%s\n", t);
+	free(t);
+}
+
+/* Reads a passphrase without echo from the terminal, or a line from stdin
+ * when it is not a terminal (scripts, tests). Returns length or -1. */
+static int read_pass(const char *prompt, char *out, size_t max)
+{
+	struct termios old, nw;
+	int tty = isatty(STDIN_FILENO);
+	size_t n;
+
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		fflush(stderr);
+		if (tcgetattr(STDIN_FILENO, &old) != 0)
+			return -1;
+		nw = old;
+		nw.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &nw);
+	}
+	char *r = fgets(out, (int)max, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (r == NULL)
+		return -1;
+	n = strlen(out);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
+	return (int)n;
+}
+
+static void wipe(char *s, size_t n)
+{
+	volatile char *p = s;
+	while (n--)
+		*p++ = 0;
+}
+
+/* Body {"k1":p1[,"k2":p2]} built with cJSON so passphrases are escaped. */
+static char *pass_body(const char *k1, const char *p1, const char *k2, const char *p2)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *t;
+
+	cJSON_AddStringToObject(o, k1, p1);
+	if (k2)
+		cJSON_AddStringToObject(o, k2, p2);
+	t = cJSON_PrintUnformatted(o);
+	/* The tree's strings hold the passphrase: wipe before freeing. */
+	for (cJSON *c = o->child; c; c = c->next)
+		wipe(c->valuestring, strlen(c->valuestring));
+	cJSON_Delete(o);
+	return t;
+}
+
+static void free_secret_text(char *t)
+{
+	if (t) {
+		wipe(t, strlen(t));
+		free(t);
+	}
+}
+
+static void ago(char *out, size_t n, double then_ms, double now_ms)
+{
+	double s = (now_ms - then_ms) / 1000.0;
+	if (then_ms <= 0)
+		snprintf(out, n, "never");
+	else if (s < 90)
+		snprintf(out, n, "%.0f s ago", s < 0 ? 0 : s);
+	else if (s < 5400)
+		snprintf(out, n, "%.0f min ago", s / 60);
+	else if (s < 172800)
+		snprintf(out, n, "%.1f h ago", s / 3600);
+	else
+		snprintf(out, n, "%.0f days ago", s / 86400);
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k));
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+	return s ? s : "";
+}
+
+static int done(int code, cJSON *o, const char *plain_ok)
+{
+	if (code == FS_OK) {
+		if (json_out)
+			print_json(o);
+		else if (plain_ok)
+			printf("%s\n", plain_ok);
+	}
+	cJSON_Delete(o);
+	return exit_of(code);
+}
+
+/* ---- commands ---- */
+
+static int cmd_status(void)
+{
+	cJSON *o;
+	int code = call("GET", "/v1/status", NULL, &o, 0);
+	char when[64];
+
+	if (code != FS_OK || json_out)
+		return done(code, o, NULL);
+	double now = num(o, "now_ms");
+	if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "initialized")))
+		printf("not set up yet: run \"fieldsync init\"\n");
+	else if (cJSON_IsTrue(cJSON_GetObjectItem(o, "locked")))
+		printf("locked: records cannot be read or written (\"fieldsync unlock\"); "
+		       "sync goes on\n");
+	else
+		printf("unlocked (locks itself after %.0f min without use)\n",
+		       num(o, "auto_lock_seconds") / 60);
+	printf("network: %s\n",
+	       cJSON_IsTrue(cJSON_GetObjectItem(o, "online")) ? "online" : "offline");
+	if (num(o, "queued") > 0) {
+		ago(when, sizeof(when), num(o, "oldest_queued_ms"), now);
+		printf("waiting to sync: %.0f change(s), the oldest from %s\n", num(o, "queued"),
+		       when);
+	} else {
+		printf("waiting to sync: nothing\n");
+	}
+	if (num(o, "quarantined") > 0)
+		printf("refused by the server: %.0f (see \"fieldsync quarantine\")\n",
+		       num(o, "quarantined"));
+	if (num(o, "conflicts") > 0)
+		printf("conflicts: %.0f record(s) edited in two places\n", num(o, "conflicts"));
+	cJSON *r;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes"))
+	{
+		ago(when, sizeof(when), num(r, "last_sync_ms"), now);
+		printf("remote %s (%s): last sync %s", str(r, "name"), str(r, "url"), when);
+		if (strcmp(str(r, "last_error"), "FS_OK") != 0)
+			printf("; now: %s", str(r, "last_error_text"));
+		printf("\n");
+	}
+	if (cJSON_GetArraySize(cJSON_GetObjectItem(o, "remotes")) == 0)
+		printf("no remote yet: add one with \"fieldsync remote add NAME URL\"\n");
+	return done(code, o, NULL);
+}
+
+static int cmd_init(void)
+{
+	char p1[FS_CRYPTO_PASS_MAX_CLI], p2[FS_CRYPTO_PASS_MAX_CLI];
+	char *body;
+	cJSON *o;
+	int n1, n2, code;
+
+	n1 = read_pass("Choose a passphrase: ", p1, sizeof(p1));
+	if (n1 <= 0) {
+		fprintf(stderr, "fieldsync: no passphrase given\n");
+		return EX_USAGE;
+	}
+	if (isatty(STDIN_FILENO)) {
+		n2 = read_pass("Type it again: ", p2, sizeof(p2));
+		if (n2 != n1 || strcmp(p1, p2) != 0) {
+			wipe(p1, sizeof(p1));
+			wipe(p2, sizeof(p2));
+			fprintf(stderr,
+			        "fieldsync: the two passphrases differ; nothing was changed\n");
+			return EX_USAGE;
+		}
+	}
+	body = pass_body("passphrase", p1, NULL, NULL);
+	wipe(p1, sizeof(p1));
+	wipe(p2, sizeof(p2));
+	code = call("POST", "/v1/init", body, &o, 0);
+	free_secret_text(body);
+	return done(code, o, "set up: this device has its own encrypted store and is unlocked");
+}
+
+static int cmd_unlock(void)
+{
+	char p[FS_CRYPTO_PASS_MAX_CLI];
+	char *body;
+	cJSON *o;
+	int code;
+
+	if (read_pass("Passphrase: ", p, sizeof(p)) <= 0) {
+		fprintf(stderr, "fieldsync: no passphrase given\n");
+		return EX_USAGE;
+	}
+	body = pass_body("passphrase", p, NULL, NULL);
+	wipe(p, sizeof(p));
+	code = call("POST", "/v1/unlock", body, &o, 0);
+	free_secret_text(body);
+	return done(code, o, "unlocked");
+}
+
+static int cmd_passwd(void)
+{
+	char a[FS_CRYPTO_PASS_MAX_CLI], b[FS_CRYPTO_PASS_MAX_CLI], c[FS_CRYPTO_PASS_MAX_CLI];
+	char *body;
+	cJSON *o;
+	int code;
+
+	if (read_pass("Current passphrase: ", a, sizeof(a)) <= 0 ||
+	    read_pass("New passphrase: ", b, sizeof(b)) <= 0) {
+		fprintf(stderr, "fieldsync: no passphrase given\n");
+		return EX_USAGE;
+	}
+	if (isatty(STDIN_FILENO) &&
+	    (read_pass("New passphrase again: ", c, sizeof(c)) <= 0 || strcmp(b, c) != 0)) {
+		fprintf(stderr, "fieldsync: the new passphrases differ; nothing was changed\n");
+		wipe(a, sizeof(a));
+		wipe(b, sizeof(b));
+		wipe(c, sizeof(c));
+		return EX_USAGE;
+	}
+	body = pass_body("old", a, "new", b);
+	wipe(a, sizeof(a));
+	wipe(b, sizeof(b));
+	wipe(c, sizeof(c));
+	code = call("POST", "/v1/passwd", body, &o, 0);
+	free_secret_text(body);
+	return done(code, o, "passphrase changed");
+}
+
+static int progress_bar(int tty, double sent, double total)
+{
+	if (!tty || total <= 0)
+		return 0;
+	int w = 30, k = (int)(w * (sent / total));
+	if (k > w)
+		k = w;
+	fprintf(stderr, "\r[%.*s%*s] %.0f/%.0f sent", k, "##############################", w - k,
+	        "", sent, total);
+	return 1;
+}
+
+static int cmd_sync(int wait, double timeout_s)
+{
+	cJSON *o, *s = NULL;
+	int code = call("POST", "/v1/sync", "{}", &o, 0), tty = isatty(STDERR_FILENO);
+	double req, total = -1;
+	struct timespec t0, t;
+
+	if (code != FS_OK || !wait)
+		return done(code, o, "sync started");
+	req = num(o, "requested_ms");
+	cJSON_Delete(o);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int all = 1, fatal = 0;
+		cJSON *r;
+		if ((code = call("GET", "/v1/status", NULL, &s, 0)) != FS_OK)
+			return exit_of(code);
+		if (total < 0)
+			total = num(s, "queued");
+		progress_bar(tty, total - num(s, "queued"), total);
+		cJSON_ArrayForEach(r, cJSON_GetObjectItem(s, "remotes"))
+		{
+			const char *e = str(r, "last_error");
+			if (num(r, "last_sync_ms") < req)
+				all = 0;
+			if (strcmp(e, "FS_OK") && num(r, "last_try_ms") >= req &&
+			    !(code_of(e) >= FS_E_SYNC_OFFLINE && code_of(e) <= FS_E_SYNC_TIMEOUT)) {
+				fatal = code_of(e);
+				if (!json_out)
+					fprintf(stderr, "%sfieldsync: remote %s: %s\n",
+					        tty ? "\n" : "", str(r, "name"),
+					        str(r, "last_error_text"));
+			}
+		}
+		if (fatal) {
+			if (json_out)
+				print_json(s);
+			cJSON_Delete(s);
+			return exit_of(fatal);
+		}
+		if (all && num(s, "queued") == 0) {
+			if (tty && total > 0)
+				fprintf(stderr, "\n");
+			if (json_out)
+				print_json(s);
+			else
+				printf("in sync\n");
+			cJSON_Delete(s);
+			return EX_OK;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s) {
+			if (tty && total > 0)
+				fprintf(stderr, "\n");
+			fprintf(stderr,
+			        "fieldsync: not in sync after %.0f s: %.0f change(s) still waiting "
+			        "(the daemon goes on trying by itself)\n",
+			        timeout_s, num(s, "queued"));
+			cJSON_Delete(s);
+			return EX_FAIL;
+		}
+		cJSON_Delete(s);
+		usleep(200000);
+	}
+}
+
+static int cmd_remote(int argc, char **argv)
+{
+	cJSON *o = NULL;
+	int code;
+
+	if (argc < 1 || !strcmp(argv[0], "list")) {
+		if ((code = call("GET", "/v1/remotes", NULL, &o, 0)) != FS_OK || json_out)
+			return done(code, o, NULL);
+		cJSON *r;
+		cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes"))
+		    printf("%s\t%s\t%s\n", str(r, "name"), str(r, "url"), str(r, "auth"));
+		return done(code, o, NULL);
+	}
+	if (!strcmp(argv[0], "remove") && argc == 2) {
+		char path[256];
+		snprintf(path, sizeof(path), "/v1/remotes/%s", argv[1]);
+		code = call("DELETE", path, NULL, &o, 0);
+		return done(code, o, "removed");
+	}
+	if (!strcmp(argv[0], "add") && argc >= 3) {
+		cJSON *req = cJSON_CreateObject();
+		char pins[1024] = "", secret[FS_CRYPTO_PASS_MAX_CLI];
+		char *body;
+		cJSON_AddStringToObject(req, "name", argv[1]);
+		cJSON_AddStringToObject(req, "url", argv[2]);
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--pin") && i + 1 < argc) {
+				size_t l = strlen(pins);
+				snprintf(pins + l, sizeof(pins) - l, "%s%s", l ? ";" : "",
+				         argv[++i]);
+			} else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
+				char abs[FS_DAEMON_PATH_MAX];
+				const char *ca = argv[++i];
+				if (ca[0] != '/' && realpath(ca, abs))
+					ca = abs;
+				cJSON_AddStringToObject(req, "ca", ca);
+			} else if (!strcmp(argv[i], "--user") && i + 1 < argc) {
+				cJSON_AddStringToObject(req, "user", argv[++i]);
+			} else if (!strcmp(argv[i], "--password") || !strcmp(argv[i], "--token")) {
+				int tok = !strcmp(argv[i], "--token");
+				if (read_pass(tok ? "Token: " : "Server password: ", secret,
+				              sizeof(secret)) <= 0) {
+					cJSON_Delete(req);
+					fprintf(stderr, "fieldsync: nothing read\n");
+					return EX_USAGE;
+				}
+				cJSON_AddStringToObject(req, tok ? "token" : "password", secret);
+				wipe(secret, sizeof(secret));
+			} else {
+				cJSON_Delete(req);
+				fprintf(stderr, "fieldsync: unknown option %s (see --help)\n",
+				        argv[i]);
+				return EX_USAGE;
+			}
+		}
+		if (pins[0])
+			cJSON_AddStringToObject(req, "pins", pins);
+		body = cJSON_PrintUnformatted(req);
+		for (cJSON *c = req->child; c; c = c->next)
+			wipe(c->valuestring, strlen(c->valuestring));
+		cJSON_Delete(req);
+		code = call("POST", "/v1/remotes", body, &o, 0);
+		free_secret_text(body);
+		return done(code, o, "added: the daemon syncs with it from now on");
+	}
+	fprintf(stderr, "fieldsync: see \"fieldsync remote --help\"\n");
+	return EX_USAGE;
+}
+
+static int cmd_rows(const char *what, int argc, char **argv)
+{
+	cJSON *o, *r;
+	char path[128];
+	int code, q = !strcmp(what, "quarantine");
+
+	if (q && argc == 2 && !strcmp(argv[0], "retry")) {
+		snprintf(path, sizeof(path), "/v1/quarantine/%s/retry", argv[1]);
+		code = call("POST", path, "{}", &o, 0);
+		return done(code, o, "queued again");
+	}
+	if (argc != 0) {
+		fprintf(stderr, "fieldsync: see \"fieldsync %s --help\"\n", what);
+		return EX_USAGE;
+	}
+	snprintf(path, sizeof(path), "/v1/%s", what);
+	if ((code = call("GET", path, NULL, &o, 0)) != FS_OK || json_out)
+		return done(code, o, NULL);
+	size_t n = 0;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, what))
+	{
+		n++;
+		if (q)
+			printf("%.0f\t%s\t%s\tHTTP %.0f: %s\n", num(r, "oid"), str(r, "id"),
+			       str(r, "rev"), num(r, "status"), str(r, "reason"));
+		else
+			printf("%s\t%s%s\n", str(r, "id"), str(r, "rev"),
+			       cJSON_IsTrue(cJSON_GetObjectItem(r, "deleted")) ? "\t(deleted)"
+			                                                       : "");
+	}
+	if (n == 0)
+		printf(q ? "nothing refused\n" : "nothing waiting\n");
+	return done(code, o, NULL);
+}
+
+static int cmd_conflicts(void)
+{
+	cJSON *o, *r;
+	int code = call("GET", "/v1/conflicts", NULL, &o, 0);
+
+	if (code != FS_OK || json_out)
+		return done(code, o, NULL);
+	size_t n = 0;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "conflicts"))
+	{
+		n++;
+		printf("%s\tshown: %s\t(%d versions)\n", str(r, "id"), str(r, "winner"),
+		       cJSON_GetArraySize(cJSON_GetObjectItem(r, "revs")));
+	}
+	if (n == 0)
+		printf("no conflicts\n");
+	return done(code, o, NULL);
+}
+
+static int cmd_record(int argc, char **argv)
+{
+	char path[2048];
+	cJSON *o = NULL, *req = NULL, *data = NULL;
+	char *body = NULL;
+	int code;
+
+	if (argc >= 1 && (!strcmp(argv[0], "add") || !strcmp(argv[0], "update"))) {
+		int add = !strcmp(argv[0], "add");
+		if (argc != 4 - add) {
+			fprintf(stderr, "fieldsync: usage: fieldsync record %s\n",
+			        add ? "add TYPE JSON" : "update ID REV JSON");
+			return EX_USAGE;
+		}
+		if ((data = cJSON_Parse(argv[add ? 2 : 3])) == NULL || !cJSON_IsObject(data)) {
+			cJSON_Delete(data);
+			fprintf(stderr, "fieldsync: the record must be a JSON object, e.g. "
+			                "'{\"note\":\"...\"}'\n");
+			return EX_USAGE;
+		}
+		req = cJSON_CreateObject();
+		if (add)
+			cJSON_AddStringToObject(req, "type", argv[1]);
+		else
+			cJSON_AddStringToObject(req, "rev", argv[2]);
+		cJSON_AddItemToObject(req, "data", data);
+		body = cJSON_PrintUnformatted(req);
+		cJSON_Delete(req);
+		if (add)
+			snprintf(path, sizeof(path), "/v1/records");
+		else
+			snprintf(path, sizeof(path), "/v1/records/%s", argv[1]);
+		code = call(add ? "POST" : "PUT", path, body, &o, 0);
+		free_secret_text(body);
+		if (code == FS_OK && !json_out)
+			printf("saved %s (revision %s)\n", str(o, "id"), str(o, "rev"));
+		return done(code, o, NULL);
+	}
+	if (argc == 2 && !strcmp(argv[0], "get")) {
+		snprintf(path, sizeof(path), "/v1/records/%s", argv[1]);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out)
+			print_json(o);
+		return done(code, o, NULL);
+	}
+	if ((argc == 1 || argc == 2) && !strcmp(argv[0], "list")) {
+		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
+		snprintf(path, sizeof(path), "/v1/records%s%s", esc ? "?type=" : "",
+		         esc ? esc : "");
+		curl_free(esc);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out) {
+			cJSON *r;
+			cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "records"))
+			{
+				char *d = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "data"));
+				printf("%s\t%s\t%s\n", str(r, "id"), str(r, "type"), d ? d : "");
+				free_secret_text(d);
+			}
+		}
+		return done(code, o, NULL);
+	}
+	if (argc == 3 && !strcmp(argv[0], "delete")) {
+		char *esc = curl_easy_escape(NULL, argv[2], 0);
+		snprintf(path, sizeof(path), "/v1/records/%s?rev=%s", argv[1], esc ? esc : "");
+		curl_free(esc);
+		code = call("DELETE", path, NULL, &o, 0);
+		return done(code, o, "deleted");
+	}
+	fprintf(stderr, "fieldsync: see \"fieldsync record --help\"\n");
+	return EX_USAGE;
+}
+
+/* ---- help ---- */
+
+static const struct help {
+	const char *cmd, *text;
+} helps[] = {
+    {"init",
+     "fieldsync init\n  Sets this device up: a new encrypted store and the passphrase that\n"
+     "  protects it (asked twice, not shown). Leaves it unlocked.\n"},
+    {"unlock", "fieldsync unlock\n  Asks for the passphrase and unlocks the records. Wrong\n"
+               "  passphrases make the next try wait longer (1 s, 2 s, 4 s ... 5 min).\n"},
+    {"lock", "fieldsync lock\n  Wipes the record keys from memory now. Sync goes on.\n"},
+    {"status", "fieldsync status\n  Locked or not, online or not, changes waiting and the oldest,\n"
+               "  last sync per remote, refused changes, conflicts.\n"},
+    {"sync", "fieldsync sync [--wait] [--timeout SECONDS]\n  Syncs with every remote now. --wait "
+             "shows progress and returns when\n  nothing is waiting (default timeout 60 s).\n"},
+    {"remote", "fieldsync remote add NAME URL [--pin sha256//KEY]... [--ca FILE]\n"
+               "                            [--user USER --password | --token]\n"
+               "fieldsync remote list\nfieldsync remote remove NAME\n"
+               "  The servers to sync with (CouchDB-protocol databases, https; plain http\n"
+               "  only to this machine). A password or token is asked without echo and\n"
+               "  stored encrypted; adding one needs the device unlocked.\n"},
+    {"queue", "fieldsync queue\n  Changes waiting to be sent, oldest first.\n"},
+    {"quarantine", "fieldsync quarantine [retry ID]\n  Changes the server refused, with its "
+                   "reason; retry puts one back in the queue.\n"},
+    {"conflicts", "fieldsync conflicts\n  Records edited in two places; all versions are kept.\n"},
+    {"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
+    {"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
+               "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
+               "fieldsync record delete ID REV\n"
+               "  Encrypted records (JSON objects), saved at once and synced later.\n"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: fieldsync [--socket PATH | --config FILE | --data-dir DIR] [--json] "
+	           "COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		fprintf(f, "%s", helps[i].text);
+	fprintf(f, "\nEvery command takes --help. --json prints the daemon's answer as JSON.\n"
+	           "Exit status: 0 done, 1 failed (the message says why), 2 usage error,\n"
+	           "3 the daemon is not running, 4 locked or not set up, 5 wrong passphrase\n"
+	           "or slowed down, 6 conflict (the record changed), 7 not found.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL, *data_dir = NULL, *cmd;
+	fs_daemon_config cfg;
+	fs_errbuf eb;
+	int i, wait = 0, rc;
+	double timeout = 60;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return EX_OK;
+		} else if (!strcmp(argv[i], "--json")) {
+			json_out = 1;
+		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
+			sock_path = argv[++i];
+		} else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+			config = argv[++i];
+		} else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
+			data_dir = argv[++i];
+		} else {
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	cmd = argv[i++];
+	for (int j = i; j < argc; j++) {
+		if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
+			for (size_t k = 0; k < sizeof(helps) / sizeof(helps[0]); k++)
+				if (!strcmp(helps[k].cmd, cmd)) {
+					printf("usage: %s", helps[k].text);
+					return EX_OK;
+				}
+			usage(stderr);
+			return EX_USAGE;
+		}
+		if (!strcmp(argv[j], "--json"))
+			json_out = 1;
+	}
+	if (sock_path == NULL)
+		sock_path = getenv("FIELDSYNC_SOCKET");
+	if (sock_path == NULL) {
+		if (fs_daemon_config_load(config, data_dir, &cfg, &eb) != FS_OK) {
+			fprintf(stderr, "fieldsync: %s\n", eb.msg);
+			return EX_FAIL;
+		}
+		sock_path = cfg.socket_path;
+	}
+	/* --json may also follow the command; drop it from the arguments. */
+	int n = 0;
+	for (int j = i; j < argc; j++)
+		if (strcmp(argv[j], "--json"))
+			argv[i + n++] = argv[j];
+	argc = i + n;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!strcmp(cmd, "status") && argc == i)
+		rc = cmd_status();
+	else if (!strcmp(cmd, "init") && argc == i)
+		rc = cmd_init();
+	else if (!strcmp(cmd, "unlock") && argc == i)
+		rc = cmd_unlock();
+	else if (!strcmp(cmd, "lock") && argc == i) {
+		cJSON *o;
+		int code = call("POST", "/v1/lock", "{}", &o, 0);
+		rc = done(code, o, "locked");
+	} else if (!strcmp(cmd, "passwd") && argc == i)
+		rc = cmd_passwd();
+	else if (!strcmp(cmd, "sync")) {
+		rc = EX_OK;
+		for (int j = i; j < argc; j++) {
+			if (!strcmp(argv[j], "--wait"))
+				wait = 1;
+			else if (!strcmp(argv[j], "--timeout") && j + 1 < argc)
+				timeout = atof(argv[++j]);
+			else
+				rc = EX_USAGE;
+		}
+		if (rc == EX_USAGE)
+			fprintf(stderr, "fieldsync: see \"fieldsync sync --help\"\n");
+		else
+			rc = cmd_sync(wait, timeout > 0 ? timeout : 60);
+	} else if (!strcmp(cmd, "remote"))
+		rc = cmd_remote(argc - i, argv + i);
+	else if (!strcmp(cmd, "queue") || !strcmp(cmd, "quarantine"))
+		rc = cmd_rows(cmd, argc - i, argv + i);
+	else if (!strcmp(cmd, "conflicts") && argc == i)
+		rc = cmd_conflicts();
+	else if (!strcmp(cmd, "record"))
+		rc = cmd_record(argc - i, argv + i);
+	else {
+		fprintf(stderr,
+		        "fieldsync: unknown command or arguments: %s (see fieldsync --help)\n",
+		        cmd);
+		rc = EX_USAGE;
+	}
+	curl_global_cleanup();
+	return rc;
+}

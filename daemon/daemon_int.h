@@ -1,0 +1,131 @@
+/*
+ * daemon/daemon_int.h: the state of one fieldsyncd process, shared by its
+ * files: the vault (keys, lock/unlock), the remotes and their continuous
+ * replication, the local API and the event loop. Nothing outside daemon/
+ * includes it.
+ */
+#ifndef FS_DAEMON_INT_H
+#define FS_DAEMON_INT_H
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "daemon.h"
+#include "fs.h"
+#include "store.h"
+#include "sync.h"
+
+#define FSD_REMOTES_MAX    16
+#define FSD_REMOTE_NAME    64 /* bytes of a remote name, with its NUL */
+#define FSD_URL_MAX        1024
+#define FSD_BODY_MAX       (FS_CRYPTO_RECORD_MAX + (64u << 10)) /* one API request body */
+#define FSD_TYPE_MAX       64                                   /* bytes of a record type */
+#define FSD_SLOWDOWN_MAX_S 300u
+/* After this many failed syncs in a row (1 s doubled 9 times passes 5 min)
+ * an unreachable remote is tried once per retry_max_seconds, no sooner:
+ * full jitter alone would probe twice as often on average. */
+#define FSD_FAILS_SETTLED 9u
+
+enum fsd_auth { FSD_AUTH_NONE = 0, FSD_AUTH_BASIC = 1, FSD_AUTH_BEARER = 2 };
+
+struct fsd_remote {
+	char name[FSD_REMOTE_NAME];
+	char url[FSD_URL_MAX];
+	char *pins;      /* NULL or "sha256//...;..." */
+	char *ca_file;   /* NULL or a path */
+	char *user;      /* basic auth user name (not secret) */
+	int auth;        /* enum fsd_auth */
+	fs_secret *cred; /* password or token, from the first unlock until exit */
+	fs_sync_remote *r;
+	fs_sync_live *live;
+	CURL *lp;         /* the longpoll on the daemon's multi handle, or NULL */
+	uint64_t next_ms; /* when the live state wants its next step */
+	int64_t last_ok;  /* wall-clock ms of the last successful sync, 0: never */
+	int64_t last_try;
+	int last_err;   /* FS_OK or the last sync's error */
+	unsigned fails; /* failed syncs in a row */
+	char last_msg[FS_ERRMSG_MAX];
+	uint64_t pushed, pulled, refused;
+};
+
+struct fsd {
+	fs_daemon_config cfg;
+	char store_path[FS_DAEMON_PATH_MAX];
+	char key_path[FS_DAEMON_PATH_MAX];
+	fs_store *st;
+
+	/* vault: NULL/0 while locked */
+	int initialized;
+	fs_key *master;
+	fs_keyring *ring;
+	fs_space_key *cur; /* the key new records are sealed with (owned) */
+	char space_id[FS_CRYPTO_SPACE_ID_MAX];
+	int creds_loaded; /* credentials unwrapped since start */
+	unsigned fails;   /* consecutive wrong passphrases */
+	uint64_t next_try_ms;
+	uint64_t last_use_ms;
+
+	struct fsd_remote remotes[FSD_REMOTES_MAX];
+	size_t n_remotes;
+	CURLM *multi;
+	uint64_t net_change_at; /* 0: none pending */
+	uint64_t net_changes;
+
+	struct MHD_Daemon *mhd;
+	int listen_fd, mhd_fd, nl_fd, sig_fd;
+	int stop;
+};
+
+/* log.c: one line to stderr with a level; never a secret or record content. */
+void fsd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsd_log_set_level(int level);
+uint64_t fsd_now_ms(void); /* monotonic */
+int64_t fsd_wall_ms(void); /* Unix time */
+/* cJSON allocations wiped on free (they hold record plaintext). */
+void fsd_json_hooks(void);
+
+/* vault.c */
+int fsd_vault_open(struct fsd *d, fs_errbuf *eb) FS_WUR;
+int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
+int fsd_vault_unlock(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
+void fsd_vault_lock(struct fsd *d, const char *why);
+int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw, size_t new_len,
+                     fs_errbuf *eb) FS_WUR;
+int fsd_vault_ready(struct fsd *d, fs_errbuf *eb) FS_WUR; /* initialized and unlocked */
+/* Record plaintext (JSON text) <-> envelope, under the space's keys. */
+int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t len, char **env,
+                   size_t *env_len, fs_errbuf *eb) FS_WUR;
+int fsd_vault_open_doc(struct fsd *d, const char *doc_id, const uint8_t *env, size_t env_len,
+                       cJSON **plain, fs_errbuf *eb) FS_WUR;
+
+/* remotes.c */
+int fsd_remotes_load(struct fsd *d, fs_errbuf *eb) FS_WUR;
+void fsd_remotes_free(struct fsd *d);
+int fsd_remote_add(struct fsd *d, const cJSON *req, fs_errbuf *eb) FS_WUR;
+int fsd_remote_remove(struct fsd *d, const char *name, fs_errbuf *eb) FS_WUR;
+/* After an unlock: unwrap credentials once and start the remotes that waited. */
+void fsd_remotes_unlocked(struct fsd *d);
+void fsd_remotes_sync_now(struct fsd *d);
+void fsd_remotes_network_changed(struct fsd *d);
+void fsd_remotes_local_edit(struct fsd *d);
+/* Steps what is due; returns ms until the next step wanted (UINT32_MAX: none). */
+uint64_t fsd_remotes_step(struct fsd *d, uint64_t now);
+void fsd_remotes_multi_done(struct fsd *d);
+cJSON *fsd_remotes_json(struct fsd *d);
+
+/* api.c */
+int fsd_api_start(struct fsd *d, fs_errbuf *eb) FS_WUR;
+void fsd_api_accept(struct fsd *d);
+void fsd_api_run(struct fsd *d);
+uint64_t fsd_api_timeout(struct fsd *d); /* ms, UINT64_MAX: none */
+void fsd_api_stop(struct fsd *d);
+
+/* netwatch_linux.c: a NETLINK_ROUTE socket; -1 where there is none. */
+int fsd_netwatch_open(fs_errbuf *eb);
+/* Drains the socket; returns 1 if a link, address or route changed. */
+int fsd_netwatch_read(int fd);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * daemon/vault.c: the daemon's keys and their life: first setup (key file,
+ * device identity, the device's own space and its key), unlock with the
+ * passphrase (wrong ones slowed down exponentially), lock (keys wiped),
+ * passphrase change, and sealing/opening record envelopes. Space keys are
+ * handled here only, so team spaces (more kids, sealed keys) grow in one place.
+ */
+#include "daemon_int.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define META_SPACE_ID   "space_id"
+#define META_IDENTITY   "identity"
+#define META_SPACEKEY   "spacekey.current" /* kid of the key new records use */
+#define META_SPACEKEY_P "spacekey:"        /* + kid: the wrapped key */
+
+static fs_kdf_params kdf(const struct fsd *d)
+{
+	fs_kdf_params p = {FS_CRYPTO_KDF_OPS_DEFAULT, FS_CRYPTO_KDF_MEM_DEFAULT};
+	if (d->cfg.test_kdf_min)
+		p = fs_crypto_kdf_params_min();
+	return p;
+}
+
+int fsd_vault_open(struct fsd *d, fs_errbuf *eb)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	d->initialized = access(d->key_path, F_OK) == 0;
+	if (!d->initialized)
+		return FS_OK;
+	rc = fs_store_meta_get(d->st, META_SPACE_ID, &v, &n, eb);
+	if (rc == FS_OK && (n == 0 || n >= sizeof(d->space_id)))
+		rc = fs_err_set(eb, FS_E_STORE_CORRUPT, "bad space id in the store");
+	if (rc == FS_OK) {
+		memcpy(d->space_id, v, n);
+		d->space_id[n] = '\0';
+	}
+	free(v);
+	return rc;
+}
+
+/* Loads the space's keys into a fresh ring; the current one becomes d->cur. */
+static int load_space_keys(struct fsd *d, fs_errbuf *eb)
+{
+	uint8_t *kid = NULL, *blob = NULL;
+	size_t kid_len = 0, blob_len = 0;
+	char meta[sizeof(META_SPACEKEY_P) + FS_CRYPTO_KID_MAX];
+	fs_keyring *ring = NULL;
+	fs_space_key *k = NULL;
+	int rc;
+
+	if ((rc = fs_store_meta_get(d->st, META_SPACEKEY, &kid, &kid_len, eb)) != FS_OK)
+		goto out;
+	if (kid_len == 0 || kid_len >= FS_CRYPTO_KID_MAX) {
+		rc = fs_err_set(eb, FS_E_STORE_CORRUPT, "bad key id in the store");
+		goto out;
+	}
+	snprintf(meta, sizeof(meta), "%s%.*s", META_SPACEKEY_P, (int)kid_len, (const char *)kid);
+	if ((rc = fs_store_meta_get(d->st, meta, &blob, &blob_len, eb)) != FS_OK ||
+	    (rc = fs_crypto_spacekey_unwrap(blob, blob_len, d->master, &k, eb)) != FS_OK ||
+	    (rc = fs_crypto_keyring_new(&ring, eb)) != FS_OK ||
+	    (rc = fs_crypto_keyring_add(ring, k, eb)) != FS_OK)
+		goto out;
+	if (strcmp(fs_crypto_spacekey_space(k), d->space_id) != 0) {
+		rc = fs_err_set(eb, FS_E_MISBOUND, "the space key is for another space");
+		goto out;
+	}
+	d->ring = ring;
+	d->cur = k;
+	ring = NULL;
+	k = NULL;
+	rc = FS_OK;
+out:
+	fs_crypto_keyring_free(ring);
+	fs_crypto_spacekey_free(k);
+	free(kid);
+	free(blob);
+	return rc;
+}
+
+int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
+{
+	uint8_t kf[FS_CRYPTO_KEYFILE_BYTES];
+	uint8_t idw[FS_CRYPTO_IDENTITY_WRAPPED_BYTES];
+	uint8_t skw[FS_CRYPTO_SPACEKEY_WRAPPED_MAX];
+	char meta[sizeof(META_SPACEKEY_P) + FS_CRYPTO_KID_MAX];
+	char space[FS_CRYPTO_SPACE_ID_MAX];
+	fs_kdf_params p = kdf(d);
+	fs_key *master = NULL;
+	fs_identity *id = NULL;
+	fs_space_key *k = NULL;
+	size_t skw_len = 0;
+	int rc;
+
+	if (d->initialized)
+		return fs_err_set(eb, FS_E_EXISTS, "this device is already set up");
+	fs_crypto_space_id_new(space);
+	/* Everything the key file will protect is written first: the key file
+	 * appears last, so a crash leaves a device that is simply not set up. */
+	if ((rc = fs_crypto_keyfile_create(pass, len, &p, kf, &master, eb)) != FS_OK ||
+	    (rc = fs_crypto_identity_new(&id, eb)) != FS_OK ||
+	    (rc = fs_crypto_identity_wrap(id, master, idw, eb)) != FS_OK ||
+	    (rc = fs_crypto_spacekey_new(space, 1, &k, eb)) != FS_OK ||
+	    (rc = fs_crypto_spacekey_wrap(k, master, skw, &skw_len, eb)) != FS_OK)
+		goto out;
+	snprintf(meta, sizeof(meta), "%s%s", META_SPACEKEY_P, fs_crypto_spacekey_kid(k));
+	if ((rc = fs_store_meta_set(d->st, META_IDENTITY, idw, sizeof(idw), eb)) != FS_OK ||
+	    (rc = fs_store_meta_set(d->st, META_SPACE_ID, (const uint8_t *)space, strlen(space),
+	                            eb)) != FS_OK ||
+	    (rc = fs_store_meta_set(d->st, meta, skw, skw_len, eb)) != FS_OK ||
+	    (rc =
+	         fs_store_meta_set(d->st, META_SPACEKEY, (const uint8_t *)fs_crypto_spacekey_kid(k),
+	                           strlen(fs_crypto_spacekey_kid(k)), eb)) != FS_OK ||
+	    (rc = fs_crypto_keyfile_save(d->key_path, kf, eb)) != FS_OK)
+		goto out;
+	d->initialized = 1;
+	memcpy(d->space_id, space, sizeof(space));
+	fsd_vault_lock(d, NULL);
+	d->master = master;
+	master = NULL;
+	if ((rc = load_space_keys(d, eb)) != FS_OK) {
+		fsd_vault_lock(d, NULL);
+		goto out;
+	}
+	d->last_use_ms = fsd_now_ms();
+	fsd_log(FS_DAEMON_LOG_INFO, "set up: new key file, device identity and space %s", space);
+	fsd_remotes_unlocked(d);
+	rc = FS_OK;
+out:
+	sodium_memzero(kf, sizeof(kf));
+	fs_crypto_key_free(master);
+	fs_crypto_identity_free(id);
+	fs_crypto_spacekey_free(k);
+	return rc;
+}
+
+/* Refuses an attempt while the slowdown after wrong passphrases runs. */
+static int throttled(struct fsd *d, fs_errbuf *eb)
+{
+	uint64_t now = fsd_now_ms();
+
+	if (d->next_try_ms > now) {
+		unsigned s = (unsigned)((d->next_try_ms - now + 999) / 1000);
+		fsd_log(FS_DAEMON_LOG_WARN, "passphrase attempt refused: slowed down for %u s", s);
+		return fs_err_set(eb, FS_E_DAEMON_SLOWDOWN, "try again in %u s", s);
+	}
+	return FS_OK;
+}
+
+static void wrong(struct fsd *d, const char *what)
+{
+	unsigned s;
+
+	d->fails++;
+	s = d->fails >= 10 ? FSD_SLOWDOWN_MAX_S : 1u << (d->fails - 1);
+	if (s > FSD_SLOWDOWN_MAX_S)
+		s = FSD_SLOWDOWN_MAX_S;
+	d->next_try_ms = fsd_now_ms() + (uint64_t)s * 1000u;
+	fsd_log(FS_DAEMON_LOG_WARN,
+	        "%s refused: wrong passphrase (%u in a row); next attempt in %u s", what, d->fails,
+	        s);
+}
+
+static int load_keyfile(struct fsd *d, uint8_t buf[FS_CRYPTO_KEYFILE_MAX], size_t *len,
+                        fs_errbuf *eb)
+{
+	int rc = fs_crypto_keyfile_load(d->key_path, buf, len, eb);
+	if (rc == FS_E_NOTFOUND)
+		rc = fs_err_set(eb, FS_E_DAEMON_NOINIT, NULL);
+	return rc;
+}
+
+int fsd_vault_unlock(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
+{
+	uint8_t kf[FS_CRYPTO_KEYFILE_MAX];
+	size_t kf_len = 0;
+	fs_key *master = NULL;
+	int rc;
+
+	if (!d->initialized)
+		return fs_err_set(eb, FS_E_DAEMON_NOINIT, NULL);
+	if ((rc = throttled(d, eb)) != FS_OK)
+		return rc;
+	if ((rc = load_keyfile(d, kf, &kf_len, eb)) != FS_OK)
+		goto out;
+	rc = fs_crypto_keyfile_unlock(kf, kf_len, pass, len, &master, eb);
+	if (rc == FS_E_PASSPHRASE) {
+		wrong(d, "unlock");
+		goto out;
+	}
+	if (rc != FS_OK)
+		goto out;
+	d->fails = 0;
+	d->next_try_ms = 0;
+	fsd_vault_lock(d, NULL);
+	d->master = master;
+	master = NULL;
+	if ((rc = load_space_keys(d, eb)) != FS_OK) {
+		fsd_vault_lock(d, NULL);
+		goto out;
+	}
+	d->last_use_ms = fsd_now_ms();
+	fsd_log(FS_DAEMON_LOG_INFO, "unlocked");
+	fsd_remotes_unlocked(d);
+	rc = FS_OK;
+out:
+	sodium_memzero(kf, sizeof(kf));
+	fs_crypto_key_free(master);
+	return rc;
+}
+
+void fsd_vault_lock(struct fsd *d, const char *why)
+{
+	int was = d->master != NULL;
+
+	fs_crypto_key_free(d->master);
+	fs_crypto_keyring_free(d->ring);
+	fs_crypto_spacekey_free(d->cur);
+	d->master = NULL;
+	d->ring = NULL;
+	d->cur = NULL;
+	if (was && why)
+		fsd_log(FS_DAEMON_LOG_INFO, "locked (%s): record keys wiped from memory", why);
+}
+
+int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw, size_t new_len,
+                     fs_errbuf *eb)
+{
+	uint8_t kf[FS_CRYPTO_KEYFILE_MAX], out[FS_CRYPTO_KEYFILE_BYTES];
+	fs_kdf_params p = kdf(d);
+	size_t kf_len = 0;
+	int rc;
+
+	if (!d->initialized)
+		return fs_err_set(eb, FS_E_DAEMON_NOINIT, NULL);
+	if ((rc = throttled(d, eb)) != FS_OK)
+		return rc;
+	if ((rc = load_keyfile(d, kf, &kf_len, eb)) != FS_OK)
+		goto out;
+	rc = fs_crypto_keyfile_rekey(kf, kf_len, old, old_len, nw, new_len, &p, out, eb);
+	if (rc == FS_E_PASSPHRASE) {
+		wrong(d, "passphrase change");
+		goto out;
+	}
+	if (rc != FS_OK || (rc = fs_crypto_keyfile_save(d->key_path, out, eb)) != FS_OK)
+		goto out;
+	d->fails = 0;
+	fsd_log(FS_DAEMON_LOG_INFO, "passphrase changed");
+out:
+	sodium_memzero(kf, sizeof(kf));
+	sodium_memzero(out, sizeof(out));
+	return rc;
+}
+
+int fsd_vault_ready(struct fsd *d, fs_errbuf *eb)
+{
+	if (!d->initialized)
+		return fs_err_set(eb, FS_E_DAEMON_NOINIT, NULL);
+	if (d->master == NULL || d->cur == NULL)
+		return fs_err_set(eb, FS_E_DAEMON_LOCKED, NULL);
+	d->last_use_ms = fsd_now_ms();
+	return FS_OK;
+}
+
+int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t len, char **env,
+                   size_t *env_len, fs_errbuf *eb)
+{
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	return fs_crypto_env_seal(d->cur, doc_id, (const uint8_t *)plain, len, env, env_len, eb);
+}
+
+int fsd_vault_open_doc(struct fsd *d, const char *doc_id, const uint8_t *env, size_t env_len,
+                       cJSON **plain, fs_errbuf *eb)
+{
+	uint8_t *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	*plain = NULL;
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	if ((rc = fs_crypto_env_open(d->ring, d->space_id, doc_id, (const char *)env, env_len, &p,
+	                             &n, eb)) != FS_OK)
+		return rc;
+	rc = fs_json_parse((const char *)p, n, FS_CRYPTO_RECORD_MAX, FS_JSON_DEPTH_DEFAULT, plain,
+	                   eb);
+	fs_crypto_plain_free(p, n);
+	return rc;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/daemon/e2e.sh: daemon + pouchdb-server + CLI through the real
+# binaries. Records are created while the server is down; when it comes up
+# the queue drains by itself (no command). Then: records readable, the server
+# holds ciphertext only, the socket is 0600 in a 0700 folder, SIGTERM stops
+# the daemon within 2 s, and the marker written in the records is in no log,
+# no data file and no temporary file.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+conf a "retry_max_seconds = 2"
+start_daemon a
+printf 'correct horse\n' | cli a init >/dev/null || fail "init"
+cli a remote add office "http://127.0.0.1:$port/team" >/dev/null || fail "remote add"
+[ "$(stat -c %a "$T/a/run/api.sock")" = 600 ] || fail "socket mode $(stat -c %a "$T/a/run/api.sock")"
+[ "$(stat -c %a "$T/a/run")" = 700 ] || fail "socket folder mode"
+say "socket 0600 in a 0700 folder"
+
+n=20
+for i in $(seq $n); do
+	cli a record add visit "{\"note\":\"$marker visit $i\",\"client\":\"$marker client\"}" \
+		>/dev/null || fail "record add $i"
+done
+[ "$(status_of a queued)" = $n ] || fail "queue should hold $n"
+[ "$(status_of a online)" = false ] || fail "should be offline"
+cli a status | grep -q "waiting to sync: $n change" || fail "status text"
+say "$n records queued while the server is down"
+
+sleep 1
+start_pouch "$port"
+curl -sf -X PUT "http://127.0.0.1:$port/team" >/dev/null || fail "create db"
+t0=$(now_ms)
+wait_for 30 queue_empty a || fail "the queue did not drain by itself"
+say "queue drained by itself $(($(now_ms) - t0)) ms after the server came up"
+
+total=$(curl -sf "http://127.0.0.1:$port/team/_all_docs" | jget total_rows)
+[ "$total" = $n ] || fail "server holds $total documents, want $n"
+curl -sf "http://127.0.0.1:$port/team/_all_docs?include_docs=true" >"$T/server.json"
+grep -q '"c":' "$T/server.json" || fail "server documents are not envelopes"
+marker_absent "$T/server.json"
+[ "$(cli a record list visit | grep -c "$marker visit")" = $n ] || fail "records not readable"
+cli a sync --wait --timeout 20 >/dev/null || fail "sync --wait"
+
+# A record edited and one deleted also go out by themselves.
+id=$(cli a --json record list visit | jget records.0.id)
+rev=$(cli a --json record get "$id" | jget rev)
+cli a record update "$id" "$rev" "{\"note\":\"$marker edited\"}" >/dev/null || fail "update"
+rc=0
+cli a record update "$id" "$rev" '{"note":"stale"}' >/dev/null 2>&1 || rc=$?
+[ $rc = 6 ] || fail "stale update: exit $rc, want 6 (conflict)"
+wait_for 15 queue_empty a || fail "edit not pushed"
+[ "$(curl -sf "http://127.0.0.1:$port/team/$id" | jget _rev | cut -d- -f1)" = 2 ] ||
+	fail "server lacks the edit"
+say "edit pushed; stale base revision refused"
+
+# The server refuses for good: the record goes to the quarantine with the
+# server's reason; once the server accepts again, "quarantine retry" sends it.
+curl -sf -X PUT "http://127.0.0.1:$port/team/_design/ro" -H 'Content-Type: application/json' \
+	-d '{"validate_doc_update":"function(n) { throw({forbidden: \"read-only for the test\"}); }"}' \
+	>/dev/null || fail "design doc"
+cli a record add visit "{\"note\":\"$marker refused\"}" >/dev/null || fail "record add"
+is_quarantined() { [ "$(status_of a quarantined)" = 1 ]; }
+wait_for 15 is_quarantined || fail "refused record not quarantined"
+cli a quarantine | grep -q "read-only for the test" || fail "quarantine lacks the reason"
+oid=$(cli a --json quarantine | jget quarantine.0.oid)
+drev=$(curl -sf "http://127.0.0.1:$port/team/_design/ro" | jget _rev)
+curl -sf -X DELETE "http://127.0.0.1:$port/team/_design/ro?rev=$drev" >/dev/null || fail "rm ddoc"
+cli a quarantine retry "$oid" >/dev/null || fail "quarantine retry"
+wait_for 15 queue_empty a || fail "retried record not pushed"
+[ "$(status_of a quarantined)" = 0 ] || fail "quarantine not empty"
+[ "$(curl -sf "http://127.0.0.1:$port/team" | jget doc_count)" = $((n + 1)) ] || fail "server count"
+say "server refusal quarantined with its reason; retry sent it"
+
+ms=$(stop_daemon a TERM)
+say "SIGTERM: stopped in $ms ms"
+[ "$ms" -lt 2000 ] || fail "stop took $ms ms"
+no_sanitizer_report a
+grep -q "$marker" "$T/a/log" && fail "marker in the log"
+marker_absent "$T/a" "$T/tmp" "$T/pouch"
+hits=$(find "${TMPDIR:-/tmp}" -maxdepth 2 -type f -newer "$T/start" 2>/dev/null |
+	xargs -r grep -la -- "$marker" 2>/dev/null || true)
+[ -z "$hits" ] || fail "marker in temporary files: $hits"
+say "marker in no log, data file or temporary file"
+echo "PASS"
