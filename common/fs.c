@@ -58,6 +58,12 @@ static const struct errinfo errs[] = {
 	{FS_E_SYNC_REFUSED, "FS_E_SYNC_REFUSED", "the server refused the document"},
 	{FS_E_SYNC_CONNLOST, "FS_E_SYNC_CONNLOST", "the connection to the server broke during a transfer"},
 	{FS_E_SYNC_REDIRECT, "FS_E_SYNC_REDIRECT", "the server sent us elsewhere (redirects are not followed)"},
+	{FS_E_CW_INVALID, "FS_E_CW_INVALID", "the case or visit record is not valid"},
+	{FS_E_CW_VERSION, "FS_E_CW_VERSION", "the record was written by a newer version"},
+	{FS_E_CW_FINAL, "FS_E_CW_FINAL", "the visit is finalized and cannot change (add an addendum)"},
+	{FS_E_CW_UNSIGNED, "FS_E_CW_UNSIGNED", "the visit is a draft and has no signature"},
+	{FS_E_CW_UNMERGEABLE, "FS_E_CW_UNMERGEABLE", "conflicting versions need a person to choose"},
+	{FS_E_CW_TZ, "FS_E_CW_TZ", "unknown time zone"},
 };
 
 static const struct errinfo *lookup(int code)

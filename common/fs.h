@@ -66,6 +66,13 @@ typedef enum fs_err {
 	FS_E_SYNC_REFUSED = 312,    /* the server refused a document for good */
 	FS_E_SYNC_CONNLOST = 313,   /* the connection broke during a transfer */
 	FS_E_SYNC_REDIRECT = 314,   /* the server redirected; redirects are not followed */
+
+	FS_E_CW_INVALID = 400,      /* a case, visit or addendum fails validation */
+	FS_E_CW_VERSION = 401,      /* a record from a newer casework format */
+	FS_E_CW_FINAL = 402,        /* the visit is finalized: immutable, add an addendum */
+	FS_E_CW_UNSIGNED = 403,     /* a draft visit has no signature to check */
+	FS_E_CW_UNMERGEABLE = 404,  /* conflicting revisions need a person to choose */
+	FS_E_CW_TZ = 405,           /* unknown time zone */
 } fs_err;
 
 /* Plain words for a person, e.g. "wrong passphrase". Never NULL. */
