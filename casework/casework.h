@@ -277,6 +277,24 @@ int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
 int fs_cw_index_verify(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
                        const char *space_id, size_t max, size_t *left, fs_errbuf *eb) FS_WUR;
 
+/*
+ * Saves the index, sealed under k, as `_local` documents of st (never
+ * replicated; see docs/casework.md), so the next unlock restores it and
+ * reads only what changed since. Signature states are kept: a visit is
+ * verified once per revision, not at every unlock.
+ */
+int fs_cw_index_save(fs_cw_index *idx, fs_store *st, const fs_space_key *k, fs_errbuf *eb) FS_WUR;
+
+/*
+ * Replaces idx's content with the saved snapshot and its store sequence;
+ * follow with fs_cw_index_load for what changed since. FS_E_NOTFOUND when
+ * there is no usable snapshot (none, from another key, damaged or cut
+ * short by a crash): idx is then empty and a full fs_cw_index_load rebuilds
+ * it. Other errors: FS_E_NOMEM, store errors.
+ */
+int fs_cw_index_restore(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
+                        const char *space_id, fs_errbuf *eb) FS_WUR;
+
 typedef struct fs_cw_index_stats {
 	size_t cases, visits, addenda;
 	size_t problems;    /* documents that could not be opened or validated */

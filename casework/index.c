@@ -808,3 +808,349 @@ int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n
 	*n = k;
 	return FS_OK;
 }
+
+/* ---- the sealed snapshot ----
+ *
+ * Reading and decrypting every envelope at unlock costs seconds for tens of
+ * thousands of visits, and checking every signature costs more. So the
+ * index is saved as sealed `_local` documents (never replicated): a header
+ * "cw-index" and chunks "cw-index.<i>", each an envelope under the space
+ * key, the same AEAD as records, so nothing decrypted reaches the disk.
+ * Header and chunks carry a random generation: a crash between writes
+ * leaves a mismatch, and the snapshot is then ignored (a full load).
+ * Format: docs/casework.md.
+ */
+
+#define SNAP_MAGIC_HDR   "fscwidx1"
+#define SNAP_MAGIC_CHUNK "fscwchk1"
+#define SNAP_GEN         16
+#define SNAP_CHUNK_MAX   (3U << 20) /* payload bytes per chunk, under FS_CRYPTO_RECORD_MAX */
+#define SNAP_CHUNKS_MAX  4096
+
+static void put_u8(struct cw_buf *b, unsigned v)
+{
+	char c = (char)v;
+
+	cw_buf_put(b, &c, 1);
+}
+
+static void put_u64(struct cw_buf *b, uint64_t v)
+{
+	char t[8];
+
+	for (int i = 0; i < 8; i++)
+		t[i] = (char)(v >> (8 * i));
+	cw_buf_put(b, t, 8);
+}
+
+static void put_s(struct cw_buf *b, const char *s, size_t n)
+{
+	put_u64(b, n);
+	cw_buf_put(b, s, n);
+}
+
+static void put_str(struct cw_buf *b, const char *s)
+{
+	put_s(b, s, strlen(s));
+}
+
+struct rdr {
+	const uint8_t *p;
+	size_t n, off;
+	int bad;
+};
+
+static uint64_t get_u64(struct rdr *r)
+{
+	uint64_t v = 0;
+
+	if (r->bad || r->n - r->off < 8) {
+		r->bad = 1;
+		return 0;
+	}
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)r->p[r->off + (size_t)i] << (8 * i);
+	r->off += 8;
+	return v;
+}
+
+static unsigned get_u8(struct rdr *r)
+{
+	if (r->bad || r->off >= r->n) {
+		r->bad = 1;
+		return 0;
+	}
+	return r->p[r->off++];
+}
+
+/* A string of at most max bytes into out (max + 1 bytes), NUL-terminated. */
+static void get_str(struct rdr *r, char *out, size_t max)
+{
+	uint64_t n = get_u64(r);
+
+	out[0] = '\0';
+	if (r->bad || n > max || n > r->n - r->off || memchr(r->p + r->off, 0, n)) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(out, r->p + r->off, n);
+	out[n] = '\0';
+	r->off += n;
+}
+
+static int seal_local(fs_store *st, const fs_space_key *k, const char *name, struct cw_buf *b,
+                      fs_errbuf *eb)
+{
+	char rev[FS_REV_MAX], *env = NULL;
+	uint8_t *old = NULL;
+	size_t olen = 0, elen = 0;
+	int have, r;
+
+	if (b->oom)
+		return fs_err_set(eb, FS_E_NOMEM, "out of memory");
+	r = fs_store_local_get(st, name, rev, &old, &olen, eb);
+	free(old);
+	if (r != FS_OK && r != FS_E_NOTFOUND)
+		return r;
+	have = r == FS_OK;
+	if ((r = fs_crypto_env_seal(k, name, (const uint8_t *)b->p, b->n, &env, &elen, eb)) != FS_OK)
+		return r;
+	r = fs_store_local_put(st, name, have ? rev : NULL, (const uint8_t *)env, elen, NULL, eb);
+	free(env);
+	return r;
+}
+
+static void snap_entry(struct cw_buf *b, const struct ent *e)
+{
+	if (e->type == FS_CW_NONE) {
+		put_u8(b, 'P');
+		put_str(b, e->id);
+		put_u64(b, (uint64_t)e->problem);
+	} else if (e->type == FS_CW_CASE) {
+		struct cw_rec r;
+		char *p = NULL;
+		size_t n = 0;
+
+		memset(&r, 0, sizeof(r));
+		r.type = FS_CW_CASE;
+		r.c = *e->c; /* borrowed for the write */
+		if (cw_rec_write(&r, 1, &p, &n, NULL) != FS_OK) {
+			b->oom = 1;
+			return;
+		}
+		put_u8(b, 'C');
+		put_str(b, e->id);
+		put_s(b, p, n);
+		fs_crypto_plain_free((uint8_t *)p, n);
+	} else if (e->type == FS_CW_VISIT) {
+		put_u8(b, 'V');
+		put_str(b, e->id);
+		put_str(b, e->v->case_id);
+		put_str(b, e->v->device);
+		put_u64(b, (uint64_t)e->v->start);
+		put_u8(b, e->sig);
+		put_u8(b, (unsigned)e->v->nfu);
+		for (size_t i = 0; i < e->v->nfu; i++)
+			put_u64(b, (uint64_t)e->v->fu_due[i]);
+	} else {
+		put_u8(b, 'A');
+		put_str(b, e->id);
+		put_str(b, e->a->visit_id);
+		put_str(b, e->a->case_id);
+		put_str(b, e->a->device);
+		put_u8(b, e->sig);
+		put_u64(b, e->a->done);
+	}
+}
+
+static int flush(fs_store *st, const fs_space_key *k, struct cw_buf *b, uint64_t *chunks,
+                 fs_errbuf *eb)
+{
+	char name[64];
+	int r;
+
+	if (*chunks >= SNAP_CHUNKS_MAX)
+		return fs_err_set(eb, FS_E_TOOBIG, "index too large to save");
+	snprintf(name, sizeof(name), "cw-index.%llu", (unsigned long long)*chunks);
+	r = seal_local(st, k, name, b, eb);
+	cw_buf_wipe(b);
+	(*chunks)++;
+	return r;
+}
+
+int fs_cw_index_save(fs_cw_index *idx, fs_store *st, const fs_space_key *k, fs_errbuf *eb)
+{
+	uint8_t gen[SNAP_GEN];
+	struct cw_buf b = {0};
+	uint64_t chunks = 0, entries = 0;
+	int r = FS_OK;
+
+	randombytes_buf(gen, sizeof(gen));
+	for (size_t i = 0; i < idx->cap && r == FS_OK; i++)
+		for (struct ent *e = idx->tab[i]; e && r == FS_OK; e = e->next) {
+			if (b.n == 0) {
+				cw_buf_put(&b, SNAP_MAGIC_CHUNK, 8);
+				cw_buf_put(&b, (const char *)gen, SNAP_GEN);
+				put_u64(&b, chunks);
+			}
+			snap_entry(&b, e);
+			entries++;
+			/* a case is at most FS_CW_RECORD_MAX: room for one more */
+			if (b.n >= SNAP_CHUNK_MAX - FS_CW_RECORD_MAX - 4096)
+				r = flush(st, k, &b, &chunks, eb);
+		}
+	if (r == FS_OK && b.n > 0)
+		r = flush(st, k, &b, &chunks, eb);
+	if (r == FS_OK) {
+		cw_buf_put(&b, SNAP_MAGIC_HDR, 8);
+		cw_buf_put(&b, (const char *)gen, SNAP_GEN);
+		put_u64(&b, idx->seq);
+		put_u64(&b, chunks);
+		put_u64(&b, entries);
+		r = seal_local(st, k, "cw-index", &b, eb);
+	}
+	cw_buf_wipe(&b);
+	return r;
+}
+
+static int open_local(fs_store *st, const fs_keyring *ring, const char *space_id,
+                      const char *name, uint8_t **plain, size_t *plen, fs_errbuf *eb)
+{
+	char rev[FS_REV_MAX];
+	uint8_t *env = NULL;
+	size_t elen = 0;
+	int r;
+
+	if ((r = fs_store_local_get(st, name, rev, &env, &elen, eb)) != FS_OK)
+		return r;
+	r = fs_crypto_env_open(ring, space_id, name, (const char *)env, elen, plain, plen, eb);
+	free(env);
+	return r;
+}
+
+static int restore_chunk(fs_cw_index *idx, struct rdr *rd)
+{
+	char id[FS_STORE_ID_MAX + 1];
+
+	while (!rd->bad && rd->off < rd->n) {
+		unsigned t = get_u8(rd);
+		struct ent *e;
+
+		get_str(rd, id, FS_STORE_ID_MAX);
+		if (id[0] == '\0')
+			rd->bad = 1;
+		if (rd->bad)
+			break;
+		if (t == 'C') {
+			uint64_t n = get_u64(rd);
+
+			if (rd->bad || n > rd->n - rd->off)
+				break;
+			if (put(idx, id, (const char *)rd->p + rd->off, n, 0, NULL) == FS_E_NOMEM)
+				return FS_E_NOMEM;
+			rd->off += n;
+			continue;
+		}
+		if (ent_get(idx, id, &e) != FS_OK)
+			return FS_E_NOMEM;
+		if (t == 'P') {
+			e->problem = (int)get_u64(rd);
+		} else if (t == 'V') {
+			if ((e->v = calloc(1, sizeof(*e->v))) == NULL)
+				return FS_E_NOMEM;
+			get_str(rd, e->v->case_id, FS_CW_ID_MAX);
+			get_str(rd, e->v->device, FS_CW_ID_MAX);
+			e->v->start = (int64_t)get_u64(rd);
+			e->sig = (int)get_u8(rd);
+			e->v->nfu = get_u8(rd);
+			if (e->v->nfu > FS_CW_FOLLOWUP_MAX)
+				rd->bad = 1;
+			for (size_t i = 0; !rd->bad && i < e->v->nfu; i++)
+				e->v->fu_due[i] = (int64_t)get_u64(rd);
+			e->type = FS_CW_VISIT;
+		} else if (t == 'A') {
+			if ((e->a = calloc(1, sizeof(*e->a))) == NULL)
+				return FS_E_NOMEM;
+			get_str(rd, e->a->visit_id, FS_CW_ID_MAX);
+			get_str(rd, e->a->case_id, FS_CW_ID_MAX);
+			get_str(rd, e->a->device, FS_CW_ID_MAX);
+			e->sig = (int)get_u8(rd);
+			e->a->done = (uint32_t)get_u64(rd);
+			e->type = FS_CW_ADDENDUM;
+		} else {
+			rd->bad = 1;
+		}
+		if (e->sig < SIG_NONE || e->sig > SIG_BAD)
+			rd->bad = 1;
+	}
+	return rd->bad ? FS_E_INPUT : FS_OK;
+}
+
+static void clear_all(fs_cw_index *idx)
+{
+	for (size_t i = 0; i < idx->cap; i++) {
+		struct ent *e = idx->tab[i], *nx;
+
+		for (; e; e = nx) {
+			nx = e->next;
+			ent_free(e);
+		}
+		idx->tab[i] = NULL;
+	}
+	idx->n = 0;
+	idx->seq = 0;
+}
+
+int fs_cw_index_restore(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
+                        const char *space_id, fs_errbuf *eb)
+{
+	uint8_t *h = NULL, gen[SNAP_GEN];
+	size_t hl = 0;
+	uint64_t seq, chunks, entries;
+	struct rdr rd;
+	int r;
+
+	clear_all(idx);
+	if ((r = open_local(st, ring, space_id, "cw-index", &h, &hl, eb)) != FS_OK)
+		return r == FS_E_NOTFOUND ? r : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot unreadable");
+	rd = (struct rdr){h, hl, 8, 0};
+	if (hl < 8 + SNAP_GEN || memcmp(h, SNAP_MAGIC_HDR, 8) != 0)
+		rd.bad = 1;
+	else
+		memcpy(gen, h + 8, SNAP_GEN);
+	rd.off = 8 + SNAP_GEN;
+	seq = get_u64(&rd);
+	chunks = get_u64(&rd);
+	entries = get_u64(&rd);
+	fs_crypto_plain_free(h, hl);
+	if (rd.bad || chunks > SNAP_CHUNKS_MAX)
+		return fs_err_set(eb, FS_E_NOTFOUND, "index snapshot unreadable");
+	for (uint64_t c = 0; c < chunks; c++) {
+		char name[64];
+		uint8_t *p = NULL;
+		size_t pl = 0;
+
+		snprintf(name, sizeof(name), "cw-index.%llu", (unsigned long long)c);
+		if ((r = open_local(st, ring, space_id, name, &p, &pl, eb)) != FS_OK) {
+			clear_all(idx);
+			return fs_err_set(eb, FS_E_NOTFOUND, "index snapshot incomplete");
+		}
+		rd = (struct rdr){p, pl, 8 + SNAP_GEN, 0};
+		if (pl < 8 + SNAP_GEN || memcmp(p, SNAP_MAGIC_CHUNK, 8) != 0 ||
+		    memcmp(p + 8, gen, SNAP_GEN) != 0 || get_u64(&rd) != c)
+			rd.bad = 1;
+		r = rd.bad ? FS_E_INPUT : restore_chunk(idx, &rd);
+		fs_crypto_plain_free(p, pl);
+		if (r != FS_OK) {
+			clear_all(idx);
+			return r == FS_E_NOMEM ? fs_err_set(eb, r, "out of memory")
+			                       : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot damaged");
+		}
+	}
+	if (idx->n != entries) {
+		clear_all(idx);
+		return fs_err_set(eb, FS_E_NOTFOUND, "index snapshot incomplete");
+	}
+	idx->seq = seq;
+	return FS_OK;
+}
