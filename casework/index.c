@@ -34,6 +34,9 @@ struct iadd {
 
 struct ent {
 	struct ent *next; /* hash chain */
+	size_t pos;       /* in fs_cw_index.all */
+	struct ent *cref; /* a visit's or addendum's case, valid while cref_epoch == epoch */
+	uint64_t cref_epoch;
 	char *id;
 	fs_cw_type type; /* FS_CW_NONE: a problem document */
 	int problem;     /* its error code */
@@ -57,6 +60,9 @@ struct fs_cw_index {
 	fs_cw_config cfg;
 	struct ent **tab;
 	size_t cap, n;
+	struct ent **all; /* every entry, dense, so scans do not walk empty buckets */
+	size_t nall_cap;
+	uint64_t epoch; /* bumped whenever an entry is added, removed or changed */
 	struct trust *tr;
 	size_t ntr;
 	uint64_t seq;
@@ -173,6 +179,7 @@ void fs_cw_index_free(fs_cw_index *idx)
 		}
 	}
 	free(idx->tab);
+	free(idx->all);
 	free(idx->tr);
 	free(idx);
 }
@@ -227,9 +234,23 @@ static int ent_get(fs_cw_index *idx, const char *id, struct ent **out)
 			free(e);
 			return FS_E_NOMEM;
 		}
+		if (idx->n == idx->nall_cap) {
+			size_t nc = idx->nall_cap ? idx->nall_cap * 2 : 1024;
+			struct ent **a = realloc(idx->all, nc * sizeof(*a));
+
+			if (a == NULL) {
+				free(e->id);
+				free(e);
+				return FS_E_NOMEM;
+			}
+			idx->all = a;
+			idx->nall_cap = nc;
+		}
 		*p = e;
-		idx->n++;
+		e->pos = idx->n;
+		idx->all[idx->n++] = e;
 	}
+	idx->epoch++;
 	ent_body_free(e);
 	e->type = FS_CW_NONE;
 	e->problem = 0;
@@ -306,8 +327,11 @@ void fs_cw_index_remove(fs_cw_index *idx, const char *id)
 	if ((e = *p) == NULL)
 		return;
 	*p = e->next;
+	idx->all[e->pos] = idx->all[idx->n - 1];
+	idx->all[e->pos]->pos = e->pos;
 	ent_free(e);
 	idx->n--;
+	idx->epoch++;
 }
 
 struct loadctx {
@@ -482,6 +506,18 @@ static int item_cmp(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* The case a visit or addendum belongs to, looked up once per index change. */
+static struct ent *case_of(fs_cw_index *idx, struct ent *e, const char *case_id)
+{
+	if (e->cref_epoch != idx->epoch || e->cref_epoch == 0) {
+		struct ent *c = find(idx, case_id);
+
+		e->cref = c && c->type == FS_CW_CASE ? c : NULL;
+		e->cref_epoch = idx->epoch;
+	}
+	return e->cref;
+}
+
 int fs_cw_due(fs_cw_index *idx, int64_t now, int all, fs_cw_due_list **out, fs_errbuf *eb)
 {
 	const fs_cw_config *cfg = &idx->cfg;
@@ -493,18 +529,19 @@ int fs_cw_due(fs_cw_index *idx, int64_t now, int all, fs_cw_due_list **out, fs_e
 
 	*out = NULL;
 	r = fs_err_set(eb, FS_E_NOMEM, "out of memory");
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
-			if (e->type == FS_CW_VISIT)
-				e->v->done = 0;
-			if (e->type == FS_CW_CASE) {
-				e->last = 0;
-				e->has_last = 0;
-				e->late = 0;
-				e->sig_bad = 0;
-				nc += !e->c->closed;
-			}
+	for (size_t i = 0; i < idx->n; i++) {
+		struct ent *e = idx->all[i];
+
+		if (e->type == FS_CW_VISIT)
+			e->v->done = 0;
+		if (e->type == FS_CW_CASE) {
+			e->last = 0;
+			e->has_last = 0;
+			e->late = 0;
+			e->sig_bad = 0;
+			nc += !e->c->closed;
 		}
+	}
 	if ((cs = calloc(nc + 1, sizeof(*cs))) == NULL ||
 	    (t = calloc(3 * nc + 1, sizeof(*t))) == NULL ||
 	    (days = calloc(3 * nc + 1, sizeof(*days))) == NULL ||
@@ -512,49 +549,42 @@ int fs_cw_due(fs_cw_index *idx, int64_t now, int all, fs_cw_due_list **out, fs_e
 		goto out;
 	/* Addenda first: they mark follow-ups of their visit done; a tampered
 	 * addendum marks nothing and flags its case. */
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
-			struct ent *v, *c;
+	for (size_t i = 0; i < idx->n; i++) {
+		struct ent *e = idx->all[i], *v, *c;
 
-			if (e->type != FS_CW_ADDENDUM)
-				continue;
-			if (e->sig == SIG_BAD) {
-				if ((c = find(idx, e->a->case_id)) && c->type == FS_CW_CASE)
-					c->sig_bad = 1;
-				continue;
-			}
-			if ((v = find(idx, e->a->visit_id)) && v->type == FS_CW_VISIT)
-				v->v->done |= e->a->done;
+		if (e->type == FS_CW_CASE && !e->c->closed)
+			cs[k++] = e;
+		if (e->type != FS_CW_ADDENDUM)
+			continue;
+		if (e->sig == SIG_BAD) {
+			if ((c = case_of(idx, e, e->a->case_id)) != NULL)
+				c->sig_bad = 1;
+			continue;
 		}
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
-			if (e->type == FS_CW_CASE && !e->c->closed)
-				cs[k++] = e;
-		}
+		if ((v = find(idx, e->a->visit_id)) && v->type == FS_CW_VISIT)
+			v->v->done |= e->a->done;
+	}
 	/* Today in the agency zone, and each case's days, in one zone switch. */
 	t[0] = now;
 	if ((r = cw_local_days(cfg->tz, t, days, 1, eb)) != FS_OK)
 		goto out;
 	today = days[0];
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
-			struct ent *c;
+	for (size_t i = 0; i < idx->n; i++) {
+		struct ent *e = idx->all[i], *c;
 
-			if (e->type != FS_CW_VISIT)
-				continue;
-			if ((c = find(idx, e->v->case_id)) == NULL || c->type != FS_CW_CASE)
-				continue;
-			if (e->sig == SIG_BAD)
-				c->sig_bad = 1;
-			/* A visit dated in the future is not a contact yet. */
-			if (e->v->start <= now && (!c->has_last || e->v->start > c->last)) {
-				c->last = e->v->start;
-				c->has_last = 1;
-			}
-			for (size_t f = 0; f < e->v->nfu; f++)
-				if (!(e->v->done & (1u << f)) && e->v->fu_due[f] < today)
-					c->late++;
+		if (e->type != FS_CW_VISIT || (c = case_of(idx, e, e->v->case_id)) == NULL)
+			continue;
+		if (e->sig == SIG_BAD)
+			c->sig_bad = 1;
+		/* A visit dated in the future is not a contact yet. */
+		if (e->v->start <= now && (!c->has_last || e->v->start > c->last)) {
+			c->last = e->v->start;
+			c->has_last = 1;
 		}
+		for (size_t f = 0; f < e->v->nfu; f++)
+			if (!(e->v->done & (1u << f)) && e->v->fu_due[f] < today)
+				c->late++;
+	}
 	for (size_t i = 0; i < k; i++) {
 		const struct cw_case *c = cs[i]->c;
 
@@ -1098,6 +1128,7 @@ static void clear_all(fs_cw_index *idx)
 		idx->tab[i] = NULL;
 	}
 	idx->n = 0;
+	idx->epoch++;
 	idx->seq = 0;
 }
 
