@@ -113,7 +113,8 @@ struct cw_addendum {
 
 /* A parsed record of any type. */
 struct cw_rec {
-	fs_cw_type type;
+	fs_cw_type type; /* FS_CW_NONE: a daemon record of another type (not ours) */
+	int wrapped;     /* came as the daemon's {"type":T,"data":{record}} */
 	struct cw_case c;
 	struct cw_visit v;
 	struct cw_addendum a;

@@ -274,6 +274,12 @@ static int put(fs_cw_index *idx, const char *id, const char *plain, size_t len, 
 		e->problem = rc;
 		return rc;
 	}
+	if (r.type == FS_CW_NONE) {
+		/* another type of the daemon's record API: not ours to index */
+		cw_rec_clear(&r);
+		fs_cw_index_remove(idx, id);
+		return FS_OK;
+	}
 	rc = fs_err_set(eb, FS_E_NOMEM, "out of memory");
 	if (r.type == FS_CW_CASE) {
 		if ((e->c = malloc(sizeof(*e->c))) == NULL)

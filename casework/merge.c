@@ -247,6 +247,11 @@ int fs_cw_merge(const char *const *plains, const size_t *lens, size_t n, char **
 	for (; parsed < n; parsed++)
 		if ((r = cw_rec_parse(plains[parsed], lens[parsed], &rs[parsed], eb)) != FS_OK)
 			goto out;
+	for (size_t i = 0; i < n; i++)
+		if (rs[i].type == FS_CW_NONE) {
+			r = fs_err_set(eb, FS_E_CW_UNMERGEABLE, "not a casework record");
+			goto out;
+		}
 	for (size_t i = 1; i < n; i++)
 		if (rs[i].type != rs[0].type) {
 			r = fs_err_set(eb, FS_E_CW_UNMERGEABLE, "leaves of different record types");
@@ -352,6 +357,36 @@ static int fatal(int r)
 	return r == FS_E_NOMEM || r == FS_E_IO || (r >= 200 && r < 300 && r != FS_E_STORE_CONFLICT);
 }
 
+static int wrap_like(const char *winner, size_t wlen, char **merged, size_t *mlen,
+                     fs_errbuf *eb)
+{
+	static const char *const tn[] = {"", "case", "visit", "addendum"};
+	struct cw_rec r;
+	struct cw_buf b = {0};
+	int rc;
+
+	if ((rc = cw_rec_parse(winner, wlen, &r, eb)) != FS_OK)
+		return rc;
+	if (r.wrapped) {
+		cw_buf_puts(&b, "{\"type\":\"");
+		cw_buf_puts(&b, tn[r.type]);
+		cw_buf_puts(&b, "\",\"data\":");
+		cw_buf_put(&b, *merged, *mlen);
+		cw_buf_puts(&b, "}");
+		if (b.oom) {
+			rc = fs_err_set(eb, FS_E_NOMEM, "out of memory");
+		} else {
+			fs_crypto_plain_free((uint8_t *)*merged, *mlen);
+			*merged = b.p;
+			*mlen = b.n;
+			b.p = NULL;
+		}
+	}
+	cw_buf_wipe(&b);
+	cw_rec_clear(&r);
+	return rc;
+}
+
 static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_id,
                        const fs_space_key *k, const char *id, fs_cw_conflicts *cs,
                        fs_errbuf *eb)
@@ -402,6 +437,10 @@ static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_i
 			type = t0;
 		goto doc_failed;
 	}
+	/* Leaves written through the daemon's record API are wrapped as
+	 * {"type":T,"data":{record}}: the merge is written back the same way. */
+	if ((r = wrap_like(plain[0], plen[0], &merged, &mlen, eb)) != FS_OK)
+		goto out;
 	/* The winner is the first leaf (store order): write on it only when
 	 * the merge differs from what it already holds. */
 	if (mlen != plen[0] || memcmp(merged, plain[0], mlen) != 0) {

@@ -798,7 +798,7 @@ int cw_rec_parse(const char *plain, size_t len, struct cw_rec *r, fs_errbuf *eb)
 {
 	struct rd rd = {"record", eb};
 	cJSON *root = NULL;
-	const cJSON *t, *v;
+	const cJSON *t, *v, *obj;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -810,8 +810,32 @@ int cw_rec_parse(const char *plain, size_t len, struct cw_rec *r, fs_errbuf *eb)
 	rc = fs_err_set(eb, FS_E_CW_INVALID, "record: not an object with a type");
 	if (!cJSON_IsObject(root))
 		goto out;
+	obj = root;
 	t = cJSON_GetObjectItemCaseSensitive(root, "type");
 	v = cJSON_GetObjectItemCaseSensitive(root, "v");
+	/* The daemon's record API stores {"type":T,"data":{...}} (docs/daemon.md):
+	 * a casework record sits in data; other types are not ours. */
+	if (cJSON_IsString(t) && v == NULL && cJSON_GetArraySize(root) == 2 &&
+	    cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "data"))) {
+		const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data"), *it;
+
+		r->wrapped = 1;
+		if (strcmp(t->valuestring, "case") != 0 && strcmp(t->valuestring, "visit") != 0 &&
+		    strcmp(t->valuestring, "addendum") != 0) {
+			r->type = FS_CW_NONE;
+			fs_err_clear(eb);
+			rc = FS_OK;
+			goto out;
+		}
+		it = cJSON_GetObjectItemCaseSensitive(data, "type");
+		if (!cJSON_IsString(it) || strcmp(it->valuestring, t->valuestring) != 0) {
+			rc = fs_err_set(eb, FS_E_CW_INVALID, "record: data is of another type");
+			goto out;
+		}
+		obj = data;
+		t = it;
+		v = cJSON_GetObjectItemCaseSensitive(data, "v");
+	}
 	if (!cJSON_IsString(t) || !cJSON_IsNumber(v))
 		goto out;
 	if (v->valuedouble > CW_VERSION) {
@@ -826,15 +850,15 @@ int cw_rec_parse(const char *plain, size_t len, struct cw_rec *r, fs_errbuf *eb)
 	if (strcmp(t->valuestring, "case") == 0) {
 		r->type = FS_CW_CASE;
 		rd.what = "case";
-		rc = parse_case(&rd, root, &r->c);
+		rc = parse_case(&rd, obj, &r->c);
 	} else if (strcmp(t->valuestring, "visit") == 0) {
 		r->type = FS_CW_VISIT;
 		rd.what = "visit";
-		rc = parse_visit(&rd, root, &r->v);
+		rc = parse_visit(&rd, obj, &r->v);
 	} else if (strcmp(t->valuestring, "addendum") == 0) {
 		r->type = FS_CW_ADDENDUM;
 		rd.what = "addendum";
-		rc = parse_addendum(&rd, root, &r->a);
+		rc = parse_addendum(&rd, obj, &r->a);
 	} else {
 		rc = fs_err_set(eb, FS_E_CW_INVALID, "record: unknown type");
 	}
@@ -881,9 +905,11 @@ int fs_cw_validate(const char *plain, size_t len, fs_cw_type *type, fs_errbuf *e
 	*type = FS_CW_NONE;
 	if ((rc = cw_rec_parse(plain, len, &r, eb)) != FS_OK)
 		return rc;
+	if (r.type == FS_CW_NONE)
+		rc = fs_err_set(eb, FS_E_CW_INVALID, "record: not a casework record");
 	*type = r.type;
 	cw_rec_clear(&r);
-	return FS_OK;
+	return rc;
 }
 
 /* ---- edits ---- */

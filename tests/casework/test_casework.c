@@ -1016,6 +1016,63 @@ static void merge_store_drafts_listed(void **state)
 	world_close(&w);
 }
 
+/* Records written through the daemon's generic API come wrapped as
+ * {"type":T,"data":{record}}: indexed, merged and written back wrapped;
+ * other types are ignored, not counted as problems. */
+static char *wrap(const char *type, const char *rec, size_t n, size_t *out)
+{
+	size_t cap = n + 64;
+	char *p = malloc(cap);
+
+	assert_non_null(p);
+	*out = (size_t)snprintf(p, cap, "{\"type\":\"%s\",\"data\":%.*s}", type, (int)n, rec);
+	return p;
+}
+
+static void merge_store_wrapped(void **state)
+{
+	struct world w;
+	struct edits e;
+	fs_errbuf eb = {0};
+	fs_cw_config cfg;
+	fs_cw_index *idx = NULL;
+	fs_cw_index_stats st;
+	char rev[FS_REV_MAX], r2[FS_REV_MAX], *wb, *wa, *wbb, *p;
+	size_t nwb, nwa, nwbb, n;
+	const char *other = "{\"type\":\"note\",\"data\":{\"x\":1}}";
+
+	(void)state;
+	world_open(&w);
+	make_edits(0xffffu, MS0 + 1000, MS0 + 2000, &e);
+	wb = wrap("case", e.base, e.nb, &nwb);
+	wa = wrap("case", e.a, e.na, &nwa);
+	wbb = wrap("case", e.b, e.nbb, &nwbb);
+	put_plain(&w, w.sa, "c1", NULL, wb, nwb, rev);
+	put_plain(&w, w.sa, "n1", NULL, other, strlen(other), r2);
+	replicate(w.sa, w.sb);
+	put_plain(&w, w.sa, "c1", rev, wa, nwa, r2);
+	put_plain(&w, w.sb, "c1", rev, wbb, nwbb, r2);
+	replicate(w.sb, w.sa);
+	resolve(&w, w.sa, 1);
+	p = get_plain(&w, w.sa, "c1", &n, NULL);
+	assert_true(strncmp(p, "{\"type\":\"case\",\"data\":{", 23) == 0);
+	assert_int_equal(n, e.nw + 23);
+	assert_memory_equal(p + 22, e.want, e.nw);
+	pfree(p, n);
+	fs_cw_config_default(&cfg);
+	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
+	assert_int_equal(fs_cw_index_load(idx, w.sa, w.ring, w.space, &eb), FS_OK);
+	fs_cw_index_stats_get(idx, &st);
+	assert_int_equal(st.cases, 1);
+	assert_int_equal(st.problems, 0);
+	fs_cw_index_free(idx);
+	free(wb);
+	free(wa);
+	free(wbb);
+	edits_free(&e);
+	world_close(&w);
+}
+
 /* ---- signatures ---- */
 
 static void replace(char *s, const char *from, const char *to)
@@ -1433,6 +1490,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(merge_all_combinations),
 		cmocka_unit_test(merge_two_stores),
 		cmocka_unit_test(merge_store_drafts_listed),
+		cmocka_unit_test(merge_store_wrapped),
 		cmocka_unit_test(sig_tamper),
 		cmocka_unit_test(index_due_caseload_find),
 		cmocka_unit_test(index_store_load),
