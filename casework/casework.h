@@ -22,20 +22,20 @@
 #include "store.h"
 
 /* Bounds on every record field (bytes, without NUL). */
-#define FS_CW_RECORD_MAX   (256U << 10) /* one plaintext record */
-#define FS_CW_NAME_MAX     200          /* display name, alias */
-#define FS_CW_ID_MAX       64           /* worker, device, role, document ids */
-#define FS_CW_TAG_MAX      64
-#define FS_CW_TAGS_MAX     32
-#define FS_CW_REASON_MAX   1000 /* why a tier changed, why needs changed */
-#define FS_CW_NOTE_MAX     (64U << 10)
-#define FS_CW_ACTION_MAX   1000 /* one follow-up action */
-#define FS_CW_FOLLOWUP_MAX 32
-#define FS_CW_HISTORY_MAX  256 /* tier history entries */
-#define FS_CW_ASSIGN_MAX   64
-#define FS_CW_MINUTES_MAX  (24 * 60)
-#define FS_CW_TZ_MAX       64
-#define FS_CW_JSON_DEPTH   8
+#define FS_CW_RECORD_MAX           (256U << 10) /* one plaintext record */
+#define FS_CW_NAME_MAX             200          /* display name, alias */
+#define FS_CW_ID_MAX               64           /* worker, device, role, document ids */
+#define FS_CW_TAG_MAX              64
+#define FS_CW_TAGS_MAX             32
+#define FS_CW_REASON_MAX           1000 /* why a tier changed, why needs changed */
+#define FS_CW_NOTE_MAX             (64U << 10)
+#define FS_CW_ACTION_MAX           1000 /* one follow-up action */
+#define FS_CW_FOLLOWUP_MAX         32
+#define FS_CW_HISTORY_MAX          256 /* tier history entries */
+#define FS_CW_ASSIGN_MAX           64
+#define FS_CW_MINUTES_MAX          (24 * 60)
+#define FS_CW_TZ_MAX               64
+#define FS_CW_JSON_DEPTH           8
 #define FS_CW_SIG_CONTEXT_VISIT    "fieldsync-visit-v1"
 #define FS_CW_SIG_CONTEXT_ADDENDUM "fieldsync-addendum-v1"
 
@@ -71,13 +71,13 @@ typedef struct fs_cw_cadence {
 } fs_cw_cadence;
 
 typedef struct fs_cw_config {
-	char tz[FS_CW_TZ_MAX + 1];              /* IANA zone, e.g. "Europe/Berlin" */
-	fs_cw_cadence cadence[FS_CW_TIERS];     /* A 7 days, B 1 month, C 3 months, D never */
-	int grace_days;                         /* overdue after due day + grace (default 0) */
-	int a_review_months;                    /* A this long after opening: re-tier (3) */
-	int c_to_d_months;                      /* C this long: suggest D (6) */
-	double weight[FS_CW_TIERS];             /* expected contacts a month: 4, 1, 1/3, 0 */
-	double ceiling;                         /* weighted load above this is overloaded (40) */
+	char tz[FS_CW_TZ_MAX + 1];          /* IANA zone, e.g. "Europe/Berlin" */
+	fs_cw_cadence cadence[FS_CW_TIERS]; /* A 7 days, B 1 month, C 3 months, D never */
+	int grace_days;                     /* overdue after due day + grace (default 0) */
+	int a_review_months;                /* A this long after opening: re-tier (3) */
+	int c_to_d_months;                  /* C this long: suggest D (6) */
+	double weight[FS_CW_TIERS];         /* expected contacts a month: 4, 1, 1/3, 0 */
+	double ceiling;                     /* weighted load above this is overloaded (40) */
 } fs_cw_config;
 
 /* Fills c with the practice's defaults and zone "UTC". */
@@ -168,9 +168,8 @@ int fs_cw_visit_edit(const char *old, size_t old_len, const char *fields, size_t
  * canonical plaintext without "sig". The device in the record must be the
  * one that signs (device). FS_E_CW_FINAL when already final.
  */
-int fs_cw_visit_finalize(const char *old, size_t old_len, const fs_identity *id,
-                         const char *device, int64_t now_ms, char **out, size_t *out_len,
-                         fs_errbuf *eb) FS_WUR;
+int fs_cw_visit_finalize(const char *old, size_t old_len, const fs_identity *id, const char *device,
+                         int64_t now_ms, char **out, size_t *out_len, fs_errbuf *eb) FS_WUR;
 
 /*
  * A signed addendum to a finalized visit (visit_plain is its plaintext,
@@ -178,9 +177,8 @@ int fs_cw_visit_finalize(const char *old, size_t old_len, const fs_identity *id,
  * where done lists follow-ups of the visit (by index) now completed.
  */
 int fs_cw_addendum_create(const char *visit_plain, size_t visit_len, const char *visit_id,
-                          const char *fields, size_t len, const fs_identity *id,
-                          const char *device, int64_t now_ms, char **out, size_t *out_len,
-                          fs_errbuf *eb) FS_WUR;
+                          const char *fields, size_t len, const fs_identity *id, const char *device,
+                          int64_t now_ms, char **out, size_t *out_len, fs_errbuf *eb) FS_WUR;
 
 /*
  * Checks the signature of a finalized visit or an addendum against the
@@ -230,8 +228,8 @@ typedef struct fs_cw_conflicts {
  * Each write is its own durable transaction; a crash between them leaves a
  * conflict that the next call finishes.
  */
-int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id,
-                  const fs_space_key *k, fs_cw_conflicts **out, fs_errbuf *eb) FS_WUR;
+int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id, const fs_space_key *k,
+                  fs_cw_conflicts **out, fs_errbuf *eb) FS_WUR;
 void fs_cw_conflicts_free(fs_cw_conflicts *c);
 
 /* ------------------------------------------------------------------------
@@ -265,8 +263,8 @@ void fs_cw_index_remove(fs_cw_index *idx, const char *id);
  * dropped. Documents that cannot be opened or validated are counted in
  * fs_cw_index_stats (problems), never silently skipped.
  */
-int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
-                     const char *space_id, fs_errbuf *eb) FS_WUR;
+int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring, const char *space_id,
+                     fs_errbuf *eb) FS_WUR;
 
 /*
  * Checks up to max (0: all) signatures that fs_cw_index_load left pending,
@@ -274,8 +272,8 @@ int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
  * Verifying is ~100 times slower than opening an envelope, so a daemon runs
  * this in slices after unlocking rather than before the first answer.
  */
-int fs_cw_index_verify(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
-                       const char *space_id, size_t max, size_t *left, fs_errbuf *eb) FS_WUR;
+int fs_cw_index_verify(fs_cw_index *idx, fs_store *st, const fs_keyring *ring, const char *space_id,
+                       size_t max, size_t *left, fs_errbuf *eb) FS_WUR;
 
 /*
  * Saves the index, sealed under k, as `_local` documents of st (never
@@ -305,13 +303,13 @@ typedef struct fs_cw_index_stats {
 void fs_cw_index_stats_get(const fs_cw_index *idx, fs_cw_index_stats *out);
 
 /* Alerts, as bits of fs_cw_due_item.alerts, in falling urgency. */
-#define FS_CW_ALERT_OVERDUE   0x01u /* last contact older than cadence + grace */
-#define FS_CW_ALERT_DUE       0x02u /* cadence reached */
-#define FS_CW_ALERT_FOLLOWUP  0x04u /* a follow-up action is past its day */
-#define FS_CW_ALERT_NEEDS     0x08u /* "needs changed": re-tier */
-#define FS_CW_ALERT_A_REVIEW  0x10u /* in A longer than a_review_months since opening */
-#define FS_CW_ALERT_C_TO_D    0x20u /* in C for c_to_d_months: suggest D */
-#define FS_CW_ALERT_SIG       0x40u /* a visit or addendum signature fails */
+#define FS_CW_ALERT_OVERDUE  0x01u /* last contact older than cadence + grace */
+#define FS_CW_ALERT_DUE      0x02u /* cadence reached */
+#define FS_CW_ALERT_FOLLOWUP 0x04u /* a follow-up action is past its day */
+#define FS_CW_ALERT_NEEDS    0x08u /* "needs changed": re-tier */
+#define FS_CW_ALERT_A_REVIEW 0x10u /* in A longer than a_review_months since opening */
+#define FS_CW_ALERT_C_TO_D   0x20u /* in C for c_to_d_months: suggest D */
+#define FS_CW_ALERT_SIG      0x40u /* a visit or addendum signature fails */
 
 /* Strings are borrowed from the index: valid until it next changes. */
 typedef struct fs_cw_due_item {
@@ -319,11 +317,11 @@ typedef struct fs_cw_due_item {
 	const char *name;
 	fs_cw_tier tier;
 	unsigned alerts;
-	int64_t last_contact;   /* instant; the opening when there was no visit */
-	int has_contact;        /* a visit exists */
-	int days_since;         /* agency-zone days since last contact */
-	int64_t due_day;        /* day of the cadence (-1 for tier D) */
-	int days_overdue;       /* today - due day, when due or overdue */
+	int64_t last_contact; /* instant; the opening when there was no visit */
+	int has_contact;      /* a visit exists */
+	int days_since;       /* agency-zone days since last contact */
+	int64_t due_day;      /* day of the cadence (-1 for tier D) */
+	int days_overdue;     /* today - due day, when due or overdue */
 	unsigned late_followups;
 } fs_cw_due_item;
 
@@ -338,8 +336,7 @@ typedef struct fs_cw_due_list {
  * (Unix seconds) in the agency zone. all = 0 lists only cases with alerts.
  * Caller frees with fs_cw_due_free.
  */
-int fs_cw_due(fs_cw_index *idx, int64_t now, int all, fs_cw_due_list **out,
-              fs_errbuf *eb) FS_WUR;
+int fs_cw_due(fs_cw_index *idx, int64_t now, int all, fs_cw_due_list **out, fs_errbuf *eb) FS_WUR;
 void fs_cw_due_free(fs_cw_due_list *l);
 
 /* Plain words for the alerts in item, e.g. "overdue 3 days; needs changed". */

@@ -54,12 +54,12 @@ struct cw_case {
 	char *name;
 	char *alias; /* "" when none */
 	int risk;
-	int closed;         /* status: 0 open, 1 closed */
+	int closed; /* status: 0 open, 1 closed */
 	int64_t opened;
-	int64_t closed_at;  /* -1 when not closed */
+	int64_t closed_at; /* -1 when not closed */
 	int needs;
-	int64_t needs_at;   /* when needs is set */
-	char *needs_why;    /* "" when none */
+	int64_t needs_at;           /* when needs is set */
+	char *needs_why;            /* "" when none */
 	char *tags[FS_CW_TAGS_MAX]; /* sorted, unique */
 	size_t ntags;
 	struct cw_clock clk[CW_F_N];
@@ -137,8 +137,7 @@ void cw_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 int cw_tz_check(const char *tz, fs_errbuf *eb) FS_WUR;
 
 /* Converts n instants to agency-zone days under one switch of TZ. */
-int cw_local_days(const char *tz, const int64_t *t, int64_t *days, size_t n,
-                  fs_errbuf *eb) FS_WUR;
+int cw_local_days(const char *tz, const int64_t *t, int64_t *days, size_t n, fs_errbuf *eb) FS_WUR;
 
 /* Growing text buffer that wipes what it drops. */
 struct cw_buf {

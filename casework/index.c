@@ -317,8 +317,7 @@ out:
 	return rc;
 }
 
-int fs_cw_index_put(fs_cw_index *idx, const char *id, const char *plain, size_t len,
-                    fs_errbuf *eb)
+int fs_cw_index_put(fs_cw_index *idx, const char *id, const char *plain, size_t len, fs_errbuf *eb)
 {
 	return put(idx, id, plain, len, 1, eb);
 }
@@ -397,8 +396,8 @@ problem:
 	return 0;
 }
 
-int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
-                     const char *space_id, fs_errbuf *eb)
+int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring, const char *space_id,
+                     fs_errbuf *eb)
 {
 	struct loadctx l = {idx, st, ring, space_id, eb, 0};
 	uint64_t last = idx->seq;
@@ -413,8 +412,8 @@ int fs_cw_index_load(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
 	return FS_OK;
 }
 
-int fs_cw_index_verify(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
-                       const char *space_id, size_t max, size_t *left, fs_errbuf *eb)
+int fs_cw_index_verify(fs_cw_index *idx, fs_store *st, const fs_keyring *ring, const char *space_id,
+                       size_t max, size_t *left, fs_errbuf *eb)
 {
 	size_t done = 0, pending = 0;
 
@@ -496,12 +495,14 @@ static int64_t cadence_add(const fs_cw_cadence *cd, int64_t day)
 static int item_cmp(const void *a, const void *b)
 {
 	const fs_cw_due_item *x = a, *y = b;
-	int rx = x->alerts & FS_CW_ALERT_OVERDUE ? 0 : x->alerts & FS_CW_ALERT_DUE ? 1
-	                                           : x->alerts               ? 2
-	                                                                     : 3;
-	int ry = y->alerts & FS_CW_ALERT_OVERDUE ? 0 : y->alerts & FS_CW_ALERT_DUE ? 1
-	                                           : y->alerts               ? 2
-	                                                                     : 3;
+	int rx = x->alerts & FS_CW_ALERT_OVERDUE ? 0
+	         : x->alerts & FS_CW_ALERT_DUE   ? 1
+	         : x->alerts                     ? 2
+	                                         : 3;
+	int ry = y->alerts & FS_CW_ALERT_OVERDUE ? 0
+	         : y->alerts & FS_CW_ALERT_DUE   ? 1
+	         : y->alerts                     ? 2
+	                                         : 3;
 
 	if (rx != ry)
 		return rx - ry;
@@ -949,7 +950,8 @@ static int seal_local(fs_store *st, const fs_space_key *k, const char *name, str
 	if (r != FS_OK && r != FS_E_NOTFOUND)
 		return r;
 	have = r == FS_OK;
-	if ((r = fs_crypto_env_seal(k, name, (const uint8_t *)b->p, b->n, &env, &elen, eb)) != FS_OK)
+	if ((r = fs_crypto_env_seal(k, name, (const uint8_t *)b->p, b->n, &env, &elen, eb)) !=
+	    FS_OK)
 		return r;
 	r = fs_store_local_put(st, name, have ? rev : NULL, (const uint8_t *)env, elen, NULL, eb);
 	free(env);
@@ -1049,8 +1051,8 @@ int fs_cw_index_save(fs_cw_index *idx, fs_store *st, const fs_space_key *k, fs_e
 	return r;
 }
 
-static int open_local(fs_store *st, const fs_keyring *ring, const char *space_id,
-                      const char *name, uint8_t **plain, size_t *plen, fs_errbuf *eb)
+static int open_local(fs_store *st, const fs_keyring *ring, const char *space_id, const char *name,
+                      uint8_t **plain, size_t *plen, fs_errbuf *eb)
 {
 	char rev[FS_REV_MAX];
 	uint8_t *env = NULL;
@@ -1149,7 +1151,9 @@ int fs_cw_index_restore(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
 
 	clear_all(idx);
 	if ((r = open_local(st, ring, space_id, "cw-index", &h, &hl, eb)) != FS_OK)
-		return r == FS_E_NOTFOUND ? r : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot unreadable");
+		return r == FS_E_NOTFOUND
+		           ? r
+		           : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot unreadable");
 	rd = (struct rdr){h, hl, 8, 0};
 	if (hl < 8 + SNAP_GEN || memcmp(h, SNAP_MAGIC_HDR, 8) != 0)
 		rd.bad = 1;
@@ -1180,8 +1184,9 @@ int fs_cw_index_restore(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
 		fs_crypto_plain_free(p, pl);
 		if (r != FS_OK) {
 			clear_all(idx);
-			return r == FS_E_NOMEM ? fs_err_set(eb, r, "out of memory")
-			                       : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot damaged");
+			return r == FS_E_NOMEM
+			           ? fs_err_set(eb, r, "out of memory")
+			           : fs_err_set(eb, FS_E_NOTFOUND, "index snapshot damaged");
 		}
 	}
 	if (idx->n != entries) {

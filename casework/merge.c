@@ -276,8 +276,8 @@ int fs_cw_merge(const char *const *plains, const size_t *lens, size_t n, char **
 		if (clen[i] != clen[0] || memcmp(canon[i], canon[0], clen[0]) != 0) {
 			r = fs_err_set(eb, FS_E_CW_UNMERGEABLE,
 			               rs[0].type == FS_CW_VISIT
-			                       ? "two different versions of a visit: both kept"
-			                       : "two different versions of an addendum");
+			                   ? "two different versions of a visit: both kept"
+			                   : "two different versions of an addendum");
 			goto out;
 		}
 	*out = canon[0];
@@ -357,8 +357,7 @@ static int fatal(int r)
 	return r == FS_E_NOMEM || r == FS_E_IO || (r >= 200 && r < 300 && r != FS_E_STORE_CONFLICT);
 }
 
-static int wrap_like(const char *winner, size_t wlen, char **merged, size_t *mlen,
-                     fs_errbuf *eb)
+static int wrap_like(const char *winner, size_t wlen, char **merged, size_t *mlen, fs_errbuf *eb)
 {
 	static const char *const tn[] = {"", "case", "visit", "addendum"};
 	struct cw_rec r;
@@ -388,8 +387,7 @@ static int wrap_like(const char *winner, size_t wlen, char **merged, size_t *mle
 }
 
 static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_id,
-                       const fs_space_key *k, const char *id, fs_cw_conflicts *cs,
-                       fs_errbuf *eb)
+                       const fs_space_key *k, const char *id, fs_cw_conflicts *cs, fs_errbuf *eb)
 {
 	fs_store_leaves *lv = NULL;
 	fs_store_doc *d = NULL;
@@ -407,7 +405,8 @@ static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_i
 		nlive += !lv->v[i].deleted;
 	r = fs_err_set(eb, FS_E_NOMEM, "out of memory");
 	if ((plain = calloc(nlive, sizeof(*plain))) == NULL ||
-	    (plen = calloc(nlive, sizeof(*plen))) == NULL || (pp = calloc(nlive, sizeof(*pp))) == NULL)
+	    (plen = calloc(nlive, sizeof(*plen))) == NULL ||
+	    (pp = calloc(nlive, sizeof(*pp))) == NULL)
 		goto out;
 	for (size_t i = 0; i < lv->n; i++) {
 		uint8_t *p = NULL;
@@ -417,8 +416,8 @@ static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_i
 			continue;
 		if ((r = fs_store_get(st, id, lv->v[i].rev, &d, eb)) != FS_OK)
 			goto doc_failed;
-		r = fs_crypto_env_open(ring, space_id, id, (const char *)d->body, d->body_len, &p, &pl,
-		                       eb);
+		r = fs_crypto_env_open(ring, space_id, id, (const char *)d->body, d->body_len, &p,
+		                       &pl, eb);
 		fs_store_doc_free(d);
 		d = NULL;
 		if (r != FS_OK)
@@ -446,10 +445,10 @@ static int resolve_one(fs_store *st, const fs_keyring *ring, const char *space_i
 	if (mlen != plen[0] || memcmp(merged, plain[0], mlen) != 0) {
 		char rev[FS_REV_MAX];
 
-		if ((r = fs_crypto_env_seal(k, id, (const uint8_t *)merged, mlen, &env, &elen, eb)) !=
-		            FS_OK ||
-		    (r = fs_store_put_local(st, id, lv->v[0].rev, (const uint8_t *)env, elen, 0, rev,
-		                            eb)) != FS_OK)
+		if ((r = fs_crypto_env_seal(k, id, (const uint8_t *)merged, mlen, &env, &elen,
+		                            eb)) != FS_OK ||
+		    (r = fs_store_put_local(st, id, lv->v[0].rev, (const uint8_t *)env, elen, 0,
+		                            rev, eb)) != FS_OK)
 			goto out;
 	}
 	for (size_t i = 1; i < lv->n; i++) {
@@ -486,8 +485,8 @@ out:
 	return r;
 }
 
-int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id,
-                  const fs_space_key *k, fs_cw_conflicts **out, fs_errbuf *eb)
+int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id, const fs_space_key *k,
+                  fs_cw_conflicts **out, fs_errbuf *eb)
 {
 	struct idlist ids = {0};
 	fs_cw_conflicts *cs = NULL;

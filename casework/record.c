@@ -358,8 +358,8 @@ static int rtags(struct rd *rd, const cJSON *o, const char *k, struct cw_case *c
 	{
 		size_t l;
 
-		if (!cJSON_IsString(t) || (l = strlen(t->valuestring)) == 0 ||
-		    l > FS_CW_TAG_MAX || !str_ok(t->valuestring, S_LINE))
+		if (!cJSON_IsString(t) || (l = strlen(t->valuestring)) == 0 || l > FS_CW_TAG_MAX ||
+		    !str_ok(t->valuestring, S_LINE))
 			return bad(rd, k, "holds a tag that is not 1-64 printable bytes");
 		if ((c->tags[c->ntags] = strdup(t->valuestring)) == NULL)
 			return fs_err_set(rd->eb, FS_E_NOMEM, "out of memory");
@@ -407,14 +407,14 @@ static int assign_cmp(const void *a, const void *b)
 
 static int parse_case(struct rd *rd, const cJSON *o, struct cw_case *c)
 {
-	static const char *const top[] = {"type",  "v",     "name", "alias",  "risk",
+	static const char *const top[] = {"type",   "v",      "name",   "alias", "risk",
 	                                  "status", "opened", "closed", "needs", "tags",
-	                                  "tiers", "assign", "clk",  NULL};
+	                                  "tiers",  "assign", "clk",    NULL};
 	static const char *const nm[] = {"on", "at", "why", NULL};
 	static const char *const tm[] = {"tier", "at", "by", "why", "h", "d", NULL};
 	static const char *const am[] = {"worker", "role", "active", "h", "d", NULL};
 	static const char *const sn[] = {"open", "closed"};
-	static const char *const fm[] = {"name",   "alias",  "risk",  "status", "opened",
+	static const char *const fm[] = {"name",   "alias", "risk", "status", "opened",
 	                                 "closed", "needs", "tags", NULL};
 	const cJSON *j, *e, *clk;
 	int r, n;
@@ -644,9 +644,9 @@ static int rfollowups(struct rd *rd, const cJSON *o, struct cw_visit *v)
 
 static int parse_visit(struct rd *rd, const cJSON *o, struct cw_visit *v)
 {
-	static const char *const top[] = {"type",   "v",    "case",      "kind",  "start",
-	                                  "minutes", "author", "note",    "followups", "state",
-	                                  "h",       "sig",  NULL};
+	static const char *const top[] = {"type",    "v",      "case", "kind",      "start",
+	                                  "minutes", "author", "note", "followups", "state",
+	                                  "h",       "sig",    NULL};
 	static const char *const st[] = {"draft", "final"};
 	const cJSON *h;
 	int r;
@@ -673,7 +673,7 @@ static int parse_visit(struct rd *rd, const cJSON *o, struct cw_visit *v)
 
 static int parse_addendum(struct rd *rd, const cJSON *o, struct cw_addendum *a)
 {
-	static const char *const top[] = {"type", "v",    "visit", "case", "at",
+	static const char *const top[] = {"type",   "v",    "visit", "case", "at",
 	                                  "author", "note", "done",  "sig",  NULL};
 	const cJSON *j, *e;
 	int r;
@@ -869,8 +869,7 @@ out:
 	return rc;
 }
 
-int cw_rec_write(const struct cw_rec *r, int with_sig, char **out, size_t *out_len,
-                 fs_errbuf *eb)
+int cw_rec_write(const struct cw_rec *r, int with_sig, char **out, size_t *out_len, fs_errbuf *eb)
 {
 	struct cw_buf b = {0};
 
@@ -944,9 +943,9 @@ static int device_ok(const char *device, fs_errbuf *eb)
 static int case_apply(struct rd *rd, const cJSON *f, struct cw_case *c, uint64_t h,
                       const char *device, int64_t now)
 {
-	static const char *const allowed[] = {"name", "alias",  "risk", "status", "opened",
-	                                      "closed", "needs_changed", "tags", "tier",  "why",
-	                                      "by",   "assign", NULL};
+	static const char *const allowed[] = {"name",   "alias",         "risk", "status", "opened",
+	                                      "closed", "needs_changed", "tags", "tier",   "why",
+	                                      "by",     "assign",        NULL};
 	static const char *const sn[] = {"open", "closed"};
 	static const char *const nm[] = {"on", "why", NULL};
 	static const char *const am[] = {"worker", "role", "active", NULL};
@@ -1128,8 +1127,7 @@ out:
 }
 
 int fs_cw_case_edit(const char *old, size_t old_len, const char *fields, size_t len,
-                    const char *device, int64_t now_ms, char **out, size_t *out_len,
-                    fs_errbuf *eb)
+                    const char *device, int64_t now_ms, char **out, size_t *out_len, fs_errbuf *eb)
 {
 	struct rd rd = {"case", eb};
 	struct cw_rec r;
@@ -1158,8 +1156,8 @@ out:
 
 static int visit_apply(struct rd *rd, const cJSON *f, struct cw_visit *v, int create)
 {
-	static const char *const cm[] = {"case", "kind", "start", "minutes", "worker",
-	                                 "note", "followups", NULL};
+	static const char *const cm[] = {"case",   "kind", "start",     "minutes",
+	                                 "worker", "note", "followups", NULL};
 	static const char *const em[] = {"kind", "start", "minutes", "note", "followups", NULL};
 	int r;
 
@@ -1254,9 +1252,8 @@ static int sign_rec(struct cw_rec *r, const fs_identity *id, const char *ctx, ui
 	return rc;
 }
 
-int fs_cw_visit_finalize(const char *old, size_t old_len, const fs_identity *id,
-                         const char *device, int64_t now_ms, char **out, size_t *out_len,
-                         fs_errbuf *eb)
+int fs_cw_visit_finalize(const char *old, size_t old_len, const fs_identity *id, const char *device,
+                         int64_t now_ms, char **out, size_t *out_len, fs_errbuf *eb)
 {
 	struct cw_rec r;
 	int rc;
@@ -1282,9 +1279,8 @@ out:
 }
 
 int fs_cw_addendum_create(const char *visit_plain, size_t visit_len, const char *visit_id,
-                          const char *fields, size_t len, const fs_identity *id,
-                          const char *device, int64_t now_ms, char **out, size_t *out_len,
-                          fs_errbuf *eb)
+                          const char *fields, size_t len, const fs_identity *id, const char *device,
+                          int64_t now_ms, char **out, size_t *out_len, fs_errbuf *eb)
 {
 	static const char *const m[] = {"worker", "note", "done", NULL};
 	struct rd rd = {"addendum", eb};
@@ -1369,7 +1365,8 @@ int fs_cw_verify(const char *plain, size_t len, const uint8_t *trusted_pk, fs_er
 		goto out;
 	}
 	if (trusted_pk && sodium_memcmp(pk, trusted_pk, FS_CRYPTO_SIGN_PK_BYTES) != 0) {
-		rc = fs_err_set(eb, FS_E_SIGNATURE, "signed by a key that is not the author device's");
+		rc = fs_err_set(eb, FS_E_SIGNATURE,
+		                "signed by a key that is not the author device's");
 		goto out;
 	}
 	/* The signed bytes are rebuilt from the parsed record, so any change

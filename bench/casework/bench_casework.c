@@ -132,12 +132,16 @@ int main(int argc, char **argv)
 
 			snprintf(f, sizeof(f),
 			         "{\"name\":\"Client %zu\",\"alias\":\"C%zu\",\"tier\":\"%c\","
-			         "\"by\":\"w%zu\",\"tags\":[\"t%zu\",\"district-%zu\"],\"risk\":\"medium\","
-			         "\"opened\":\"2026-0%zu-15T10:00:00Z\",\"assign\":[{\"worker\":\"w%zu\","
-			         "\"role\":\"social worker\"},{\"worker\":\"jc%zu\",\"role\":\"job coach\"}]}",
-			         i, i, tiers[i % 10], i % 20, i % 7, i % 12, 1 + i % 9, i % 20, i % 5);
-			if (fs_cw_case_create(f, strlen(f), "dev-1", (t0 - 86400 * 200) * 1000, &p, &n,
-			                      &eb) != FS_OK)
+			         "\"by\":\"w%zu\",\"tags\":[\"t%zu\",\"district-%zu\"],\"risk\":"
+			         "\"medium\","
+			         "\"opened\":\"2026-0%zu-15T10:00:00Z\",\"assign\":[{\"worker\":"
+			         "\"w%zu\","
+			         "\"role\":\"social worker\"},{\"worker\":\"jc%zu\",\"role\":\"job "
+			         "coach\"}]}",
+			         i, i, tiers[i % 10], i % 20, i % 7, i % 12, 1 + i % 9, i % 20,
+			         i % 5);
+			if (fs_cw_case_create(f, strlen(f), "dev-1", (t0 - 86400 * 200) * 1000, &p,
+			                      &n, &eb) != FS_OK)
 				die("case", &eb);
 			snprintf(ids[i], sizeof(ids[i]), "c%031zu", i);
 		} else {
@@ -147,23 +151,28 @@ int main(int argc, char **argv)
 			char ts[21];
 
 			fs_cw_time_format(start, ts);
-			snprintf(f, sizeof(f),
-			         "{\"case\":\"c%031zu\",\"kind\":\"home\",\"start\":\"%s\",\"minutes\":45,"
-			         "\"worker\":\"w%zu\",\"note\":\"Visited at home. Discussed the plan, "
-			         "school attendance and the next appointment; client doing better than "
-			         "last month; mother present. Follow-up with the job coach.\","
-			         "\"followups\":[{\"action\":\"call the school\",\"due\":\"2027-0%zu-1%zu\"}]}",
-			         c, ts, c % 20, 1 + v % 9, v % 10);
+			snprintf(
+			    f, sizeof(f),
+			    "{\"case\":\"c%031zu\",\"kind\":\"home\",\"start\":\"%s\",\"minutes\":"
+			    "45,"
+			    "\"worker\":\"w%zu\",\"note\":\"Visited at home. Discussed the plan, "
+			    "school attendance and the next appointment; client doing better than "
+			    "last month; mother present. Follow-up with the job coach.\","
+			    "\"followups\":[{\"action\":\"call the "
+			    "school\",\"due\":\"2027-0%zu-1%zu\"}]}",
+			    c, ts, c % 20, 1 + v % 9, v % 10);
 			ms = start * 1000;
 			if (fs_cw_visit_create(f, strlen(f), "dev-1", ms, &p, &n, &eb) != FS_OK ||
-			    fs_cw_visit_finalize(p, n, id, "dev-1", ms + 1000, &fin, &fn, &eb) != FS_OK)
+			    fs_cw_visit_finalize(p, n, id, "dev-1", ms + 1000, &fin, &fn, &eb) !=
+			        FS_OK)
 				die("visit", &eb);
 			fs_crypto_plain_free((uint8_t *)p, n);
 			p = fin;
 			n = fn;
 			snprintf(ids[i], sizeof(ids[i]), "v%031zu", v);
 		}
-		if (fs_crypto_env_seal(k, ids[i], (const uint8_t *)p, n, &envs[i], &el, &eb) != FS_OK ||
+		if (fs_crypto_env_seal(k, ids[i], (const uint8_t *)p, n, &envs[i], &el, &eb) !=
+		        FS_OK ||
 		    fs_crypto_rev_id(NULL, 0, (const uint8_t *)envs[i], el, hashes[i]) != FS_OK)
 			die("seal", &eb);
 		fs_crypto_plain_free((uint8_t *)p, n);
@@ -213,7 +222,8 @@ int main(int argc, char **argv)
 		size_t left = 0;
 		double t_start = now();
 
-		if (fs_crypto_keyfile_unlock(kf, sizeof(kf), pass, strlen(pass), &master, &eb) != FS_OK)
+		if (fs_crypto_keyfile_unlock(kf, sizeof(kf), pass, strlen(pass), &master, &eb) !=
+		    FS_OK)
 			die("unlock", &eb);
 		t_kdf = now() - t_start;
 		if (fs_crypto_spacekey_unwrap(wrapped, wlen, master, &k2, &eb) != FS_OK ||
@@ -245,8 +255,8 @@ int main(int argc, char **argv)
 			fs_cw_due_free(l);
 		}
 		qsort(dues, 21, sizeof(dues[0]), cmp_d);
-		printf("due (unlocked, %zu cases, %zu visits): median %.1f ms, max %.1f ms\n", ncases,
-		       nvis, dues[10] * 1000, dues[20] * 1000);
+		printf("due (unlocked, %zu cases, %zu visits): median %.1f ms, max %.1f ms\n",
+		       ncases, nvis, dues[10] * 1000, dues[20] * 1000);
 		{
 			fs_cw_caseload *cl = NULL;
 			const char **hits = NULL;
@@ -294,7 +304,8 @@ int main(int argc, char **argv)
 		fs_cw_index_stats s;
 		double t_start = now(), t_warm, t_rest;
 
-		if (fs_crypto_keyfile_unlock(kf, sizeof(kf), pass, strlen(pass), &master, &eb) != FS_OK)
+		if (fs_crypto_keyfile_unlock(kf, sizeof(kf), pass, strlen(pass), &master, &eb) !=
+		    FS_OK)
 			die("unlock", &eb);
 		t_kdf = now() - t_start;
 		if (fs_crypto_spacekey_unwrap(wrapped, wlen, master, &k2, &eb) != FS_OK ||
@@ -324,8 +335,9 @@ int main(int argc, char **argv)
 		fs_cw_due_free(l);
 		printf("\ntargets: unlock-to-due < 1000 ms: first unlock %s (%.0f ms), later "
 		       "unlocks %s (%.0f ms); due < 50 ms: %s (%.1f ms)\n",
-		       t_due1 < 1.0 ? "met" : "MISSED", t_due1 * 1000, t_warm < 1.0 ? "met" : "MISSED",
-		       t_warm * 1000, dues[10] < 0.05 ? "met" : "MISSED", dues[10] * 1000);
+		       t_due1 < 1.0 ? "met" : "MISSED", t_due1 * 1000,
+		       t_warm < 1.0 ? "met" : "MISSED", t_warm * 1000,
+		       dues[10] < 0.05 ? "met" : "MISSED", dues[10] * 1000);
 		fs_cw_index_free(idx);
 		fs_crypto_keyring_free(r2);
 		fs_crypto_spacekey_free(k2);

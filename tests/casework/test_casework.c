@@ -56,8 +56,7 @@ static char *mkcase(const char *f, int64_t ms, size_t *n)
 	return p;
 }
 
-static char *edit(const char *old, size_t ol, const char *f, const char *dev, int64_t ms,
-                  size_t *n)
+static char *edit(const char *old, size_t ol, const char *f, const char *dev, int64_t ms, size_t *n)
 {
 	fs_errbuf eb = {0};
 	char *p = NULL;
@@ -156,11 +155,12 @@ static fs_cw_due_item due1(const fs_cw_config *cfg, const char *tier, const char
 	assert_int_equal(fs_cw_index_put(idx, "case1", p, n, &eb), FS_OK);
 	pfree(p, n);
 	if (contact) {
-		snprintf(f, sizeof(f),
-		         "{\"case\":\"case1\",\"kind\":\"phone\",\"start\":\"%s\",\"worker\":\"w1\"}",
-		         contact);
-		assert_int_equal(fs_cw_visit_create(f, strlen(f), DEV_A, T(contact) * 1000, &p, &n, &eb),
-		                 FS_OK);
+		snprintf(
+		    f, sizeof(f),
+		    "{\"case\":\"case1\",\"kind\":\"phone\",\"start\":\"%s\",\"worker\":\"w1\"}",
+		    contact);
+		assert_int_equal(
+		    fs_cw_visit_create(f, strlen(f), DEV_A, T(contact) * 1000, &p, &n, &eb), FS_OK);
 		assert_int_equal(fs_cw_index_put(idx, "visit1", p, n, &eb), FS_OK);
 		pfree(p, n);
 	}
@@ -187,29 +187,29 @@ static void due_month_end_and_leap(void **state)
 	(void)state;
 	fs_cw_config_default(&cfg);
 	/* B monthly from Jan 31 (not a leap year): due Feb 28, overdue Mar 1 */
-	it = due1(&cfg, "B", "2026-12-01T10:00:00Z", "2027-01-31T10:00:00Z",
-	          "2027-02-27T23:59:59Z", &a);
+	it = due1(&cfg, "B", "2026-12-01T10:00:00Z", "2027-01-31T10:00:00Z", "2027-02-27T23:59:59Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2027-02-28");
 	assert_int_equal(LVL(a), 0);
 	assert_int_equal(it.days_since, 27);
 	due1(&cfg, "B", "2026-12-01T10:00:00Z", "2027-01-31T10:00:00Z", "2027-02-28T00:00:00Z", &a);
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
-	it = due1(&cfg, "B", "2026-12-01T10:00:00Z", "2027-01-31T10:00:00Z",
-	          "2027-03-01T00:00:00Z", &a);
+	it = due1(&cfg, "B", "2026-12-01T10:00:00Z", "2027-01-31T10:00:00Z", "2027-03-01T00:00:00Z",
+	          &a);
 	assert_int_equal(LVL(a), FS_CW_ALERT_OVERDUE);
 	assert_int_equal(it.days_overdue, 1);
 	/* leap year: Jan 31 + 1 month is Feb 29 */
-	it = due1(&cfg, "B", "2027-12-01T10:00:00Z", "2028-01-31T10:00:00Z",
-	          "2028-02-28T12:00:00Z", &a);
+	it = due1(&cfg, "B", "2027-12-01T10:00:00Z", "2028-01-31T10:00:00Z", "2028-02-28T12:00:00Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2028-02-29");
 	assert_int_equal(LVL(a), 0);
 	due1(&cfg, "B", "2027-12-01T10:00:00Z", "2028-01-31T10:00:00Z", "2028-02-29T12:00:00Z", &a);
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
 	/* C every 3 months from Nov 30: Feb 29 in a leap year */
-	it = due1(&cfg, "C", "2027-06-01T10:00:00Z", "2027-11-30T10:00:00Z",
-	          "2028-02-29T00:00:00Z", &a);
+	it = due1(&cfg, "C", "2027-06-01T10:00:00Z", "2027-11-30T10:00:00Z", "2028-02-29T00:00:00Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2028-02-29");
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
@@ -226,8 +226,8 @@ static void due_month_end_and_leap(void **state)
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
 	assert_int_equal(it.has_contact, 0);
 	/* D has no cadence */
-	it = due1(&cfg, "D", "2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z",
-	          "2027-01-01T00:00:00Z", &a);
+	it = due1(&cfg, "D", "2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z", "2027-01-01T00:00:00Z",
+	          &a);
 	assert_int_equal(a, 0);
 	assert_int_equal(it.due_day, -1);
 	/* A for 3 months since opening (Nov 30 -> Feb 29): re-tier */
@@ -255,14 +255,14 @@ static void due_dst(void **state)
 	/* Weekly A, contact 23:30 CET on Sunday Mar 22; clocks go forward on the
 	 * 29th. Due from local midnight of the 29th (23:00 UTC on the 28th), not
 	 * 7 * 86400 s later (22:30 UTC on the 29th, already the 30th locally). */
-	it = due1(&cfg, "A", "2026-03-20T10:00:00Z", "2026-03-22T22:30:00Z",
-	          "2026-03-28T22:59:59Z", &a);
+	it = due1(&cfg, "A", "2026-03-20T10:00:00Z", "2026-03-22T22:30:00Z", "2026-03-28T22:59:59Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2026-03-29");
 	assert_int_equal(LVL(a), 0);
 	assert_int_equal(it.days_since, 6);
-	it = due1(&cfg, "A", "2026-03-20T10:00:00Z", "2026-03-22T22:30:00Z",
-	          "2026-03-28T23:00:00Z", &a);
+	it = due1(&cfg, "A", "2026-03-20T10:00:00Z", "2026-03-22T22:30:00Z", "2026-03-28T23:00:00Z",
+	          &a);
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
 	assert_int_equal(it.days_since, 7);
 	/* 22:00 UTC on the 29th is already Monday the 30th in CEST: overdue */
@@ -274,8 +274,8 @@ static void due_dst(void **state)
 	/* New York, autumn: a contact at 23:30 EDT on Oct 30 is Oct 31 in UTC,
 	 * but the agency's day is the 30th: due Nov 6, from 05:00 UTC (EST). */
 	snprintf(cfg.tz, sizeof(cfg.tz), "America/New_York");
-	it = due1(&cfg, "A", "2026-10-01T10:00:00Z", "2026-10-31T03:30:00Z",
-	          "2026-11-06T04:59:59Z", &a);
+	it = due1(&cfg, "A", "2026-10-01T10:00:00Z", "2026-10-31T03:30:00Z", "2026-11-06T04:59:59Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2026-11-06");
 	assert_int_equal(LVL(a), 0);
@@ -283,8 +283,8 @@ static void due_dst(void **state)
 	assert_int_equal(LVL(a), FS_CW_ALERT_DUE);
 	/* the same contact read in UTC would be a day later */
 	snprintf(cfg.tz, sizeof(cfg.tz), "UTC");
-	it = due1(&cfg, "A", "2026-10-01T10:00:00Z", "2026-10-31T03:30:00Z",
-	          "2026-11-06T05:00:00Z", &a);
+	it = due1(&cfg, "A", "2026-10-01T10:00:00Z", "2026-10-31T03:30:00Z", "2026-11-06T05:00:00Z",
+	          &a);
 	fs_cw_day_format(it.due_day, d);
 	assert_string_equal(d, "2026-11-07");
 }
@@ -294,20 +294,20 @@ static void due_dst(void **state)
 static void rec_validate(void **state)
 {
 	static const char *const bad[] = {
-		"{\"tier\":\"A\",\"by\":\"w1\"}",                              /* no name */
-		"{\"name\":\"N\",\"by\":\"w1\"}",                              /* no tier */
-		"{\"name\":\"N\",\"tier\":\"E\",\"by\":\"w1\"}",               /* bad tier */
-		"{\"name\":\"\",\"tier\":\"A\",\"by\":\"w1\"}",                /* empty name */
-		"{\"name\":\"a\\u0001b\",\"tier\":\"A\",\"by\":\"w1\"}",       /* control */
-		"{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w 1\"}",              /* bad worker */
-		"{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"risk\":\"x\"}", /* bad risk */
-		"{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"opened\":\"2027-02-30T00:00:00Z\"}",
-		"{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"colour\":1}", /* unknown */
-		"{\"name\":\"N\",\"name\":\"M\",\"tier\":\"A\",\"by\":\"w1\"}", /* twice */
-		"{\"name\":\"\xff\",\"tier\":\"A\",\"by\":\"w1\"}",           /* not UTF-8 */
-		"{\"name\":\"\xed\xa0\x80\",\"tier\":\"A\",\"by\":\"w1\"}",   /* surrogate */
-		"[1]",
-		"{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"tags\":[[[[[[[[[[1]]]]]]]]]]}",
+	    "{\"tier\":\"A\",\"by\":\"w1\"}",                               /* no name */
+	    "{\"name\":\"N\",\"by\":\"w1\"}",                               /* no tier */
+	    "{\"name\":\"N\",\"tier\":\"E\",\"by\":\"w1\"}",                /* bad tier */
+	    "{\"name\":\"\",\"tier\":\"A\",\"by\":\"w1\"}",                 /* empty name */
+	    "{\"name\":\"a\\u0001b\",\"tier\":\"A\",\"by\":\"w1\"}",        /* control */
+	    "{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w 1\"}",               /* bad worker */
+	    "{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"risk\":\"x\"}", /* bad risk */
+	    "{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"opened\":\"2027-02-30T00:00:00Z\"}",
+	    "{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"colour\":1}",   /* unknown */
+	    "{\"name\":\"N\",\"name\":\"M\",\"tier\":\"A\",\"by\":\"w1\"}", /* twice */
+	    "{\"name\":\"\xff\",\"tier\":\"A\",\"by\":\"w1\"}",             /* not UTF-8 */
+	    "{\"name\":\"\xed\xa0\x80\",\"tier\":\"A\",\"by\":\"w1\"}",     /* surrogate */
+	    "[1]",
+	    "{\"name\":\"N\",\"tier\":\"A\",\"by\":\"w1\",\"tags\":[[[[[[[[[[1]]]]]]]]]]}",
 	};
 	fs_errbuf eb = {0};
 	fs_cw_type t;
@@ -374,7 +374,8 @@ static void rec_visit_lifecycle(void **state)
 	assert_int_equal(fs_cw_verify(fin, fn, NULL, &eb), FS_OK);
 	assert_int_equal(fs_cw_verify(fin, fn, pk, &eb), FS_OK);
 	/* immutable once final */
-	assert_int_equal(fs_cw_visit_edit(fin, fn, e, strlen(e), 4000, &x, &xn, &eb), FS_E_CW_FINAL);
+	assert_int_equal(fs_cw_visit_edit(fin, fn, e, strlen(e), 4000, &x, &xn, &eb),
+	                 FS_E_CW_FINAL);
 	assert_int_equal(fs_cw_visit_finalize(fin, fn, id, DEV_A, 4000, &x, &xn, &eb),
 	                 FS_E_CW_FINAL);
 	assert_null(x);
@@ -409,26 +410,26 @@ static void rec_visit_lifecycle(void **state)
 /* Edit groups a device may make; A's and B's values differ. */
 #define NF 8
 static const char *const fa[NF] = {
-	"\"name\":\"Name A\"",
-	"\"alias\":\"Alias A\"",
-	"\"risk\":\"high\"",
-	"\"status\":\"closed\"",
-	"\"needs_changed\":{\"on\":true,\"why\":\"A saw it\"}",
-	"\"tags\":[\"a1\",\"shared\"]",
-	"\"tier\":\"B\",\"by\":\"wa\",\"why\":\"calmer\"",
-	"\"assign\":[{\"worker\":\"w0\",\"role\":\"social worker\",\"active\":false},"
-	"{\"worker\":\"wa\",\"role\":\"job coach\"}]",
+    "\"name\":\"Name A\"",
+    "\"alias\":\"Alias A\"",
+    "\"risk\":\"high\"",
+    "\"status\":\"closed\"",
+    "\"needs_changed\":{\"on\":true,\"why\":\"A saw it\"}",
+    "\"tags\":[\"a1\",\"shared\"]",
+    "\"tier\":\"B\",\"by\":\"wa\",\"why\":\"calmer\"",
+    "\"assign\":[{\"worker\":\"w0\",\"role\":\"social worker\",\"active\":false},"
+    "{\"worker\":\"wa\",\"role\":\"job coach\"}]",
 };
 static const char *const fb[NF] = {
-	"\"name\":\"Name B\"",
-	"\"alias\":\"\"",
-	"\"risk\":\"medium\"",
-	"\"status\":\"open\"",
-	"\"needs_changed\":{\"on\":false}",
-	"\"tags\":[\"b1\"]",
-	"\"tier\":\"C\",\"by\":\"wb\",\"why\":\"resources in place\"",
-	"\"assign\":[{\"worker\":\"w0\",\"role\":\"social worker\",\"active\":true},"
-	"{\"worker\":\"wb\",\"role\":\"vocational evaluator\"}]",
+    "\"name\":\"Name B\"",
+    "\"alias\":\"\"",
+    "\"risk\":\"medium\"",
+    "\"status\":\"open\"",
+    "\"needs_changed\":{\"on\":false}",
+    "\"tags\":[\"b1\"]",
+    "\"tier\":\"C\",\"by\":\"wb\",\"why\":\"resources in place\"",
+    "\"assign\":[{\"worker\":\"w0\",\"role\":\"social worker\",\"active\":true},"
+    "{\"worker\":\"wb\",\"role\":\"vocational evaluator\"}]",
 };
 static const char *base_f = "{\"name\":\"Base\",\"alias\":\"B0\",\"tier\":\"A\",\"by\":\"w0\","
                             "\"why\":\"new case\",\"tags\":[\"t0\"],"
@@ -445,7 +446,8 @@ static void fields_for(unsigned c, int b, char *out, size_t len)
 	for (int g = 0; g < NF; g++) {
 		if (!((c >> (2 * g)) & (b ? 2u : 1u)))
 			continue;
-		n += (size_t)snprintf(out + n, len - n, "%s%s", n > 1 ? "," : "", b ? fb[g] : fa[g]);
+		n +=
+		    (size_t)snprintf(out + n, len - n, "%s%s", n > 1 ? "," : "", b ? fb[g] : fa[g]);
 	}
 	snprintf(out + n, len - n, "}");
 }
@@ -538,9 +540,11 @@ static void merge_all_combinations(void **state)
 	for (unsigned m = 0; m < (1u << NF); m++)
 		for (int t = 0; t < 2; t++) {
 			fields_for(unside(m, 0), 0, f, sizeof(f));
-			la->p[m][t] = edit(base, nb, f, DEV_A, MS0 + 60000 + (t ? 5000 : 0), &la->n[m][t]);
+			la->p[m][t] =
+			    edit(base, nb, f, DEV_A, MS0 + 60000 + (t ? 5000 : 0), &la->n[m][t]);
 			fields_for(unside(m, 1), 1, f, sizeof(f));
-			lb->p[m][t] = edit(base, nb, f, DEV_B, MS0 + 60000 + (t ? 0 : 5000), &lb->n[m][t]);
+			lb->p[m][t] =
+			    edit(base, nb, f, DEV_B, MS0 + 60000 + (t ? 0 : 5000), &lb->n[m][t]);
 		}
 	/* ctest checks every third of the 4^8 combinations (the stride is prime
 	 * to 4, so every state of every group and every pair of groups occurs);
@@ -632,7 +636,8 @@ static void merge_ties_and_visits(void **state)
 
 		assert_int_equal(fs_cw_visit_create(f1, strlen(f1), DEV_A, 1000, &d1, &n1, &eb),
 		                 FS_OK);
-		assert_int_equal(fs_cw_visit_edit(d1, n1, f2, strlen(f2), 2000, &d2, &n2, &eb), FS_OK);
+		assert_int_equal(fs_cw_visit_edit(d1, n1, f2, strlen(f2), 2000, &d2, &n2, &eb),
+		                 FS_OK);
 		v[0] = d1, l[0] = n1, v[1] = d2, l[1] = n2;
 		assert_int_equal(fs_cw_merge(v, l, 2, &m, &n, &eb), FS_E_CW_UNMERGEABLE);
 		v[1] = d1, l[1] = n1;
@@ -709,8 +714,8 @@ static void put_plain(struct world *w, fs_store *st, const char *id, const char 
 
 	assert_int_equal(fs_crypto_env_seal(w->k, id, (const uint8_t *)plain, n, &env, &en, &eb),
 	                 FS_OK);
-	assert_int_equal(fs_store_put_local(st, id, base_rev, (const uint8_t *)env, en, 0, rev, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put_local(st, id, base_rev, (const uint8_t *)env, en, 0, rev, &eb), FS_OK);
 	free(env);
 }
 
@@ -764,8 +769,9 @@ static int rep_cb(void *ctx, const fs_store_change *c)
 		                 FS_OK);
 		r->docs[r->n] = d;
 		r->hs[r->n] = h;
-		r->in[r->n] = (fs_store_rev_in){d->id, h->start, (const char *const *)h->hashes,
-		                                h->n, d->deleted, d->body, d->body_len};
+		r->in[r->n] = (fs_store_rev_in){
+		    d->id,   h->start,   (const char *const *)h->hashes, h->n, d->deleted,
+		    d->body, d->body_len};
 		r->n++;
 	}
 	return 0;
@@ -842,7 +848,7 @@ static void merge_two_stores(void **state)
 	struct world w;
 	unsigned ncomb = 1u << (2 * NSG);
 	struct edits *es = calloc(ncomb, sizeof(*es));
-	char (*ids)[40] = calloc(ncomb, sizeof(*ids));
+	char(*ids)[40] = calloc(ncomb, sizeof(*ids));
 	char rev[FS_REV_MAX], ra[FS_REV_MAX], rb[FS_REV_MAX];
 	size_t nconf = 0;
 
@@ -853,7 +859,8 @@ static void merge_two_stores(void **state)
 	/* every document created on A and replicated to B */
 	for (unsigned s = 0; s < ncomb; s++) {
 		unsigned c = spread(s);
-		int64_t ta = MS0 + 60000 + (s & 1 ? 5000 : 0), tb = MS0 + 60000 + (s & 1 ? 0 : 5000);
+		int64_t ta = MS0 + 60000 + (s & 1 ? 5000 : 0),
+		        tb = MS0 + 60000 + (s & 1 ? 0 : 5000);
 
 		snprintf(ids[s], sizeof(ids[s]), "case%05u", s);
 		make_edits(c, ta, tb, &es[s]);
@@ -991,8 +998,10 @@ static void merge_store_drafts_listed(void **state)
 	(void)state;
 	world_open(&w);
 	assert_int_equal(fs_cw_visit_create(f1, strlen(f1), DEV_A, 1000, &d, &n, &eb), FS_OK);
-	assert_int_equal(fs_cw_visit_edit(d, n, "{\"note\":\"a\"}", 12, 2000, &da, &na, &eb), FS_OK);
-	assert_int_equal(fs_cw_visit_edit(d, n, "{\"note\":\"b\"}", 12, 2000, &db, &nb, &eb), FS_OK);
+	assert_int_equal(fs_cw_visit_edit(d, n, "{\"note\":\"a\"}", 12, 2000, &da, &na, &eb),
+	                 FS_OK);
+	assert_int_equal(fs_cw_visit_edit(d, n, "{\"note\":\"b\"}", 12, 2000, &db, &nb, &eb),
+	                 FS_OK);
 	put_plain(&w, w.sa, "visit1", NULL, d, n, rev);
 	replicate(w.sa, w.sb);
 	put_plain(&w, w.sa, "visit1", rev, da, na, r2);
@@ -1221,29 +1230,36 @@ static void index_due_caseload_find(void **state)
 	(void)state;
 	fs_cw_config_default(&cfg);
 	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
-	put_case(idx, "ca", "{\"name\":\"Alma Ruiz\",\"tier\":\"A\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"social worker\"},"
-	                    "{\"worker\":\"w1\",\"role\":\"case manager\"},"
-	                    "{\"worker\":\"w2\",\"role\":\"job coach\"}]}",
+	put_case(idx, "ca",
+	         "{\"name\":\"Alma Ruiz\",\"tier\":\"A\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"social worker\"},"
+	         "{\"worker\":\"w1\",\"role\":\"case manager\"},"
+	         "{\"worker\":\"w2\",\"role\":\"job coach\"}]}",
 	         "2027-03-01T00:00:00Z");
-	put_case(idx, "cb", "{\"name\":\"Bo\",\"alias\":\"Bobby\",\"tier\":\"B\",\"by\":\"w1\","
-	                    "\"tags\":[\"housing\"],\"assign\":[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "cb",
+	         "{\"name\":\"Bo\",\"alias\":\"Bobby\",\"tier\":\"B\",\"by\":\"w1\","
+	         "\"tags\":[\"housing\"],\"assign\":[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
-	put_case(idx, "cc", "{\"name\":\"Cy\",\"tier\":\"C\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "cc",
+	         "{\"name\":\"Cy\",\"tier\":\"C\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
-	put_case(idx, "cd", "{\"name\":\"Di\",\"tier\":\"D\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "cd",
+	         "{\"name\":\"Di\",\"tier\":\"D\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
 	/* B seen on Mar 10, C on Mar 10 with a follow-up due Mar 12 */
-	put_visit(idx, "v1", "{\"case\":\"cb\",\"kind\":\"home\",\"start\":\"2027-03-10T10:00:00Z\","
-	                     "\"worker\":\"w1\"}");
-	put_visit(idx, "v2", "{\"case\":\"cc\",\"kind\":\"phone\",\"start\":\"2027-03-10T10:00:00Z\","
-	                     "\"worker\":\"w1\",\"followups\":[{\"action\":\"send form\","
-	                     "\"due\":\"2027-03-12\"}]}");
+	put_visit(idx, "v1",
+	          "{\"case\":\"cb\",\"kind\":\"home\",\"start\":\"2027-03-10T10:00:00Z\","
+	          "\"worker\":\"w1\"}");
+	put_visit(idx, "v2",
+	          "{\"case\":\"cc\",\"kind\":\"phone\",\"start\":\"2027-03-10T10:00:00Z\","
+	          "\"worker\":\"w1\",\"followups\":[{\"action\":\"send form\","
+	          "\"due\":\"2027-03-12\"}]}");
 	/* a visit dated in the future is not a contact */
-	put_visit(idx, "v3", "{\"case\":\"ca\",\"kind\":\"home\",\"start\":\"2027-09-10T10:00:00Z\","
-	                     "\"worker\":\"w1\"}");
+	put_visit(idx, "v3",
+	          "{\"case\":\"ca\",\"kind\":\"home\",\"start\":\"2027-09-10T10:00:00Z\","
+	          "\"worker\":\"w1\"}");
 	assert_int_equal(fs_cw_due(idx, T("2027-03-20T12:00:00Z"), 0, &l, &eb), FS_OK);
 	/* A opened Mar 1, no contact: overdue 12 days; C has a late follow-up */
 	assert_int_equal(l->n, 2);
@@ -1275,14 +1291,17 @@ static void index_due_caseload_find(void **state)
 	cfg.ceiling = 5.0;
 	fs_cw_index_free(idx);
 	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
-	put_case(idx, "ca", "{\"name\":\"A1\",\"tier\":\"A\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "ca",
+	         "{\"name\":\"A1\",\"tier\":\"A\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
-	put_case(idx, "cb", "{\"name\":\"B1\",\"tier\":\"B\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "cb",
+	         "{\"name\":\"B1\",\"tier\":\"B\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
-	put_case(idx, "cx", "{\"name\":\"B2\",\"tier\":\"B\",\"by\":\"w1\",\"assign\":"
-	                    "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
+	put_case(idx, "cx",
+	         "{\"name\":\"B2\",\"tier\":\"B\",\"by\":\"w1\",\"assign\":"
+	         "[{\"worker\":\"w1\",\"role\":\"sw\"}]}",
 	         open);
 	assert_int_equal(fs_cw_caseload_get(idx, &cl, &eb), FS_OK);
 	assert_int_equal(cl->n, 1);
@@ -1290,8 +1309,9 @@ static void index_due_caseload_find(void **state)
 	fs_cw_caseload_free(cl);
 
 	/* search: names, aliases, tags; case-insensitive */
-	put_case(idx, "cy", "{\"name\":\"Bo\",\"alias\":\"Bobby\",\"tier\":\"B\",\"by\":\"w1\","
-	                    "\"tags\":[\"Housing\"]}",
+	put_case(idx, "cy",
+	         "{\"name\":\"Bo\",\"alias\":\"Bobby\",\"tier\":\"B\",\"by\":\"w1\","
+	         "\"tags\":[\"Housing\"]}",
 	         open);
 	assert_int_equal(fs_cw_find(idx, "bob", &ids, &n, &eb), FS_OK);
 	assert_int_equal(n, 1);
@@ -1334,9 +1354,9 @@ static void index_store_load(void **state)
 	c = mkcase("{\"name\":\"Z\",\"tier\":\"B\",\"by\":\"w1\"}", 1000, &n);
 	put_plain(&w, w.sa, "c1", NULL, c, n, rev);
 	put_plain(&w, w.sa, "c2", NULL, c, n, r2);
-	assert_int_equal(fs_store_put_local(w.sa, "bad", NULL, (const uint8_t *)junk, strlen(junk),
-	                                    0, r2, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put_local(w.sa, "bad", NULL, (const uint8_t *)junk, strlen(junk), 0, r2, &eb),
+	    FS_OK);
 	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
 	assert_int_equal(fs_cw_index_load(idx, w.sa, w.ring, w.space, &eb), FS_OK);
 	fs_cw_index_stats_get(idx, &st);
@@ -1355,8 +1375,9 @@ static void index_store_load(void **state)
  * delta since loads on top, a damaged or foreign snapshot is refused. */
 static void index_snapshot(void **state)
 {
-	const char *vf = "{\"case\":\"c1\",\"kind\":\"home\",\"start\":\"2027-03-01T09:00:00Z\","
-	                 "\"worker\":\"w1\",\"followups\":[{\"action\":\"x\",\"due\":\"2027-03-05\"}]}";
+	const char *vf =
+	    "{\"case\":\"c1\",\"kind\":\"home\",\"start\":\"2027-03-01T09:00:00Z\","
+	    "\"worker\":\"w1\",\"followups\":[{\"action\":\"x\",\"due\":\"2027-03-05\"}]}";
 	struct world w;
 	fs_cw_config cfg;
 	fs_cw_index *idx = NULL, *i2 = NULL;
@@ -1380,8 +1401,8 @@ static void index_snapshot(void **state)
 	assert_int_equal(fs_cw_visit_create(vf, strlen(vf), DEV_A, 1000, &d, &dn, &eb), FS_OK);
 	assert_int_equal(fs_cw_visit_finalize(d, dn, id, DEV_A, 2000, &fin, &fn, &eb), FS_OK);
 	put_plain(&w, w.sa, "v1", NULL, fin, fn, rev);
-	assert_int_equal(fs_store_put_local(w.sa, "junk", NULL, (const uint8_t *)"{}", 2, 0, rev, &eb),
-	                 FS_OK);
+	assert_int_equal(
+	    fs_store_put_local(w.sa, "junk", NULL, (const uint8_t *)"{}", 2, 0, rev, &eb), FS_OK);
 	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
 	assert_int_equal(fs_cw_index_load(idx, w.sa, w.ring, w.space, &eb), FS_OK);
 	assert_int_equal(fs_cw_index_verify(idx, w.sa, w.ring, w.space, 0, &left, &eb), FS_OK);
@@ -1433,14 +1454,15 @@ static void index_snapshot(void **state)
 			uint8_t *cur = NULL;
 			size_t cl = 0;
 
-			assert_int_equal(fs_store_local_get(w.sa, "cw-index.0", rev, &cur, &cl, &eb),
-			                 FS_OK);
+			assert_int_equal(
+			    fs_store_local_get(w.sa, "cw-index.0", rev, &cur, &cl, &eb), FS_OK);
 			free(cur);
-			assert_int_equal(fs_store_local_put(w.sa, "cw-index.0", rev, old, ol, NULL, &eb),
-			                 FS_OK);
+			assert_int_equal(
+			    fs_store_local_put(w.sa, "cw-index.0", rev, old, ol, NULL, &eb), FS_OK);
 		}
 		free(old);
-		assert_int_equal(fs_cw_index_restore(i2, w.sa, w.ring, w.space, &eb), FS_E_NOTFOUND);
+		assert_int_equal(fs_cw_index_restore(i2, w.sa, w.ring, w.space, &eb),
+		                 FS_E_NOTFOUND);
 		fs_cw_index_stats_get(i2, &s2);
 		assert_int_equal(s2.cases + s2.visits + s2.problems, 0);
 	}
@@ -1479,22 +1501,22 @@ static void config_parse(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(time_calendar),
-		cmocka_unit_test(time_zones),
-		cmocka_unit_test(due_month_end_and_leap),
-		cmocka_unit_test(due_dst),
-		cmocka_unit_test(config_parse),
-		cmocka_unit_test(rec_validate),
-		cmocka_unit_test(rec_visit_lifecycle),
-		cmocka_unit_test(merge_ties_and_visits),
-		cmocka_unit_test(merge_all_combinations),
-		cmocka_unit_test(merge_two_stores),
-		cmocka_unit_test(merge_store_drafts_listed),
-		cmocka_unit_test(merge_store_wrapped),
-		cmocka_unit_test(sig_tamper),
-		cmocka_unit_test(index_due_caseload_find),
-		cmocka_unit_test(index_store_load),
-		cmocka_unit_test(index_snapshot),
+	    cmocka_unit_test(time_calendar),
+	    cmocka_unit_test(time_zones),
+	    cmocka_unit_test(due_month_end_and_leap),
+	    cmocka_unit_test(due_dst),
+	    cmocka_unit_test(config_parse),
+	    cmocka_unit_test(rec_validate),
+	    cmocka_unit_test(rec_visit_lifecycle),
+	    cmocka_unit_test(merge_ties_and_visits),
+	    cmocka_unit_test(merge_all_combinations),
+	    cmocka_unit_test(merge_two_stores),
+	    cmocka_unit_test(merge_store_drafts_listed),
+	    cmocka_unit_test(merge_store_wrapped),
+	    cmocka_unit_test(sig_tamper),
+	    cmocka_unit_test(index_due_caseload_find),
+	    cmocka_unit_test(index_store_load),
+	    cmocka_unit_test(index_snapshot),
 	};
 
 	if (fs_crypto_init() != FS_OK)
