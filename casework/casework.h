@@ -368,4 +368,27 @@ void fs_cw_caseload_free(fs_cw_caseload *c);
 int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n,
                fs_errbuf *eb) FS_WUR;
 
+/* ------------------------------------------------------------------------
+ * Answers for the daemon's local API, as JSON text (docs/casework.md). Each
+ * *out is malloc'ed, *len bytes plus a NUL not counted; it holds names, so
+ * the caller frees it with fs_crypto_plain_free((uint8_t *)*out, *len).
+ */
+
+/* {"now","tz","cases":[{id,name,tier,colour,alerts[],reason,last_contact,
+ * days_since,due,days_overdue,late_followups}]}, ordered as fs_cw_due. */
+int fs_cw_due_json(fs_cw_index *idx, int64_t now, int all, char **out, size_t *len,
+                   fs_errbuf *eb) FS_WUR;
+/* {"ceiling","workers":[{worker,A,B,C,D,total,weighted,over}]} */
+int fs_cw_caseload_json(fs_cw_index *idx, char **out, size_t *len, fs_errbuf *eb) FS_WUR;
+/* {"cases":[{id,name,alias,tier,status}]} */
+int fs_cw_find_json(fs_cw_index *idx, const char *query, char **out, size_t *len,
+                    fs_errbuf *eb) FS_WUR;
+/* {"resolved":n,"conflicts":[{id,type,leaves,error,reason}]} (no secrets: frees with free()) */
+int fs_cw_conflicts_json(const fs_cw_conflicts *c, char **out, size_t *len, fs_errbuf *eb) FS_WUR;
+
+/* "A".."D"; "red", "orange", "green", "grey"; the ANSI sequence of that colour. */
+const char *fs_cw_tier_name(fs_cw_tier t);
+const char *fs_cw_tier_colour(fs_cw_tier t);
+const char *fs_cw_tier_ansi(fs_cw_tier t);
+
 #endif

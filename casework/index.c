@@ -1196,3 +1196,211 @@ int fs_cw_index_restore(fs_cw_index *idx, fs_store *st, const fs_keyring *ring,
 	idx->seq = seq;
 	return FS_OK;
 }
+
+/* ---- answers for the local API ---- */
+
+static const char *const tier_txt[FS_CW_TIERS] = {"A", "B", "C", "D"};
+static const char *const tier_col[FS_CW_TIERS] = {"red", "orange", "green", "grey"};
+/* A red, B orange (256-colour 208), C green, D grey: the practice's colours. */
+static const char *const tier_ansi[FS_CW_TIERS] = {"\033[31m", "\033[38;5;208m", "\033[32m",
+                                                   "\033[90m"};
+
+const char *fs_cw_tier_name(fs_cw_tier t)
+{
+	return (unsigned)t < FS_CW_TIERS ? tier_txt[t] : "?";
+}
+
+const char *fs_cw_tier_colour(fs_cw_tier t)
+{
+	return (unsigned)t < FS_CW_TIERS ? tier_col[t] : "none";
+}
+
+const char *fs_cw_tier_ansi(fs_cw_tier t)
+{
+	return (unsigned)t < FS_CW_TIERS ? tier_ansi[t] : "";
+}
+
+static int buf_done(struct cw_buf *b, char **out, size_t *len, fs_errbuf *eb)
+{
+	if (b->oom) {
+		cw_buf_wipe(b);
+		return fs_err_set(eb, FS_E_NOMEM, "out of memory");
+	}
+	*out = b->p;
+	*len = b->n;
+	return FS_OK;
+}
+
+static void jtime(struct cw_buf *b, int64_t t)
+{
+	char s[21];
+
+	fs_cw_time_format(t, s);
+	cw_buf_str(b, s);
+}
+
+int fs_cw_due_json(fs_cw_index *idx, int64_t now, int all, char **out, size_t *len, fs_errbuf *eb)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} an[] = {{FS_CW_ALERT_OVERDUE, "overdue"},   {FS_CW_ALERT_DUE, "due"},
+	          {FS_CW_ALERT_FOLLOWUP, "followup"}, {FS_CW_ALERT_NEEDS, "needs_changed"},
+	          {FS_CW_ALERT_A_REVIEW, "a_review"}, {FS_CW_ALERT_C_TO_D, "suggest_d"},
+	          {FS_CW_ALERT_SIG, "signature"}};
+	fs_cw_due_list *l = NULL;
+	struct cw_buf b = {0};
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if ((r = fs_cw_due(idx, now, all, &l, eb)) != FS_OK)
+		return r;
+	cw_buf_puts(&b, "{\"now\":");
+	jtime(&b, now);
+	cw_buf_puts(&b, ",\"tz\":");
+	cw_buf_str(&b, idx->cfg.tz);
+	cw_buf_puts(&b, ",\"cases\":[");
+	for (size_t i = 0; i < l->n; i++) {
+		const fs_cw_due_item *it = &l->v[i];
+		char why[512], d[11];
+		int first = 1;
+
+		cw_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+		cw_buf_str(&b, it->id);
+		cw_buf_puts(&b, ",\"name\":");
+		cw_buf_str(&b, it->name);
+		cw_buf_puts(&b, ",\"tier\":");
+		cw_buf_str(&b, fs_cw_tier_name(it->tier));
+		cw_buf_puts(&b, ",\"colour\":");
+		cw_buf_str(&b, fs_cw_tier_colour(it->tier));
+		cw_buf_puts(&b, ",\"alerts\":[");
+		for (size_t k = 0; k < sizeof(an) / sizeof(an[0]); k++)
+			if (it->alerts & an[k].bit) {
+				cw_buf_puts(&b, first ? "" : ",");
+				cw_buf_str(&b, an[k].name);
+				first = 0;
+			}
+		fs_cw_due_reason(it, why, sizeof(why));
+		cw_buf_puts(&b, "],\"reason\":");
+		cw_buf_str(&b, why);
+		cw_buf_puts(&b, ",\"last_contact\":");
+		if (it->has_contact)
+			jtime(&b, it->last_contact);
+		else
+			cw_buf_puts(&b, "null");
+		cw_buf_puts(&b, ",\"days_since\":");
+		cw_buf_int(&b, it->days_since);
+		cw_buf_puts(&b, ",\"due\":");
+		if (it->due_day >= 0) {
+			fs_cw_day_format(it->due_day, d);
+			cw_buf_str(&b, d);
+		} else {
+			cw_buf_puts(&b, "null");
+		}
+		cw_buf_puts(&b, ",\"days_overdue\":");
+		cw_buf_int(&b, it->days_overdue);
+		cw_buf_puts(&b, ",\"late_followups\":");
+		cw_buf_int(&b, it->late_followups);
+		cw_buf_puts(&b, "}");
+	}
+	cw_buf_puts(&b, "]}");
+	fs_cw_due_free(l);
+	return buf_done(&b, out, len, eb);
+}
+
+int fs_cw_caseload_json(fs_cw_index *idx, char **out, size_t *len, fs_errbuf *eb)
+{
+	fs_cw_caseload *cl = NULL;
+	struct cw_buf b = {0};
+	char num[64];
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if ((r = fs_cw_caseload_get(idx, &cl, eb)) != FS_OK)
+		return r;
+	snprintf(num, sizeof(num), "%.2f", cl->ceiling);
+	cw_buf_puts(&b, "{\"ceiling\":");
+	cw_buf_puts(&b, num);
+	cw_buf_puts(&b, ",\"workers\":[");
+	for (size_t i = 0; i < cl->n; i++) {
+		const fs_cw_load *w = &cl->v[i];
+
+		cw_buf_puts(&b, i ? ",{\"worker\":" : "{\"worker\":");
+		cw_buf_str(&b, w->worker);
+		for (int t = 0; t < FS_CW_TIERS; t++) {
+			cw_buf_puts(&b, ",\"");
+			cw_buf_puts(&b, tier_txt[t]);
+			cw_buf_puts(&b, "\":");
+			cw_buf_int(&b, w->count[t]);
+		}
+		snprintf(num, sizeof(num), "%.2f", w->weighted);
+		cw_buf_puts(&b, ",\"total\":");
+		cw_buf_int(&b, w->total);
+		cw_buf_puts(&b, ",\"weighted\":");
+		cw_buf_puts(&b, num);
+		cw_buf_puts(&b, w->over ? ",\"over\":true}" : ",\"over\":false}");
+	}
+	cw_buf_puts(&b, "]}");
+	fs_cw_caseload_free(cl);
+	return buf_done(&b, out, len, eb);
+}
+
+int fs_cw_find_json(fs_cw_index *idx, const char *query, char **out, size_t *len, fs_errbuf *eb)
+{
+	const char **ids = NULL;
+	struct cw_buf b = {0};
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if ((r = fs_cw_find(idx, query, &ids, &n, eb)) != FS_OK)
+		return r;
+	cw_buf_puts(&b, "{\"cases\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct cw_case *c = find(idx, ids[i])->c;
+		int tier = c->tiers[c->ntiers - 1].tier;
+
+		cw_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+		cw_buf_str(&b, ids[i]);
+		cw_buf_puts(&b, ",\"name\":");
+		cw_buf_str(&b, c->name);
+		cw_buf_puts(&b, ",\"alias\":");
+		cw_buf_str(&b, c->alias);
+		cw_buf_puts(&b, ",\"tier\":");
+		cw_buf_str(&b, tier_txt[tier]);
+		cw_buf_puts(&b, c->closed ? ",\"status\":\"closed\"}" : ",\"status\":\"open\"}");
+	}
+	cw_buf_puts(&b, "]}");
+	free(ids);
+	return buf_done(&b, out, len, eb);
+}
+
+int fs_cw_conflicts_json(const fs_cw_conflicts *c, char **out, size_t *len, fs_errbuf *eb)
+{
+	static const char *const tn[] = {"unknown", "case", "visit", "addendum"};
+	struct cw_buf b = {0};
+
+	*out = NULL;
+	*len = 0;
+	cw_buf_puts(&b, "{\"resolved\":");
+	cw_buf_int(&b, (long long)c->n_resolved);
+	cw_buf_puts(&b, ",\"conflicts\":[");
+	for (size_t i = 0; i < c->n; i++) {
+		cw_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+		cw_buf_str(&b, c->v[i].id);
+		cw_buf_puts(&b, ",\"type\":");
+		cw_buf_str(&b, tn[(unsigned)c->v[i].type < 4 ? c->v[i].type : 0]);
+		cw_buf_puts(&b, ",\"leaves\":");
+		cw_buf_int(&b, (long long)c->v[i].n_leaves);
+		cw_buf_puts(&b, ",\"error\":");
+		cw_buf_str(&b, fs_errname(c->v[i].code));
+		cw_buf_puts(&b, ",\"reason\":");
+		cw_buf_str(&b, fs_strerror(c->v[i].code));
+		cw_buf_puts(&b, "}");
+	}
+	cw_buf_puts(&b, "]}");
+	return buf_done(&b, out, len, eb);
+}

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "casework.h"
 
 #define DEV_A "dev-a"
@@ -1014,6 +1016,17 @@ static void merge_store_drafts_listed(void **state)
 	assert_int_equal(c->v[0].type, FS_CW_VISIT);
 	assert_int_equal(c->v[0].code, FS_E_CW_UNMERGEABLE);
 	assert_int_equal(c->v[0].n_leaves, 2);
+	{
+		char *j = NULL;
+		size_t jl = 0;
+
+		assert_int_equal(fs_cw_conflicts_json(c, &j, &jl, &eb), FS_OK);
+		assert_string_equal(j, "{\"resolved\":0,\"conflicts\":[{\"id\":\"visit1\","
+		                       "\"type\":\"visit\",\"leaves\":2,\"error\":"
+		                       "\"FS_E_CW_UNMERGEABLE\",\"reason\":\"conflicting versions "
+		                       "need a person to choose\"}]}");
+		free(j);
+	}
 	fs_cw_conflicts_free(c);
 	assert_int_equal(fs_store_leaves_get(w.sa, "visit1", &lv, &eb), FS_OK);
 	assert_int_equal(lv->n, 2);
@@ -1277,6 +1290,31 @@ static void index_due_caseload_find(void **state)
 	assert_string_equal(l->v[3].id, "cd");
 	fs_cw_due_free(l);
 
+	/* the same as JSON for the local API */
+	{
+		char *j = NULL;
+		size_t jl = 0;
+		struct cJSON *root = NULL;
+
+		assert_int_equal(fs_cw_due_json(idx, T("2027-03-20T12:00:00Z"), 0, &j, &jl, &eb),
+		                 FS_OK);
+		assert_int_equal(fs_json_parse(j, jl, jl, 8, &root, &eb), FS_OK);
+		cJSON_Delete(root);
+		assert_non_null(strstr(j, "{\"id\":\"ca\",\"name\":\"Alma Ruiz\",\"tier\":\"A\","
+		                          "\"colour\":\"red\",\"alerts\":[\"overdue\"]"));
+		assert_non_null(strstr(j, "\"reason\":\"overdue 12 days\""));
+		assert_non_null(strstr(j, "\"due\":\"2027-03-08\""));
+		fs_crypto_plain_free((uint8_t *)j, jl);
+		assert_int_equal(fs_cw_caseload_json(idx, &j, &jl, &eb), FS_OK);
+		assert_non_null(strstr(j, "{\"worker\":\"w1\",\"A\":1,\"B\":1,\"C\":1,\"D\":1,"
+		                          "\"total\":4,\"weighted\":5.33,\"over\":false}"));
+		fs_crypto_plain_free((uint8_t *)j, jl);
+		assert_int_equal(fs_cw_find_json(idx, "alma", &j, &jl, &eb), FS_OK);
+		assert_string_equal(j, "{\"cases\":[{\"id\":\"ca\",\"name\":\"Alma Ruiz\","
+		                       "\"alias\":\"\",\"tier\":\"A\",\"status\":\"open\"}]}");
+		fs_crypto_plain_free((uint8_t *)j, jl);
+		assert_string_equal(fs_cw_tier_ansi(FS_CW_TIER_A), "\033[31m");
+	}
 	/* caseload: w1 carries A (once, despite two roles), B, C, D */
 	assert_int_equal(fs_cw_caseload_get(idx, &cl, &eb), FS_OK);
 	assert_int_equal(cl->n, 2);
