@@ -65,6 +65,12 @@ static const struct errinfo errs[] = {
 	{FS_E_DAEMON_CONFIG, "FS_E_DAEMON_CONFIG", "the configuration file is not valid"},
 	{FS_E_DAEMON_PEER, "FS_E_DAEMON_PEER", "the request came from another user and was refused"},
 	{FS_E_DAEMON_WAITING, "FS_E_DAEMON_WAITING", "this server's login is locked away until the first unlock"},
+	{FS_E_CW_INVALID, "FS_E_CW_INVALID", "the case or visit record is not valid"},
+	{FS_E_CW_VERSION, "FS_E_CW_VERSION", "the record was written by a newer version"},
+	{FS_E_CW_FINAL, "FS_E_CW_FINAL", "the visit is finalized and cannot change (add an addendum)"},
+	{FS_E_CW_UNSIGNED, "FS_E_CW_UNSIGNED", "the visit is a draft and has no signature"},
+	{FS_E_CW_UNMERGEABLE, "FS_E_CW_UNMERGEABLE", "conflicting versions need a person to choose"},
+	{FS_E_CW_TZ, "FS_E_CW_TZ", "unknown time zone"},
 };
 
 static const struct errinfo *lookup(int code)

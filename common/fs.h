@@ -74,6 +74,12 @@ typedef enum fs_err {
 	FS_E_DAEMON_CONFIG = 504,   /* the configuration file is invalid */
 	FS_E_DAEMON_PEER = 505,     /* a local API client of another user */
 	FS_E_DAEMON_WAITING = 506,  /* a remote's credentials need a first unlock */
+	FS_E_CW_INVALID = 400,      /* a case, visit or addendum fails validation */
+	FS_E_CW_VERSION = 401,      /* a record from a newer casework format */
+	FS_E_CW_FINAL = 402,        /* the visit is finalized: immutable, add an addendum */
+	FS_E_CW_UNSIGNED = 403,     /* a draft visit has no signature to check */
+	FS_E_CW_UNMERGEABLE = 404,  /* conflicting revisions need a person to choose */
+	FS_E_CW_TZ = 405,           /* unknown time zone */
 } fs_err;
 
 /* Plain words for a person, e.g. "wrong passphrase". Never NULL. */

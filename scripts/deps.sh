@@ -5,7 +5,7 @@
 FS_APT_PACKAGES="build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev
  libsodium-dev libcjson-dev libmicrohttpd-dev libcmocka-dev clang libclang-rt-14-dev
  libmodpbase64-dev libgnutls28-dev
- nginx-light gnutls-bin openssl iproute2 strace procps nodejs npm curl ca-certificates time"
+ nginx-light gnutls-bin openssl iproute2 strace procps nodejs npm curl ca-certificates time tzdata"
 
 fs_say() { printf '==> %s\n' "$*"; }
 
