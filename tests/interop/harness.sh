@@ -235,7 +235,9 @@ start_nginx() {
 }
 
 # The hub over HTTPS, and an nginx on plain loopback http in front of it
-# that adds the admin token (the hub itself never serves plain http).
+# that adds the admin token (the hub itself never serves plain http) and
+# gzips answers for clients that ask, as a TLS proxy in front of a hub would
+# (the hub does not compress; sync/'s compressed-answer test runs through it).
 start_hub() {
 	local d=$work/hub port tries out
 	[ -x "${FS_HUB_BIN:-}" ] || { echo "harness: FS_HUB_BIN not set" >&2; return 1; }
@@ -265,6 +267,7 @@ start_hub() {
 			  client_body_temp_path $d/nginx/body; proxy_temp_path $d/nginx/proxy;
 			  fastcgi_temp_path $d/nginx/fcgi; uwsgi_temp_path $d/nginx/uwsgi;
 			  scgi_temp_path $d/nginx/scgi; client_max_body_size 64m;
+			  gzip on; gzip_proxied any; gzip_types application/json; gzip_min_length 256;
 			  server { listen 127.0.0.1:$port;
 			    location / { proxy_pass $FS_TEST_HUB_URL;
 			      proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/cert.pem;
