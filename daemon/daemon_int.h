@@ -77,6 +77,8 @@ struct fsd {
 	struct MHD_Daemon *mhd;
 	int listen_fd, mhd_fd, nl_fd, sig_fd;
 	int stop;
+
+	struct fs_cw_index *cw; /* casework index: NULL while locked (cwapi.c) */
 };
 
 /* log.c: one line to stderr with a level; never a secret or record content. */
@@ -122,6 +124,13 @@ void fsd_api_accept(struct fsd *d);
 void fsd_api_run(struct fsd *d);
 uint64_t fsd_api_timeout(struct fsd *d); /* ms, UINT64_MAX: none */
 void fsd_api_stop(struct fsd *d);
+
+/* cwapi.c: the casework endpoints; fsd_cw_drop wipes the index (on lock). */
+void fsd_cw_drop(struct fsd *d);
+int fsd_cw_index(struct fsd *d, fs_errbuf *eb) FS_WUR;
+int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const char *q,
+                 const char *case_id, const char *now_s, const char *all_s, const cJSON *body,
+                 cJSON **out, unsigned *status, fs_errbuf *eb) FS_WUR;
 
 /* netwatch_linux.c: a NETLINK_ROUTE socket; -1 where there is none. */
 int fsd_netwatch_open(fs_errbuf *eb);

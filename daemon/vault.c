@@ -221,6 +221,7 @@ void fsd_vault_lock(struct fsd *d, const char *why)
 {
 	int was = d->master != NULL;
 
+	fsd_cw_drop(d); /* the index holds decrypted names */
 	fs_crypto_key_free(d->master);
 	fs_crypto_keyring_free(d->ring);
 	fs_crypto_spacekey_free(d->cur);
