@@ -924,8 +924,13 @@ static int cmd_visit(int argc, char **argv)
 		f = cJSON_CreateObject();
 		cJSON_AddStringToObject(f, "case", argv[1]);
 		const char *kind = "home", *worker = worker_default(), *st = NULL;
+		int use_editor = isatty(STDIN_FILENO);
 		for (int i = 2; i < argc; i++) {
 			const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+			if (!strcmp(a, "--edit")) {
+				use_editor = 1;
+				continue;
+			}
 			if (v == NULL) {
 				cJSON_Delete(f);
 				fprintf(stderr, "fieldsync: %s needs a value\n", a);
@@ -963,7 +968,7 @@ static int cmd_visit(int argc, char **argv)
 		cJSON_AddStringToObject(f, "kind", kind);
 		cJSON_AddStringToObject(f, "start", st);
 		cJSON_AddStringToObject(f, "worker", worker);
-		note = isatty(STDIN_FILENO) ? edit_note() : read_note(stdin);
+		note = use_editor ? edit_note() : read_note(stdin);
 		if (note == NULL) {
 			cJSON_Delete(f);
 			return EX_FAIL;
@@ -971,6 +976,42 @@ static int cmd_visit(int argc, char **argv)
 		cJSON_AddStringToObject(f, "note", note);
 		free_secret_text(note);
 		return send_fields("POST", "/v1/visits", f, "visit");
+	}
+	if (argc == 2 && !strcmp(argv[0], "finalize")) {
+		snprintf(path, sizeof(path), "/v1/visits/%s/finalize", argv[1]);
+		code = call("POST", path, "{}", &o, 0);
+		return done(code, o, "finalized and signed");
+	}
+	if (argc >= 2 && !strcmp(argv[0], "addendum")) {
+		cJSON *dn = NULL;
+		char *note;
+		f = cJSON_CreateObject();
+		const char *worker = worker_default();
+		int use_editor = isatty(STDIN_FILENO);
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--edit")) {
+				use_editor = 1;
+			} else if (!strcmp(argv[i], "--worker") && i + 1 < argc) {
+				worker = argv[++i];
+			} else if (!strcmp(argv[i], "--done") && i + 1 < argc) {
+				if (dn == NULL)
+					dn = cJSON_AddArrayToObject(f, "done");
+				cJSON_AddItemToArray(dn, cJSON_CreateNumber(atoi(argv[++i])));
+			} else {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: see \"fieldsync visit --help\"\n");
+				return EX_USAGE;
+			}
+		}
+		cJSON_AddStringToObject(f, "worker", worker);
+		if ((note = use_editor ? edit_note() : read_note(stdin)) == NULL) {
+			cJSON_Delete(f);
+			return EX_FAIL;
+		}
+		cJSON_AddStringToObject(f, "note", note);
+		free_secret_text(note);
+		snprintf(path, sizeof(path), "/v1/visits/%s/addenda", argv[1]);
+		return send_fields("POST", path, f, "addendum");
 	}
 	if (argc == 2 && !strcmp(argv[0], "show")) {
 		snprintf(path, sizeof(path), "/v1/visits/%s", argv[1]);
@@ -1088,7 +1129,11 @@ static const struct help {
              "  Cases (docs/casework.md). list without TEXT: open cases, most urgent first.\n"},
     {"visit", "fieldsync visit add CASE [--kind home|phone|office|outreach] [--start T]\n"
               "                         [--minutes N] [--worker W] [--followup YYYY-MM-DD:ACTION]\n"
-              "fieldsync visit list [CASE] | show ID\n"
+              "                         [--edit]\n"
+              "fieldsync visit list [CASE] | show ID | finalize ID\n"
+              "fieldsync visit addendum ID [--done FOLLOWUP-INDEX]... [--worker W] [--edit]\n"
+              "  finalize signs the visit with this device's key; it is then immutable\n"
+              "  and corrections are signed addenda.\n"
               "  The note comes from stdin, or from $EDITOR on a terminal (its file lives\n"
               "  in a private 0700 folder in memory and is wiped and removed after).\n"},
     {"due", "fieldsync due [--all]\n  Open cases by urgency: tier (coloured on a terminal), days "

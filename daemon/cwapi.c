@@ -35,6 +35,39 @@ void fsd_cw_drop(struct fsd *d)
 	d->cw = NULL;
 }
 
+/* This device's signing key is trusted for its own visits (the device
+ * registry that would name other devices' keys is issue 8's). */
+static int trust_self(struct fsd *d, fs_errbuf *eb)
+{
+	uint8_t *w = NULL, box[FS_CRYPTO_BOX_PK_BYTES], pk[FS_CRYPTO_SIGN_PK_BYTES];
+	char dev[FS_CW_ID_MAX + 1];
+	size_t n = 0;
+	int rc;
+
+	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) != FS_OK ||
+	    (rc = fs_crypto_identity_wrapped_public(w, n, box, pk, eb)) != FS_OK)
+		goto out;
+	device_id(d, dev);
+	rc = fs_cw_index_trust(d->cw, dev, pk, eb);
+out:
+	free(w);
+	return rc;
+}
+
+/* The device identity, unwrapped for one signature (freed by the caller). */
+static int identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
+{
+	uint8_t *w = NULL;
+	size_t n = 0;
+	int rc;
+
+	*id = NULL;
+	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) == FS_OK)
+		rc = fs_crypto_identity_unwrap(w, n, d->master, id, eb);
+	free(w);
+	return rc;
+}
+
 /* The index, built at the first use after unlocking (restored from its saved
  * snapshot when there is one), then brought up to date with what changed in
  * the store since (local edits and pulled changes alike). */
@@ -50,6 +83,10 @@ int fsd_cw_index(struct fsd *d, fs_errbuf *eb)
 		fs_cw_config_default(&cfg);
 		if ((rc = fs_cw_index_new(&cfg, &d->cw, eb)) != FS_OK)
 			return rc;
+		if ((rc = trust_self(d, eb)) != FS_OK) {
+			fsd_cw_drop(d);
+			return rc;
+		}
 		rc = fs_cw_index_restore(d->cw, d->st, d->ring, d->space_id, eb);
 		if (rc != FS_OK && rc != FS_E_NOTFOUND) {
 			fsd_cw_drop(d);
@@ -211,6 +248,56 @@ out:
 	return rc;
 }
 
+/* POST /v1/visits/ID/finalize (no body) or /v1/visits/ID/addenda {"fields"}:
+ * both are signed by this device. */
+static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON *body, cJSON **out,
+                      fs_errbuf *eb)
+{
+	uint8_t r[CW_ID_BYTES];
+	char rev[FS_REV_MAX], nrev[FS_REV_MAX], dev[FS_CW_ID_MAX + 1], aid[2 * CW_ID_BYTES + 1];
+	char *fields = NULL, *old = NULL, *plain = NULL;
+	const char *type = NULL;
+	fs_identity *id = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	    (addendum && (rc = body_text(body, "fields", &fields, eb)) != FS_OK) ||
+	    (rc = get_record(d, vid, NULL, &old, rev, &type, eb)) != FS_OK)
+		goto out;
+	if (strcmp(type, "visit") != 0) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a visit");
+		goto out;
+	}
+	if ((rc = identity(d, &id, eb)) != FS_OK)
+		goto out;
+	device_id(d, dev);
+	if (!addendum) {
+		if ((rc = fs_cw_visit_finalize(old, strlen(old), id, dev, fsd_wall_ms(), &plain,
+		                               &plen, eb)) != FS_OK ||
+		    (rc = put_record(d, vid, rev, "visit", plain, plen, nrev, eb)) != FS_OK)
+			goto out;
+		*out = id_rev(vid, nrev);
+		goto out;
+	}
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(aid, sizeof(aid), r, sizeof(r));
+	if ((rc = fs_cw_addendum_create(old, strlen(old), vid, fields, strlen(fields), id, dev,
+	                                fsd_wall_ms(), &plain, &plen, eb)) != FS_OK ||
+	    (rc = put_record(d, aid, NULL, "addendum", plain, plen, nrev, eb)) != FS_OK)
+		goto out;
+	*out = id_rev(aid, nrev);
+out:
+	fs_crypto_identity_free(id);
+	if (fields)
+		cJSON_free(fields);
+	if (old)
+		cJSON_free(old);
+	if (plain)
+		fs_crypto_plain_free((uint8_t *)plain, plen);
+	return rc;
+}
+
 static int show(struct fsd *d, const char *want, const char *id, cJSON **out, fs_errbuf *eb)
 {
 	char rev[FS_REV_MAX], *plain = NULL;
@@ -333,12 +420,18 @@ int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const ch
 		*status = 201;
 		return create(d, visits, body, out, eb);
 	}
-	if ((cases || visits) && n == 3 && strlen(s[2]) > FS_STORE_ID_MAX)
+	if ((cases || visits) && n >= 3 && strlen(s[2]) > FS_STORE_ID_MAX)
 		return fs_err_set(eb, FS_E_ARG, "record id too long");
 	if ((cases || visits) && n == 3 && put)
 		return edit(d, visits, s[2], body, out, eb);
 	if ((cases || visits) && n == 3 && get)
 		return show(d, cases ? "case" : "visit", s[2], out, eb);
+	if (visits && n == 4 && post && !strcmp(s[3], "finalize"))
+		return sign_visit(d, s[2], 0, body, out, eb);
+	if (visits && n == 4 && post && !strcmp(s[3], "addenda")) {
+		*status = 201;
+		return sign_visit(d, s[2], 1, body, out, eb);
+	}
 	if (visits && n == 2 && get)
 		return list_visits(d, case_id, out, eb);
 	if (cases && n == 2 && get) {

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define META_SPACE_ID   "space_id"
-#define META_IDENTITY   "identity"
+#define META_IDENTITY   FSD_META_IDENTITY
 #define META_SPACEKEY   "spacekey.current" /* kid of the key new records use */
 #define META_SPACEKEY_P "spacekey:"        /* + kid: the wrapped key */
 

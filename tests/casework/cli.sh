@@ -79,6 +79,34 @@ printf 'correct horse\n' | cli a unlock >/dev/null || fail "unlock after restart
 after=$(cli a --json due --all | jget cases)
 [ "$before" = "$after" ] || fail "due changed across a restart: $before / $after"
 [ "$(cli a due)" = "nothing due" ] || fail "due after restart"
+# Note from $EDITOR: its file sits in a private folder under
+# $XDG_RUNTIME_DIR and is gone afterwards; finalize signs, an addendum follows.
+mkdir -m 700 "$T/xdg"
+cat >"$T/editor.sh" <<EOS
+#!/bin/sh
+d=\$(dirname "\$1")
+stat -c %a "\$d" >"$T/editor.mode"
+echo "\$d" >"$T/editor.dir"
+printf '%s edited note\\n' "$marker" >"\$1"
+EOS
+chmod +x "$T/editor.sh"
+XDG_RUNTIME_DIR="$T/xdg" VISUAL= EDITOR="$T/editor.sh" cli a visit add "$cid" --kind phone \
+	--edit </dev/null >/dev/null || fail "visit add with the editor"
+[ "$(cat "$T/editor.mode")" = 700 ] || fail "editor folder mode $(cat "$T/editor.mode")"
+case "$(cat "$T/editor.dir")" in "$T/xdg/"*) ;; *) fail "editor folder not under XDG_RUNTIME_DIR" ;; esac
+[ -z "$(ls -A "$T/xdg")" ] || fail "the editor's temp folder was left behind"
+pid=$(cli a --json visit list "$cid" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",
+()=>{for(const v of JSON.parse(s).visits)if(v.data.kind==="phone")console.log(v.id)})')
+cli a visit show "$pid" | grep -q "$marker edited note" || fail "editor note not saved"
+cli a visit finalize "$pid" >/dev/null || fail "finalize"
+[ "$(cli a --json visit show "$pid" | jget data.state)" = final ] || fail "not final"
+echo "late change" | cli a visit addendum "$pid" >/dev/null || fail "addendum"
+cli a --json case edit "$cid" '{"name":"x"}' >/dev/null || fail "case edit"
+rc=0; printf 'x' | cli a --json visit add "$cid" --kind nowhere >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "a bad visit kind: exit $rc, want 1"
+[ "$(cli a --json due --all | jget cases.0.alerts)" = "[]" ] || fail "finalized visit flagged"
+say "editor note in a private folder, wiped and removed; finalize and addendum signed"
+
 cli a lock >/dev/null
 rc=0; cli a due >/dev/null 2>&1 || rc=$?
 [ $rc = 4 ] || fail "due while locked: exit $rc, want 4"
@@ -89,9 +117,10 @@ start_daemon b
 printf 'battery staple\n' | cli b init >/dev/null || fail "init b"
 echo "$tok_b" | cli b remote add hub "https://127.0.0.1:$port/team" --ca "$hub/cert.pem" \
 	--pin "$pin" --token >/dev/null || fail "remote add b"
-b_has_both() { [ "$(status_of b documents)" = 2 ]; }
+ndocs=$(status_of a documents)
+b_has_both() { [ "$(status_of b documents)" = "$ndocs" ]; }
 wait_for 30 b_has_both || fail "device b did not pull the records"
-[ "$(cli b --json record list | jget unreadable)" = 2 ] || fail "b should not read a's space"
+[ "$(cli b --json record list | jget unreadable)" = "$ndocs" ] || fail "b should not read a's space"
 [ "$(cli b case list)" = "" ] || fail "b lists cases it cannot read"
 say "device b pulled both records but cannot open a's space (no team sharing yet)"
 
