@@ -587,6 +587,21 @@ static int cmd_rows(const char *what, int argc, char **argv)
 	return done(code, o, NULL);
 }
 
+/* casework's merge rules settle what they can; the rest is listed. */
+static int cmd_resolve(void)
+{
+	cJSON *o, *r;
+	int code = call("POST", "/v1/conflicts/resolve", "{}", &o, 0);
+
+	if (code != FS_OK || json_out)
+		return done(code, o, NULL);
+	printf("resolved %d\n", (int)num(o, "resolved"));
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "conflicts"))
+	    printf("%s\t%s\t%d versions\t%s\n", str(r, "id"), str(r, "type"), (int)num(r, "leaves"),
+	           str(r, "reason"));
+	return done(code, o, NULL);
+}
+
 static int cmd_conflicts(void)
 {
 	cJSON *o, *r;
@@ -1115,7 +1130,9 @@ static const struct help {
     {"queue", "fieldsync queue\n  Changes waiting to be sent, oldest first.\n"},
     {"quarantine", "fieldsync quarantine [retry ID]\n  Changes the server refused, with its "
                    "reason; retry puts one back in the queue.\n"},
-    {"conflicts", "fieldsync conflicts\n  Records edited in two places; all versions are kept.\n"},
+    {"conflicts", "fieldsync conflicts [resolve]\n  Records edited in two places; all versions are "
+                  "kept. resolve merges\n  cases by casework's rules; visits that differ stay "
+                  "for a person.\n"},
     {"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
     {"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
                "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
@@ -1244,6 +1261,8 @@ int main(int argc, char **argv)
 		rc = cmd_rows(cmd, argc - i, argv + i);
 	else if (!strcmp(cmd, "conflicts") && argc == i)
 		rc = cmd_conflicts();
+	else if (!strcmp(cmd, "conflicts") && argc == i + 1 && !strcmp(argv[i], "resolve"))
+		rc = cmd_resolve();
 	else if (!strcmp(cmd, "record"))
 		rc = cmd_record(argc - i, argv + i);
 	else if (!strcmp(cmd, "case"))

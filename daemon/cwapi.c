@@ -29,8 +29,14 @@ static void device_id(const struct fsd *d, char out[FS_CW_ID_MAX + 1])
 	snprintf(out, FS_CW_ID_MAX + 1, "dev-%.32s", d->space_id);
 }
 
+/* Before the index is wiped its sealed snapshot is saved (a `_local`
+ * document, never replicated), so the next unlock reads only what changed. */
 void fsd_cw_drop(struct fsd *d)
 {
+	fs_errbuf eb;
+
+	if (d->cw && d->cur && fs_cw_index_save(d->cw, d->st, d->cur, &eb) != FS_OK)
+		fsd_log(FS_DAEMON_LOG_WARN, "casework index not saved: %s", fs_errname(eb.code));
 	fs_cw_index_free(d->cw);
 	d->cw = NULL;
 }

@@ -105,6 +105,7 @@ cli a --json case edit "$cid" '{"name":"x"}' >/dev/null || fail "case edit"
 rc=0; printf 'x' | cli a --json visit add "$cid" --kind nowhere >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || fail "a bad visit kind: exit $rc, want 1"
 [ "$(cli a --json due --all | jget cases.0.alerts)" = "[]" ] || fail "finalized visit flagged"
+[ "$(cli a conflicts resolve)" = "resolved 0" ] || fail "conflicts resolve"
 say "editor note in a private folder, wiped and removed; finalize and addendum signed"
 
 cli a lock >/dev/null
@@ -125,6 +126,7 @@ wait_for 30 b_has_both || fail "device b did not pull the records"
 say "device b pulled both records but cannot open a's space (no team sharing yet)"
 
 marker_absent "$T/a/data" "$T/b/data" "$T/tmp" "$T/a/log" "$T/b/log"
+! grep -q "casework index" "$T/a/log" || fail "casework index warning in a's log"
 no_sanitizer_report a
 no_sanitizer_report b
 say "ok"
