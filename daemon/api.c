@@ -602,6 +602,10 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 		    (rc = need_pass(body, "passphrase", &p1, &l1, eb)) != FS_OK ||
 		    (rc = fsd_vault_unlock(d, p1, l1, eb)) != FS_OK)
 			return rc;
+		/* Build the casework index now, so the first `due` answers at once. */
+		fs_errbuf e2;
+		if (fsd_cw_index(d, &e2) != FS_OK)
+			fsd_log(FS_DAEMON_LOG_WARN, "casework index: %s", fs_errname(e2.code));
 		return get_status(d, out, eb);
 	}
 	if (n == 2 && post && !strcmp(s[1], "lock")) {
@@ -669,6 +673,14 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 	}
 	if (n == 2 && get && !strcmp(s[1], "conflicts"))
 		return get_conflicts(d, out, eb);
+	if (!strcmp(s[1], "cases") || !strcmp(s[1], "visits") || !strcmp(s[1], "due") ||
+	    !strcmp(s[1], "caseload") || (n == 3 && !strcmp(s[1], "conflicts")))
+		return fsd_cw_route(d, method, s, n,
+		                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
+		                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "case"),
+		                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "now"),
+		                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "all"),
+		                    body, out, status, eb);
 	if (!strcmp(s[1], "records")) {
 		const char *rev = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "rev");
 		if (n == 2 && post) {

@@ -8,9 +8,12 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -584,6 +587,21 @@ static int cmd_rows(const char *what, int argc, char **argv)
 	return done(code, o, NULL);
 }
 
+/* casework's merge rules settle what they can; the rest is listed. */
+static int cmd_resolve(void)
+{
+	cJSON *o, *r;
+	int code = call("POST", "/v1/conflicts/resolve", "{}", &o, 0);
+
+	if (code != FS_OK || json_out)
+		return done(code, o, NULL);
+	printf("resolved %d\n", (int)num(o, "resolved"));
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "conflicts"))
+	    printf("%s\t%s\t%d versions\t%s\n", str(r, "id"), str(r, "type"), (int)num(r, "leaves"),
+	           str(r, "reason"));
+	return done(code, o, NULL);
+}
+
 static int cmd_conflicts(void)
 {
 	cJSON *o, *r;
@@ -676,6 +694,418 @@ static int cmd_record(int argc, char **argv)
 	return EX_USAGE;
 }
 
+/* ---- casework: cases, visits, due, caseload ---- */
+
+#define NOTE_MAX (64u << 10) /* casework's FS_CW_NOTE_MAX */
+
+static const char *worker_default(void)
+{
+	const char *w = getenv("FIELDSYNC_WORKER");
+	if (w == NULL || *w == '\0')
+		w = getenv("USER");
+	return w && *w ? w : "me";
+}
+
+static void now_instant(char out[21])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void wipe_tree(cJSON *o)
+{
+	for (cJSON *c = o ? o->child : NULL; c; c = c->next) {
+		if (cJSON_IsString(c) && c->valuestring)
+			wipe(c->valuestring, strlen(c->valuestring));
+		wipe_tree(c);
+	}
+}
+
+/* Sends {"fields":fields} (which it frees) to path; prints "what ID". */
+static int send_fields(const char *method, const char *path, cJSON *fields, const char *what)
+{
+	cJSON *req = cJSON_CreateObject(), *o = NULL;
+	char *body;
+	int code;
+
+	cJSON_AddItemToObject(req, "fields", fields);
+	body = cJSON_PrintUnformatted(req);
+	/* The tree holds names and notes: wipe its strings before freeing. */
+	wipe_tree(req);
+	cJSON_Delete(req);
+	if (body == NULL)
+		return EX_FAIL;
+	code = call(method, path, body, &o, 0);
+	free_secret_text(body);
+	if (code == FS_OK && !json_out)
+		printf("%s %s\n", what, str(o, "id"));
+	return done(code, o, NULL);
+}
+
+/* Reads the note from a file descriptor, at most NOTE_MAX bytes. */
+static char *read_note(FILE *f)
+{
+	char *t = malloc(NOTE_MAX + 2);
+	size_t n;
+
+	if (t == NULL)
+		return NULL;
+	n = fread(t, 1, NOTE_MAX + 1, f);
+	if (n > NOTE_MAX) {
+		wipe(t, NOTE_MAX + 2);
+		free(t);
+		fprintf(stderr, "fieldsync: a note is at most %u bytes\n", NOTE_MAX);
+		return NULL;
+	}
+	t[n] = '\0';
+	return t;
+}
+
+/* Runs $EDITOR on a file in a private folder in memory ($XDG_RUNTIME_DIR or
+ * /dev/shm, mode 0700); the file is overwritten with zeros and removed, the
+ * folder removed, whatever happens. The plaintext never touches a disk. */
+static char *edit_note(void)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR"), *ed = getenv("VISUAL");
+	char dir[1024], file[1100], cmd[2300];
+	char *t = NULL;
+	struct stat sb;
+	FILE *f;
+	int fd;
+
+	if (base == NULL || *base == '\0' || stat(base, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		base = "/dev/shm";
+	if (ed == NULL || *ed == '\0')
+		ed = getenv("EDITOR");
+	if (ed == NULL || *ed == '\0')
+		ed = "vi";
+	snprintf(dir, sizeof(dir), "%s/fieldsync-XXXXXX", base);
+	if (mkdtemp(dir) == NULL) { /* mkdtemp makes it 0700 */
+		fprintf(stderr, "fieldsync: no private folder in %s: %s\n", base, strerror(errno));
+		return NULL;
+	}
+	snprintf(file, sizeof(file), "%s/note.txt", dir);
+	if ((fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		fprintf(stderr, "fieldsync: cannot create the note file: %s\n", strerror(errno));
+		rmdir(dir);
+		return NULL;
+	}
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "%s \"$1\"", ed);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, "sh", file, (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    (f = fopen(file, "rb")) != NULL) {
+		t = read_note(f);
+		fclose(f);
+	} else {
+		fprintf(stderr, "fieldsync: the editor failed; nothing saved\n");
+	}
+	/* Wipe: overwrite every byte the editor left, then remove. */
+	if ((fd = open(file, O_WRONLY | O_CLOEXEC)) >= 0) {
+		if (fstat(fd, &sb) == 0) {
+			char z[4096] = {0};
+			for (off_t left = sb.st_size; left > 0; left -= (off_t)sizeof(z))
+				if (write(fd, z,
+				          left < (off_t)sizeof(z) ? (size_t)left : sizeof(z)) < 0)
+					break;
+			(void)fsync(fd);
+		}
+		close(fd);
+	}
+	unlink(file);
+	rmdir(dir);
+	return t;
+}
+
+static int cmd_case(int argc, char **argv)
+{
+	char path[2048];
+	cJSON *o = NULL, *f;
+	int code;
+
+	if (argc >= 2 && !strcmp(argv[0], "add")) {
+		cJSON *tags = NULL;
+		f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "name", argv[1]);
+		const char *tier = "C", *by = worker_default();
+		for (int i = 2; i < argc; i++) {
+			const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+			if (v == NULL) {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: %s needs a value\n", a);
+				return EX_USAGE;
+			}
+			i++;
+			if (!strcmp(a, "--tier"))
+				tier = v;
+			else if (!strcmp(a, "--by"))
+				by = v;
+			else if (!strcmp(a, "--alias") || !strcmp(a, "--why") ||
+			         !strcmp(a, "--risk") || !strcmp(a, "--opened"))
+				cJSON_AddStringToObject(f, a + 2, v);
+			else if (!strcmp(a, "--tag")) {
+				if (tags == NULL)
+					tags = cJSON_AddArrayToObject(f, "tags");
+				cJSON_AddItemToArray(tags, cJSON_CreateString(v));
+			} else if (!strcmp(a, "--assign")) {
+				cJSON *as = cJSON_AddArrayToObject(f, "assign"),
+				      *one = cJSON_CreateObject();
+				cJSON_AddStringToObject(one, "worker", v);
+				cJSON_AddStringToObject(one, "role", "primary");
+				cJSON_AddItemToArray(as, one);
+			} else {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: see \"fieldsync case --help\"\n");
+				return EX_USAGE;
+			}
+		}
+		cJSON_AddStringToObject(f, "tier", tier);
+		cJSON_AddStringToObject(f, "by", by);
+		return send_fields("POST", "/v1/cases", f, "case");
+	}
+	if (argc == 2 && !strcmp(argv[0], "show")) {
+		snprintf(path, sizeof(path), "/v1/cases/%s", argv[1]);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out)
+			print_json(o);
+		return done(code, o, NULL);
+	}
+	if ((argc == 1 && !strcmp(argv[0], "list")) ||
+	    (argc == 2 && (!strcmp(argv[0], "find") || !strcmp(argv[0], "list")))) {
+		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
+		snprintf(path, sizeof(path), "/v1/cases%s%s", esc ? "?q=" : "", esc ? esc : "");
+		curl_free(esc);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out) {
+			cJSON *c;
+			cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cases"))
+			    printf("%s\t%s\t%s\n", str(c, "id"), str(c, "tier"), str(c, "name"));
+		}
+		return done(code, o, NULL);
+	}
+	if (argc >= 2 && (!strcmp(argv[0], "edit") || !strcmp(argv[0], "tier") ||
+	                  !strcmp(argv[0], "assign") || !strcmp(argv[0], "close"))) {
+		snprintf(path, sizeof(path), "/v1/cases/%s", argv[1]);
+		if (!strcmp(argv[0], "edit") && argc == 3) {
+			if ((f = cJSON_Parse(argv[2])) == NULL || !cJSON_IsObject(f)) {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: the fields must be a JSON object\n");
+				return EX_USAGE;
+			}
+		} else if (!strcmp(argv[0], "tier") && argc >= 3) {
+			f = cJSON_CreateObject();
+			cJSON_AddStringToObject(f, "tier", argv[2]);
+			cJSON_AddStringToObject(f, "by", worker_default());
+			if (argc == 5 && !strcmp(argv[3], "--why"))
+				cJSON_AddStringToObject(f, "why", argv[4]);
+		} else if (!strcmp(argv[0], "assign") && argc >= 3) {
+			cJSON *as;
+			f = cJSON_CreateObject();
+			as = cJSON_AddObjectToObject(f, "assign");
+			cJSON_AddStringToObject(as, "worker", argv[2]);
+			cJSON_AddStringToObject(
+			    as, "role",
+			    argc >= 5 && !strcmp(argv[3], "--role") ? argv[4] : "primary");
+			cJSON_AddBoolToObject(as, "active", strcmp(argv[argc - 1], "--off") != 0);
+		} else if (!strcmp(argv[0], "close") && argc == 2) {
+			f = cJSON_CreateObject();
+			cJSON_AddStringToObject(f, "status", "closed");
+		} else {
+			fprintf(stderr, "fieldsync: see \"fieldsync case --help\"\n");
+			return EX_USAGE;
+		}
+		return send_fields("PUT", path, f, "saved case");
+	}
+	fprintf(stderr, "fieldsync: see \"fieldsync case --help\"\n");
+	return EX_USAGE;
+}
+
+static int cmd_visit(int argc, char **argv)
+{
+	char path[2048], start[21];
+	cJSON *o = NULL, *f;
+	int code;
+
+	if (argc >= 2 && !strcmp(argv[0], "add")) {
+		cJSON *fu = NULL;
+		char *note;
+		f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "case", argv[1]);
+		const char *kind = "home", *worker = worker_default(), *st = NULL;
+		int use_editor = isatty(STDIN_FILENO);
+		for (int i = 2; i < argc; i++) {
+			const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+			if (!strcmp(a, "--edit")) {
+				use_editor = 1;
+				continue;
+			}
+			if (v == NULL) {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: %s needs a value\n", a);
+				return EX_USAGE;
+			}
+			i++;
+			if (!strcmp(a, "--kind"))
+				kind = v;
+			else if (!strcmp(a, "--worker"))
+				worker = v;
+			else if (!strcmp(a, "--start"))
+				st = v;
+			else if (!strcmp(a, "--minutes"))
+				cJSON_AddNumberToObject(f, "minutes", atoi(v));
+			else if (!strcmp(a, "--followup") && strlen(v) > 11 && v[10] == ':') {
+				cJSON *one = cJSON_CreateObject();
+				char day[11];
+				memcpy(day, v, 10);
+				day[10] = '\0';
+				if (fu == NULL)
+					fu = cJSON_AddArrayToObject(f, "followups");
+				cJSON_AddStringToObject(one, "action", v + 11);
+				cJSON_AddStringToObject(one, "due", day);
+				cJSON_AddItemToArray(fu, one);
+			} else {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: see \"fieldsync visit --help\"\n");
+				return EX_USAGE;
+			}
+		}
+		if (st == NULL) {
+			now_instant(start);
+			st = start;
+		}
+		cJSON_AddStringToObject(f, "kind", kind);
+		cJSON_AddStringToObject(f, "start", st);
+		cJSON_AddStringToObject(f, "worker", worker);
+		note = use_editor ? edit_note() : read_note(stdin);
+		if (note == NULL) {
+			cJSON_Delete(f);
+			return EX_FAIL;
+		}
+		cJSON_AddStringToObject(f, "note", note);
+		free_secret_text(note);
+		return send_fields("POST", "/v1/visits", f, "visit");
+	}
+	if (argc == 2 && !strcmp(argv[0], "finalize")) {
+		snprintf(path, sizeof(path), "/v1/visits/%s/finalize", argv[1]);
+		code = call("POST", path, "{}", &o, 0);
+		return done(code, o, "finalized and signed");
+	}
+	if (argc >= 2 && !strcmp(argv[0], "addendum")) {
+		cJSON *dn = NULL;
+		char *note;
+		f = cJSON_CreateObject();
+		const char *worker = worker_default();
+		int use_editor = isatty(STDIN_FILENO);
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--edit")) {
+				use_editor = 1;
+			} else if (!strcmp(argv[i], "--worker") && i + 1 < argc) {
+				worker = argv[++i];
+			} else if (!strcmp(argv[i], "--done") && i + 1 < argc) {
+				if (dn == NULL)
+					dn = cJSON_AddArrayToObject(f, "done");
+				cJSON_AddItemToArray(dn, cJSON_CreateNumber(atoi(argv[++i])));
+			} else {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: see \"fieldsync visit --help\"\n");
+				return EX_USAGE;
+			}
+		}
+		cJSON_AddStringToObject(f, "worker", worker);
+		if ((note = use_editor ? edit_note() : read_note(stdin)) == NULL) {
+			cJSON_Delete(f);
+			return EX_FAIL;
+		}
+		cJSON_AddStringToObject(f, "note", note);
+		free_secret_text(note);
+		snprintf(path, sizeof(path), "/v1/visits/%s/addenda", argv[1]);
+		return send_fields("POST", path, f, "addendum");
+	}
+	if (argc == 2 && !strcmp(argv[0], "show")) {
+		snprintf(path, sizeof(path), "/v1/visits/%s", argv[1]);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out)
+			print_json(o);
+		return done(code, o, NULL);
+	}
+	if ((argc == 1 || argc == 2) && !strcmp(argv[0], "list")) {
+		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
+		snprintf(path, sizeof(path), "/v1/visits%s%s", esc ? "?case=" : "", esc ? esc : "");
+		curl_free(esc);
+		code = call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !json_out) {
+			cJSON *v;
+			cJSON_ArrayForEach(v, cJSON_GetObjectItem(o, "visits"))
+			{
+				cJSON *dt = cJSON_GetObjectItem(v, "data");
+				printf("%s\t%s\t%s\t%s\n", str(v, "id"), str(dt, "start"),
+				       str(dt, "kind"), str(dt, "state"));
+			}
+		}
+		return done(code, o, NULL);
+	}
+	fprintf(stderr, "fieldsync: see \"fieldsync visit --help\"\n");
+	return EX_USAGE;
+}
+
+static const char *tier_ansi(const char *colour)
+{
+	if (!strcmp(colour, "red"))
+		return "\033[31m";
+	if (!strcmp(colour, "orange"))
+		return "\033[38;5;208m";
+	if (!strcmp(colour, "green"))
+		return "\033[32m";
+	if (!strcmp(colour, "grey"))
+		return "\033[90m";
+	return "";
+}
+
+static int cmd_due(int all)
+{
+	cJSON *o = NULL, *c;
+	int code = call("GET", all ? "/v1/due?all=1" : "/v1/due", NULL, &o, 0);
+	int tty = isatty(STDOUT_FILENO), n = 0;
+
+	if (code == FS_OK && !json_out) {
+		cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cases"))
+		{
+			const char *on = tty ? tier_ansi(str(c, "colour")) : "";
+			printf("%s%s%s  %-24s  %4d days since last contact  %s  (%s)\n", on,
+			       str(c, "tier"), *on ? "\033[0m" : "", str(c, "name"),
+			       (int)num(c, "days_since"), str(c, "reason"), str(c, "id"));
+			n++;
+		}
+		if (n == 0)
+			printf("nothing due\n");
+	}
+	return done(code, o, NULL);
+}
+
+static int cmd_caseload(void)
+{
+	cJSON *o = NULL, *w;
+	int code = call("GET", "/v1/caseload", NULL, &o, 0);
+
+	if (code == FS_OK && !json_out) {
+		printf("%-20s %4s %4s %4s %4s %6s %9s\n", "worker", "A", "B", "C", "D", "total",
+		       "weighted");
+		cJSON_ArrayForEach(w, cJSON_GetObjectItem(o, "workers")) printf(
+		    "%-20s %4d %4d %4d %4d %6d %9.1f%s\n", str(w, "worker"), (int)num(w, "A"),
+		    (int)num(w, "B"), (int)num(w, "C"), (int)num(w, "D"), (int)num(w, "total"),
+		    num(w, "weighted"),
+		    cJSON_IsTrue(cJSON_GetObjectItem(w, "over")) ? "  over the ceiling" : "");
+	}
+	return done(code, o, NULL);
+}
+
 /* ---- help ---- */
 
 static const struct help {
@@ -700,12 +1130,32 @@ static const struct help {
     {"queue", "fieldsync queue\n  Changes waiting to be sent, oldest first.\n"},
     {"quarantine", "fieldsync quarantine [retry ID]\n  Changes the server refused, with its "
                    "reason; retry puts one back in the queue.\n"},
-    {"conflicts", "fieldsync conflicts\n  Records edited in two places; all versions are kept.\n"},
+    {"conflicts", "fieldsync conflicts [resolve]\n  Records edited in two places; all versions are "
+                  "kept. resolve merges\n  cases by casework's rules; visits that differ stay "
+                  "for a person.\n"},
     {"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
     {"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
                "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
                "fieldsync record delete ID REV\n"
                "  Encrypted records (JSON objects), saved at once and synced later.\n"},
+    {"case", "fieldsync case add NAME [--tier A|B|C|D] [--by WORKER] [--alias A] [--why W]\n"
+             "                         [--risk low|medium|high] [--tag T]... [--assign WORKER]\n"
+             "fieldsync case list [TEXT] | find TEXT | show ID\n"
+             "fieldsync case edit ID FIELDS-JSON | tier ID TIER [--why W] | close ID\n"
+             "fieldsync case assign ID WORKER [--role R] [--off]\n"
+             "  Cases (docs/casework.md). list without TEXT: open cases, most urgent first.\n"},
+    {"visit", "fieldsync visit add CASE [--kind home|phone|office|outreach] [--start T]\n"
+              "                         [--minutes N] [--worker W] [--followup YYYY-MM-DD:ACTION]\n"
+              "                         [--edit]\n"
+              "fieldsync visit list [CASE] | show ID | finalize ID\n"
+              "fieldsync visit addendum ID [--done FOLLOWUP-INDEX]... [--worker W] [--edit]\n"
+              "  finalize signs the visit with this device's key; it is then immutable\n"
+              "  and corrections are signed addenda.\n"
+              "  The note comes from stdin, or from $EDITOR on a terminal (its file lives\n"
+              "  in a private 0700 folder in memory and is wiped and removed after).\n"},
+    {"due", "fieldsync due [--all]\n  Open cases by urgency: tier (coloured on a terminal), days "
+            "since last\n  contact and why. --all lists cases without alerts too.\n"},
+    {"caseload", "fieldsync caseload\n  Open cases per worker and tier, weighted load.\n"},
 };
 
 static void usage(FILE *f)
@@ -811,8 +1261,18 @@ int main(int argc, char **argv)
 		rc = cmd_rows(cmd, argc - i, argv + i);
 	else if (!strcmp(cmd, "conflicts") && argc == i)
 		rc = cmd_conflicts();
+	else if (!strcmp(cmd, "conflicts") && argc == i + 1 && !strcmp(argv[i], "resolve"))
+		rc = cmd_resolve();
 	else if (!strcmp(cmd, "record"))
 		rc = cmd_record(argc - i, argv + i);
+	else if (!strcmp(cmd, "case"))
+		rc = cmd_case(argc - i, argv + i);
+	else if (!strcmp(cmd, "visit"))
+		rc = cmd_visit(argc - i, argv + i);
+	else if (!strcmp(cmd, "due") && (argc == i || (argc == i + 1 && !strcmp(argv[i], "--all"))))
+		rc = cmd_due(argc == i + 1);
+	else if (!strcmp(cmd, "caseload") && argc == i)
+		rc = cmd_caseload();
 	else {
 		fprintf(stderr,
 		        "fieldsync: unknown command or arguments: %s (see fieldsync --help)\n",

@@ -24,6 +24,7 @@
 #define FSD_BODY_MAX       (FS_CRYPTO_RECORD_MAX + (64u << 10)) /* one API request body */
 #define FSD_TYPE_MAX       64                                   /* bytes of a record type */
 #define FSD_SLOWDOWN_MAX_S 300u
+#define FSD_META_IDENTITY  "identity" /* store meta: the wrapped device identity */
 /* After this many failed syncs in a row (1 s doubled 9 times passes 5 min)
  * an unreachable remote is tried once per retry_max_seconds, no sooner:
  * full jitter alone would probe twice as often on average. */
@@ -77,6 +78,8 @@ struct fsd {
 	struct MHD_Daemon *mhd;
 	int listen_fd, mhd_fd, nl_fd, sig_fd;
 	int stop;
+
+	struct fs_cw_index *cw; /* casework index: NULL while locked (cwapi.c) */
 };
 
 /* log.c: one line to stderr with a level; never a secret or record content. */
@@ -122,6 +125,13 @@ void fsd_api_accept(struct fsd *d);
 void fsd_api_run(struct fsd *d);
 uint64_t fsd_api_timeout(struct fsd *d); /* ms, UINT64_MAX: none */
 void fsd_api_stop(struct fsd *d);
+
+/* cwapi.c: the casework endpoints; fsd_cw_drop wipes the index (on lock). */
+void fsd_cw_drop(struct fsd *d);
+int fsd_cw_index(struct fsd *d, fs_errbuf *eb) FS_WUR;
+int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const char *q,
+                 const char *case_id, const char *now_s, const char *all_s, const cJSON *body,
+                 cJSON **out, unsigned *status, fs_errbuf *eb) FS_WUR;
 
 /* netwatch_linux.c: a NETLINK_ROUTE socket; -1 where there is none. */
 int fsd_netwatch_open(fs_errbuf *eb);

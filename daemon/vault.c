@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define META_SPACE_ID   "space_id"
-#define META_IDENTITY   "identity"
+#define META_IDENTITY   FSD_META_IDENTITY
 #define META_SPACEKEY   "spacekey.current" /* kid of the key new records use */
 #define META_SPACEKEY_P "spacekey:"        /* + kid: the wrapped key */
 
@@ -221,6 +221,7 @@ void fsd_vault_lock(struct fsd *d, const char *why)
 {
 	int was = d->master != NULL;
 
+	fsd_cw_drop(d); /* the index holds decrypted names */
 	fs_crypto_key_free(d->master);
 	fs_crypto_keyring_free(d->ring);
 	fs_crypto_spacekey_free(d->cur);

@@ -1,0 +1,467 @@
+/*
+ * daemon/cwapi.c: the casework endpoints of the local API (/v1/cases,
+ * /v1/visits, /v1/due, /v1/caseload, /v1/conflicts/resolve), kept thin: the
+ * records and answers come from casework/, stored through the same
+ * {"type","data"} envelopes as the generic record API. The in-memory index
+ * lives while the vault is unlocked and is wiped on lock (vault.c).
+ */
+#include "daemon_int.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casework.h"
+
+#define CW_VERIFY_SLICE 256 /* signatures checked per casework request */
+#define CW_ID_BYTES     16
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A device id for the hybrid logical clocks' tie-break: stable per device. */
+static void device_id(const struct fsd *d, char out[FS_CW_ID_MAX + 1])
+{
+	snprintf(out, FS_CW_ID_MAX + 1, "dev-%.32s", d->space_id);
+}
+
+/* Before the index is wiped its sealed snapshot is saved (a `_local`
+ * document, never replicated), so the next unlock reads only what changed. */
+void fsd_cw_drop(struct fsd *d)
+{
+	fs_errbuf eb;
+
+	if (d->cw && d->cur && fs_cw_index_save(d->cw, d->st, d->cur, &eb) != FS_OK)
+		fsd_log(FS_DAEMON_LOG_WARN, "casework index not saved: %s", fs_errname(eb.code));
+	fs_cw_index_free(d->cw);
+	d->cw = NULL;
+}
+
+/* This device's signing key is trusted for its own visits (the device
+ * registry that would name other devices' keys is issue 8's). */
+static int trust_self(struct fsd *d, fs_errbuf *eb)
+{
+	uint8_t *w = NULL, box[FS_CRYPTO_BOX_PK_BYTES], pk[FS_CRYPTO_SIGN_PK_BYTES];
+	char dev[FS_CW_ID_MAX + 1];
+	size_t n = 0;
+	int rc;
+
+	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) != FS_OK ||
+	    (rc = fs_crypto_identity_wrapped_public(w, n, box, pk, eb)) != FS_OK)
+		goto out;
+	device_id(d, dev);
+	rc = fs_cw_index_trust(d->cw, dev, pk, eb);
+out:
+	free(w);
+	return rc;
+}
+
+/* The device identity, unwrapped for one signature (freed by the caller). */
+static int identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
+{
+	uint8_t *w = NULL;
+	size_t n = 0;
+	int rc;
+
+	*id = NULL;
+	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) == FS_OK)
+		rc = fs_crypto_identity_unwrap(w, n, d->master, id, eb);
+	free(w);
+	return rc;
+}
+
+/* The index, built at the first use after unlocking (restored from its saved
+ * snapshot when there is one), then brought up to date with what changed in
+ * the store since (local edits and pulled changes alike). */
+int fsd_cw_index(struct fsd *d, fs_errbuf *eb)
+{
+	fs_cw_config cfg;
+	size_t left = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	if (d->cw == NULL) {
+		fs_cw_config_default(&cfg);
+		if ((rc = fs_cw_index_new(&cfg, &d->cw, eb)) != FS_OK)
+			return rc;
+		if ((rc = trust_self(d, eb)) != FS_OK) {
+			fsd_cw_drop(d);
+			return rc;
+		}
+		rc = fs_cw_index_restore(d->cw, d->st, d->ring, d->space_id, eb);
+		if (rc != FS_OK && rc != FS_E_NOTFOUND) {
+			fsd_cw_drop(d);
+			return rc;
+		}
+	}
+	if ((rc = fs_cw_index_load(d->cw, d->st, d->ring, d->space_id, eb)) != FS_OK)
+		return rc;
+	/* Signatures are slow to check: a slice per request, never all at once. */
+	return fs_cw_index_verify(d->cw, d->st, d->ring, d->space_id, CW_VERIFY_SLICE, &left, eb);
+}
+
+/* Wraps plain (a casework record) as {"type":type,"data":plain}, seals and
+ * writes it on base (NULL: a new document). */
+static int put_record(struct fsd *d, const char *id, const char *base, const char *type,
+                      const char *plain, size_t len, char rev[FS_REV_MAX], fs_errbuf *eb)
+{
+	size_t n = len + strlen(type) + 32;
+	char *w = malloc(n), *env = NULL;
+	size_t env_len = 0;
+	int rc;
+
+	if (w == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	n = (size_t)snprintf(w, n, "{\"type\":\"%s\",\"data\":%.*s}", type, (int)len, plain);
+	if ((rc = fsd_vault_seal(d, id, w, n, &env, &env_len, eb)) != FS_OK ||
+	    (rc = fs_store_put_local(d->st, id, base, (const uint8_t *)env, env_len, 0, rev, eb)) !=
+	        FS_OK)
+		goto out;
+	fsd_remotes_local_edit(d);
+out:
+	sodium_memzero(w, n);
+	free(w);
+	free(env);
+	return rc;
+}
+
+/* The current (or given) revision of id as casework plaintext text. */
+static int get_record(struct fsd *d, const char *id, const char *rev, char **plain,
+                      char got_rev[FS_REV_MAX], const char **type, fs_errbuf *eb)
+{
+	fs_store_doc *doc = NULL;
+	cJSON *p = NULL;
+	int rc;
+
+	*plain = NULL;
+	if ((rc = fs_store_get(d->st, id, rev, &doc, eb)) != FS_OK)
+		goto out;
+	if (doc->deleted) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "the record was deleted");
+		goto out;
+	}
+	if ((rc = fsd_vault_open_doc(d, id, doc->body, doc->body_len, &p, eb)) != FS_OK)
+		goto out;
+	const char *t = jstr(p, "type");
+	cJSON *data = cJSON_GetObjectItemCaseSensitive(p, "data");
+	if (t == NULL || !cJSON_IsObject(data) ||
+	    (strcmp(t, "case") && strcmp(t, "visit") && strcmp(t, "addendum"))) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a casework record");
+		goto out;
+	}
+	*type = !strcmp(t, "case") ? "case" : !strcmp(t, "visit") ? "visit" : "addendum";
+	if ((*plain = cJSON_PrintUnformatted(data)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	snprintf(got_rev, FS_REV_MAX, "%s", doc->rev);
+	rc = FS_OK;
+out:
+	cJSON_Delete(p);
+	fs_store_doc_free(doc);
+	return rc;
+}
+
+static int body_text(const cJSON *body, const char *k, char **text, fs_errbuf *eb)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, k);
+
+	*text = NULL;
+	if (!cJSON_IsObject(f))
+		return fs_err_set(eb, FS_E_ARG, "\"%s\" must be a JSON object", k);
+	if ((*text = cJSON_PrintUnformatted(f)) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	return FS_OK;
+}
+
+static cJSON *id_rev(const char *id, const char *rev)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddStringToObject(o, "rev", rev);
+	return o;
+}
+
+/* POST /v1/cases or /v1/visits {"fields":{...}} */
+static int create(struct fsd *d, int visit, const cJSON *body, cJSON **out, fs_errbuf *eb)
+{
+	uint8_t r[CW_ID_BYTES];
+	char id[2 * CW_ID_BYTES + 1], rev[FS_REV_MAX], dev[FS_CW_ID_MAX + 1];
+	char *fields = NULL, *plain = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK || (rc = body_text(body, "fields", &fields, eb)))
+		goto out;
+	device_id(d, dev);
+	rc = visit
+	         ? fs_cw_visit_create(fields, strlen(fields), dev, fsd_wall_ms(), &plain, &plen, eb)
+	         : fs_cw_case_create(fields, strlen(fields), dev, fsd_wall_ms(), &plain, &plen, eb);
+	if (rc != FS_OK)
+		goto out;
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(id, sizeof(id), r, sizeof(r));
+	if ((rc = put_record(d, id, NULL, visit ? "visit" : "case", plain, plen, rev, eb)) != FS_OK)
+		goto out;
+	*out = id_rev(id, rev);
+out:
+	if (fields)
+		cJSON_free(fields); /* wiped by the hooks */
+	if (plain)
+		fs_crypto_plain_free((uint8_t *)plain, plen);
+	return rc;
+}
+
+/* PUT /v1/cases/ID or /v1/visits/ID {"rev"?, "fields":{...}}: an edit on the
+ * given revision (default: the current winner). */
+static int edit(struct fsd *d, int visit, const char *id, const cJSON *body, cJSON **out,
+                fs_errbuf *eb)
+{
+	char rev[FS_REV_MAX], nrev[FS_REV_MAX], dev[FS_CW_ID_MAX + 1];
+	char *fields = NULL, *old = NULL, *plain = NULL;
+	const char *type = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	    (rc = body_text(body, "fields", &fields, eb)) ||
+	    (rc = get_record(d, id, jstr(body, "rev"), &old, rev, &type, eb)) != FS_OK)
+		goto out;
+	if (strcmp(type, visit ? "visit" : "case") != 0) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a %s", visit ? "visit" : "case");
+		goto out;
+	}
+	device_id(d, dev);
+	rc = visit ? fs_cw_visit_edit(old, strlen(old), fields, strlen(fields), fsd_wall_ms(),
+	                              &plain, &plen, eb)
+	           : fs_cw_case_edit(old, strlen(old), fields, strlen(fields), dev, fsd_wall_ms(),
+	                             &plain, &plen, eb);
+	if (rc != FS_OK || (rc = put_record(d, id, rev, type, plain, plen, nrev, eb)) != FS_OK)
+		goto out;
+	*out = id_rev(id, nrev);
+out:
+	if (fields)
+		cJSON_free(fields);
+	if (old)
+		cJSON_free(old);
+	if (plain)
+		fs_crypto_plain_free((uint8_t *)plain, plen);
+	return rc;
+}
+
+/* POST /v1/visits/ID/finalize (no body) or /v1/visits/ID/addenda {"fields"}:
+ * both are signed by this device. */
+static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON *body, cJSON **out,
+                      fs_errbuf *eb)
+{
+	uint8_t r[CW_ID_BYTES];
+	char rev[FS_REV_MAX], nrev[FS_REV_MAX], dev[FS_CW_ID_MAX + 1], aid[2 * CW_ID_BYTES + 1];
+	char *fields = NULL, *old = NULL, *plain = NULL;
+	const char *type = NULL;
+	fs_identity *id = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	    (addendum && (rc = body_text(body, "fields", &fields, eb)) != FS_OK) ||
+	    (rc = get_record(d, vid, NULL, &old, rev, &type, eb)) != FS_OK)
+		goto out;
+	if (strcmp(type, "visit") != 0) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a visit");
+		goto out;
+	}
+	if ((rc = identity(d, &id, eb)) != FS_OK)
+		goto out;
+	device_id(d, dev);
+	if (!addendum) {
+		if ((rc = fs_cw_visit_finalize(old, strlen(old), id, dev, fsd_wall_ms(), &plain,
+		                               &plen, eb)) != FS_OK ||
+		    (rc = put_record(d, vid, rev, "visit", plain, plen, nrev, eb)) != FS_OK)
+			goto out;
+		*out = id_rev(vid, nrev);
+		goto out;
+	}
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(aid, sizeof(aid), r, sizeof(r));
+	if ((rc = fs_cw_addendum_create(old, strlen(old), vid, fields, strlen(fields), id, dev,
+	                                fsd_wall_ms(), &plain, &plen, eb)) != FS_OK ||
+	    (rc = put_record(d, aid, NULL, "addendum", plain, plen, nrev, eb)) != FS_OK)
+		goto out;
+	*out = id_rev(aid, nrev);
+out:
+	fs_crypto_identity_free(id);
+	if (fields)
+		cJSON_free(fields);
+	if (old)
+		cJSON_free(old);
+	if (plain)
+		fs_crypto_plain_free((uint8_t *)plain, plen);
+	return rc;
+}
+
+static int show(struct fsd *d, const char *want, const char *id, cJSON **out, fs_errbuf *eb)
+{
+	char rev[FS_REV_MAX], *plain = NULL;
+	const char *type = NULL;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	    (rc = get_record(d, id, NULL, &plain, rev, &type, eb)) != FS_OK)
+		goto out;
+	if (strcmp(type, want) != 0) {
+		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a %s", want);
+		goto out;
+	}
+	*out = cJSON_CreateObject();
+	cJSON_AddStringToObject(*out, "id", id);
+	cJSON_AddStringToObject(*out, "rev", rev);
+	cJSON_AddItemToObject(*out, "data", cJSON_Parse(plain));
+out:
+	if (plain)
+		cJSON_free(plain);
+	return rc;
+}
+
+/* A casework answer (JSON text holding names) as cJSON; the text is wiped. */
+static int answer(int rc, char *text, size_t len, cJSON **out, fs_errbuf *eb)
+{
+	if (rc != FS_OK)
+		return rc;
+	*out = cJSON_ParseWithLength(text, len);
+	fs_crypto_plain_free((uint8_t *)text, len);
+	return *out ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+}
+
+struct visits_ctx {
+	struct fsd *d;
+	const char *case_id;
+	cJSON *arr;
+};
+
+static int visits_cb(void *ctx, const fs_store_change *ch)
+{
+	struct visits_ctx *vc = ctx;
+	char rev[FS_REV_MAX], *plain = NULL;
+	const char *type = NULL;
+	fs_errbuf e2;
+	cJSON *v;
+
+	if (ch->deleted)
+		return 0;
+	if (get_record(vc->d, ch->id, NULL, &plain, rev, &type, &e2) != FS_OK)
+		return 0;
+	if (!strcmp(type, "visit") && (v = cJSON_Parse(plain)) != NULL) {
+		const char *c = jstr(v, "case");
+		if (vc->case_id == NULL || (c && !strcmp(c, vc->case_id))) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "id", ch->id);
+			cJSON_AddStringToObject(o, "rev", rev);
+			cJSON_AddItemToObject(o, "data", v);
+			cJSON_AddItemToArray(vc->arr, o);
+		} else {
+			cJSON_Delete(v);
+		}
+	}
+	cJSON_free(plain);
+	return 0;
+}
+
+static int list_visits(struct fsd *d, const char *case_id, cJSON **out, fs_errbuf *eb)
+{
+	struct visits_ctx vc = {d, case_id, NULL};
+	cJSON *o = cJSON_CreateObject();
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK || o == NULL ||
+	    (vc.arr = cJSON_AddArrayToObject(o, "visits")) == NULL) {
+		cJSON_Delete(o);
+		return rc != FS_OK ? rc : fs_err_set(eb, FS_E_NOMEM, NULL);
+	}
+	if ((rc = fs_store_changes(d->st, 0, 0, visits_cb, &vc, NULL, eb)) != FS_OK) {
+		cJSON_Delete(o);
+		return rc;
+	}
+	*out = o;
+	return FS_OK;
+}
+
+static int resolve(struct fsd *d, cJSON **out, fs_errbuf *eb)
+{
+	fs_cw_conflicts *c = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	    (rc = fs_cw_resolve(d->st, d->ring, d->space_id, d->cur, &c, eb)) != FS_OK ||
+	    (rc = fs_cw_conflicts_json(c, &text, &len, eb)) != FS_OK)
+		goto out;
+	if (c->n_resolved)
+		fsd_remotes_local_edit(d);
+	if ((*out = cJSON_ParseWithLength(text, len)) == NULL)
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+out:
+	free(text);
+	fs_cw_conflicts_free(c);
+	return rc;
+}
+
+int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const char *q,
+                 const char *case_id, const char *now_s, const char *all_s, const cJSON *body,
+                 cJSON **out, unsigned *status, fs_errbuf *eb)
+{
+	int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+	int put = !strcmp(method, "PUT");
+	int cases = !strcmp(s[1], "cases"), visits = !strcmp(s[1], "visits");
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((cases || visits) && n == 2 && post) {
+		*status = 201;
+		return create(d, visits, body, out, eb);
+	}
+	if ((cases || visits) && n >= 3 && strlen(s[2]) > FS_STORE_ID_MAX)
+		return fs_err_set(eb, FS_E_ARG, "record id too long");
+	if ((cases || visits) && n == 3 && put)
+		return edit(d, visits, s[2], body, out, eb);
+	if ((cases || visits) && n == 3 && get)
+		return show(d, cases ? "case" : "visit", s[2], out, eb);
+	if (visits && n == 4 && post && !strcmp(s[3], "finalize"))
+		return sign_visit(d, s[2], 0, body, out, eb);
+	if (visits && n == 4 && post && !strcmp(s[3], "addenda")) {
+		*status = 201;
+		return sign_visit(d, s[2], 1, body, out, eb);
+	}
+	if (visits && n == 2 && get)
+		return list_visits(d, case_id, out, eb);
+	if (cases && n == 2 && get) {
+		if ((rc = fsd_cw_index(d, eb)) != FS_OK)
+			return rc;
+		/* Without a query: every open case, most urgent first. */
+		rc = q && *q ? fs_cw_find_json(d->cw, q, &text, &len, eb)
+		             : fs_cw_due_json(d->cw, fsd_wall_ms() / 1000, 1, &text, &len, eb);
+		return answer(rc, text, len, out, eb);
+	}
+	if (!strcmp(s[1], "due") && n == 2 && get) {
+		int64_t now = now_s ? strtoll(now_s, NULL, 10) : fsd_wall_ms() / 1000;
+		if ((rc = fsd_cw_index(d, eb)) != FS_OK)
+			return rc;
+		rc = fs_cw_due_json(d->cw, now, all_s && !strcmp(all_s, "1"), &text, &len, eb);
+		return answer(rc, text, len, out, eb);
+	}
+	if (!strcmp(s[1], "caseload") && n == 2 && get) {
+		if ((rc = fsd_cw_index(d, eb)) != FS_OK)
+			return rc;
+		rc = fs_cw_caseload_json(d->cw, &text, &len, eb);
+		return answer(rc, text, len, out, eb);
+	}
+	if (!strcmp(s[1], "conflicts") && n == 3 && post && !strcmp(s[2], "resolve"))
+		return resolve(d, out, eb);
+	return fs_err_set(eb, FS_E_NOTFOUND, "no such endpoint");
+}
