@@ -579,6 +579,14 @@ int fs_sync_map_curl(CURLcode cc, const char *detail, fs_errbuf *eb)
 		return fs_err_set(eb, FS_E_SYNC_TLS_PIN,
 		                  "the server's public key matches none of the pins");
 	case CURLE_SSL_CONNECT_ERROR:
+		/* A handshake cut by the network or by a server going down (reset,
+		 * EOF) is a broken connection that a retry cures; only a handshake
+		 * the peer completed and refused needs a person. */
+		if (strstr(d, "reset by peer") || strstr(d, "Recv failure") ||
+		    strstr(d, "Send failure") || strstr(d, "SSL_ERROR_SYSCALL") ||
+		    strstr(d, "unexpected eof"))
+			return fs_err_set(eb, FS_E_SYNC_CONNLOST, "the connection broke: %s", d);
+		return fs_err_set(eb, FS_E_SYNC_TLS, "the secure connection failed: %s", d);
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_CACERT_BADFILE:

@@ -323,12 +323,9 @@ static void test_kill_during_push_then_retry(void **state)
 		pthread_cond_destroy(&x.cv);
 		if (x.rc != FS_OK) {
 			killed_mid++;
-			/* A retry must be the answer. sync/ files a reset during a new
-			 * connection's TLS handshake (the hub dying while the client
-			 * reconnects) under FS_E_SYNC_TLS, "a person must fix": a
-			 * misclassification reported to sync/'s owners, tolerated here
-			 * because this test is about what the hub keeps. */
-			if (!fs_sync_err_transient(x.rc) && x.rc != FS_E_SYNC_TLS)
+			/* A retry must be the answer, also when the hub died during a
+			 * new connection's TLS handshake. */
+			if (!fs_sync_err_transient(x.rc))
 				fail_msg("kill gave %s, not a transient error", fs_errname(x.rc));
 		}
 		printf("kill %u ms after a batch: push %s, %llu of %llu rows confirmed\n",

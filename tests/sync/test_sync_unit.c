@@ -89,6 +89,15 @@ static void test_error_maps(void **state)
 	assert_int_equal(fs_sync_map_curl(CURLE_SSL_PINNEDPUBKEYNOTMATCH, "", &eb),
 	                 FS_E_SYNC_TLS_PIN);
 	assert_int_equal(fs_sync_map_curl(CURLE_SSL_CONNECT_ERROR, "", &eb), FS_E_SYNC_TLS);
+	assert_int_equal(fs_sync_map_curl(CURLE_SSL_CONNECT_ERROR, "wrong version number", &eb),
+	                 FS_E_SYNC_TLS);
+	/* What libcurl says when a server dies during the handshake. */
+	assert_int_equal(fs_sync_map_curl(CURLE_SSL_CONNECT_ERROR,
+	                                  "Recv failure: Connection reset by peer", &eb),
+	                 FS_E_SYNC_CONNLOST);
+	assert_int_equal(fs_sync_map_curl(CURLE_SSL_CONNECT_ERROR,
+	                                  "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection", &eb),
+	                 FS_E_SYNC_CONNLOST);
 	assert_int_equal(fs_sync_map_curl(CURLE_OPERATION_TIMEDOUT, "", &eb), FS_E_SYNC_TIMEOUT);
 	assert_int_equal(fs_sync_map_curl(CURLE_RECV_ERROR, "", &eb), FS_E_SYNC_CONNLOST);
 	assert_int_equal(fs_sync_map_curl(CURLE_PARTIAL_FILE, "", &eb), FS_E_SYNC_CONNLOST);
