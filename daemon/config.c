@@ -104,6 +104,12 @@ static int set_key(fs_daemon_config *c, const char *k, const char *v, int *data_
 		*(k[0] == 'd' ? data_set : sock_set) = 1;
 		return 0;
 	}
+	if (!strcmp(k, "agency_rules")) {
+		if (v[0] != '/' || strlen(v) >= FS_DAEMON_PATH_MAX)
+			return -1;
+		memcpy(c->agency_rules, v, strlen(v) + 1);
+		return 0;
+	}
 	if (!strcmp(k, "auto_lock_minutes")) {
 		if (parse_uint(v, 10080, &u))
 			return -1;

@@ -8,6 +8,7 @@
 #include "daemon_int.h"
 
 #include <sodium.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,47 @@ void fsd_cw_drop(struct fsd *d)
 		fsd_log(FS_DAEMON_LOG_WARN, "casework index not saved: %s", fs_errname(eb.code));
 	fs_cw_index_free(d->cw);
 	d->cw = NULL;
+}
+
+int fsd_cw_rules_load(const fs_daemon_config *cfg, fs_cw_config *out, fs_errbuf *eb)
+{
+	enum { RULES_MAX = 64 << 10 };
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = NULL;
+	int rc;
+
+	fs_cw_config_default(out);
+	if (cfg->agency_rules[0] == '\0')
+		return FS_OK;
+	if ((f = fopen(cfg->agency_rules, "re")) == NULL) {
+		rc = fs_err_set(eb, FS_E_DAEMON_CONFIG, "cannot read agency_rules %s: %s",
+		                cfg->agency_rules, strerror(errno));
+		goto out;
+	}
+	if ((buf = malloc(RULES_MAX + 1)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	n = fread(buf, 1, RULES_MAX + 1, f);
+	if (ferror(f) || n > RULES_MAX) {
+		rc = fs_err_set(eb, FS_E_DAEMON_CONFIG, "agency_rules %s: %s", cfg->agency_rules,
+		                n > RULES_MAX ? "larger than 64 KiB" : "read error");
+		goto out;
+	}
+	buf[n] = '\0';
+	if ((rc = fs_cw_config_parse(buf, n, out, eb)) != FS_OK) {
+		char why[sizeof(eb->msg)];
+		snprintf(why, sizeof(why), "%s", eb->msg);
+		rc = fs_err_set(eb, FS_E_DAEMON_CONFIG, "agency_rules %s: %s", cfg->agency_rules,
+		                why);
+		fs_cw_config_default(out);
+	}
+out:
+	if (f)
+		fclose(f);
+	free(buf);
+	return rc;
 }
 
 /* This device's signing key is trusted for its own visits (the device
@@ -79,15 +121,13 @@ static int identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
  * the store since (local edits and pulled changes alike). */
 int fsd_cw_index(struct fsd *d, fs_errbuf *eb)
 {
-	fs_cw_config cfg;
 	size_t left = 0;
 	int rc;
 
 	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
 		return rc;
 	if (d->cw == NULL) {
-		fs_cw_config_default(&cfg);
-		if ((rc = fs_cw_index_new(&cfg, &d->cw, eb)) != FS_OK)
+		if ((rc = fs_cw_index_new(&d->cw_rules, &d->cw, eb)) != FS_OK)
 			return rc;
 		if ((rc = trust_self(d, eb)) != FS_OK) {
 			fsd_cw_drop(d);

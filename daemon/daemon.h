@@ -36,6 +36,9 @@ typedef struct fs_daemon_config {
 	int allow_http_loopback; /* plain http to 127.0.0.1 (a local hub, tests) */
 	int log_level;
 	int test_kdf_min; /* TEST ONLY: libsodium's minimum Argon2id cost */
+	/* A JSON file of the agency's casework rules (zone, cadence, grace,
+	 * weights, ceiling; docs/casework.md); "": the practice's defaults in UTC. */
+	char agency_rules[FS_DAEMON_PATH_MAX];
 } fs_daemon_config;
 
 /*

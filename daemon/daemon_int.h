@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "casework.h"
 #include "crypto.h"
 #include "daemon.h"
 #include "fs.h"
@@ -80,6 +81,7 @@ struct fsd {
 	int stop;
 
 	struct fs_cw_index *cw; /* casework index: NULL while locked (cwapi.c) */
+	fs_cw_config cw_rules;  /* the agency's rules, from cfg.agency_rules */
 };
 
 /* log.c: one line to stderr with a level; never a secret or record content. */
@@ -128,6 +130,9 @@ void fsd_api_stop(struct fsd *d);
 
 /* cwapi.c: the casework endpoints; fsd_cw_drop wipes the index (on lock). */
 void fsd_cw_drop(struct fsd *d);
+/* Reads cfg's agency_rules file (defaults when none) into *out: checked at
+ * start and at every reload, so a bad file is named before anyone asks `due`. */
+int fsd_cw_rules_load(const fs_daemon_config *cfg, fs_cw_config *out, fs_errbuf *eb) FS_WUR;
 int fsd_cw_index(struct fsd *d, fs_errbuf *eb) FS_WUR;
 int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const char *q,
                  const char *case_id, const char *now_s, const char *all_s, const cJSON *body,

@@ -40,9 +40,11 @@ static void usage(FILE *f)
 static int reload(struct fsd *d, const char *config, const char *data_dir)
 {
 	fs_daemon_config c;
+	fs_cw_config rules;
 	fs_errbuf eb;
 
-	if (fs_daemon_config_load(config, data_dir, &c, &eb) != FS_OK) {
+	if (fs_daemon_config_load(config, data_dir, &c, &eb) != FS_OK ||
+	    fsd_cw_rules_load(&c, &rules, &eb) != FS_OK) {
 		fsd_log(FS_DAEMON_LOG_ERROR, "reload refused, keeping the old configuration: %s",
 		        eb.msg);
 		return -1;
@@ -52,6 +54,8 @@ static int reload(struct fsd *d, const char *config, const char *data_dir)
 	memcpy(c.data_dir, d->cfg.data_dir, sizeof(c.data_dir));
 	memcpy(c.socket_path, d->cfg.socket_path, sizeof(c.socket_path));
 	d->cfg = c;
+	d->cw_rules = rules;
+	fsd_cw_drop(d); /* rebuilt with the new rules at the next casework request */
 	fsd_log_set_level(c.log_level);
 	fsd_log(FS_DAEMON_LOG_INFO, "configuration reloaded from %s", c.config_path);
 	return 0;
@@ -155,6 +159,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (fs_daemon_config_load(config, data_dir, &d.cfg, &eb) != FS_OK) {
+		fprintf(stderr, "fieldsyncd: %s: %s\n", fs_strerror(eb.code), eb.msg);
+		return 1;
+	}
+	if (fsd_cw_rules_load(&d.cfg, &d.cw_rules, &eb) != FS_OK) {
 		fprintf(stderr, "fieldsyncd: %s: %s\n", fs_strerror(eb.code), eb.msg);
 		return 1;
 	}

@@ -113,6 +113,21 @@ rc=0; cli a due >/dev/null 2>&1 || rc=$?
 [ $rc = 4 ] || fail "due while locked: exit $rc, want 4"
 say "same due answer from the store after a restart; locked: refused"
 
+# The agency's rules file: a bad one stops the daemon at start, naming the
+# key; a good one gives `due` the agency's zone after a restart.
+stop_daemon a >/dev/null
+echo '{"tz":"Mars/Olympus_Mons"}' >"$T/rules.json"
+conf a "retry_max_seconds = 2" "agency_rules = $T/rules.json"
+rc=0; TMPDIR="$T/tmp" timeout 20 "$FSD_BIN" --config "$T/a/conf" >"$T/bad-rules.log" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "a bad agency_rules file: exit $rc, want 1"
+grep -q "agency_rules" "$T/bad-rules.log" || fail "the bad rules file is not named"
+echo '{"tz":"Europe/Berlin","grace_days":2}' >"$T/rules.json"
+start_daemon a
+printf 'correct horse\n' | cli a unlock >/dev/null || fail "unlock with agency rules"
+[ "$(cli a --json due --all | jget tz)" = "Europe/Berlin" ] || fail "agency zone not used"
+cli a lock >/dev/null
+say "agency rules: a bad file refused at start, the zone used in due"
+
 conf b "retry_max_seconds = 2"
 start_daemon b
 printf 'battery staple\n' | cli b init >/dev/null || fail "init b"
