@@ -23,6 +23,7 @@
 #define API_CONN_MAX     32
 #define API_TIMEOUT_S    30
 #define API_LIST_MAX     10000 /* records or rows in one list answer */
+#define API_LIST_BYTES   (32u << 20) /* envelope bytes decrypted for one list answer */
 #define API_PATH_SEG_MAX 4
 #define DOC_ID_HEX_BYTES 16
 
@@ -306,7 +307,9 @@ static int rec_create(struct fsd *d, const cJSON *body, cJSON **out, fs_errbuf *
 }
 
 /* One document's decrypted record as {"id","rev","type","data"}. */
-static int rec_load(struct fsd *d, const char *id, const char *rev, cJSON **out, fs_errbuf *eb)
+/* *env_len (may be NULL): the envelope's size, a bound on what it decrypts to. */
+static int rec_load(struct fsd *d, const char *id, const char *rev, cJSON **out, size_t *env_len,
+                    fs_errbuf *eb)
 {
 	fs_store_doc *doc = NULL;
 	cJSON *plain = NULL, *o = NULL;
@@ -320,6 +323,8 @@ static int rec_load(struct fsd *d, const char *id, const char *rev, cJSON **out,
 		rc = fs_err_set(eb, FS_E_NOTFOUND, "the record was deleted");
 		goto out;
 	}
+	if (env_len)
+		*env_len = doc->body_len;
 	if ((rc = fsd_vault_open_doc(d, id, doc->body, doc->body_len, &plain, eb)) != FS_OK)
 		goto out;
 	if (!cJSON_IsObject(plain) || jstr(plain, "type") == NULL) {
@@ -349,7 +354,7 @@ static int rec_get(struct fsd *d, const char *id, const char *rev, cJSON **out, 
 	cJSON *o = NULL, *conf;
 	int rc;
 
-	if ((rc = rec_load(d, id, rev, &o, eb)) != FS_OK)
+	if ((rc = rec_load(d, id, rev, &o, NULL, eb)) != FS_OK)
 		return rc;
 	if ((rc = fs_store_leaves_get(d->st, id, &lv, eb)) != FS_OK) {
 		cJSON_Delete(o);
@@ -381,7 +386,7 @@ static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **
 		return fs_err_set(eb, FS_E_ARG, "\"data\" must be a JSON object");
 	if (type == NULL) {
 		/* Keep the type of the revision the edit is based on. */
-		if ((rc = rec_load(d, id, base, &cur, eb)) != FS_OK)
+		if ((rc = rec_load(d, id, base, &cur, NULL, eb)) != FS_OK)
 			return rc == FS_E_NOTFOUND ? fs_err_set(eb, FS_E_STORE_CONFLICT,
 			                                        "no such revision of this record")
 			                           : rc;
@@ -421,7 +426,7 @@ struct list_ctx {
 	struct fsd *d;
 	const char *type;
 	cJSON *arr;
-	size_t n, unreadable;
+	size_t n, unreadable, bytes;
 	fs_errbuf *eb;
 };
 
@@ -430,13 +435,17 @@ static int list_cb(void *ctx, const fs_store_change *ch)
 	struct list_ctx *lc = ctx;
 	cJSON *o = NULL;
 	fs_errbuf e2;
+	size_t len = 0;
 	int rc;
 
 	if (ch->deleted)
 		return 0;
-	if (lc->n >= API_LIST_MAX)
+	/* Records may be megabytes each: the answer stops at a count and at a
+	 * byte budget, and says it was cut short. */
+	if (lc->n >= API_LIST_MAX || lc->bytes >= API_LIST_BYTES)
 		return 1;
-	rc = rec_load(lc->d, ch->id, NULL, &o, &e2);
+	rc = rec_load(lc->d, ch->id, NULL, &o, &len, &e2);
+	lc->bytes += len;
 	if (rc == FS_E_NOMEM || rc == FS_E_DAEMON_LOCKED) {
 		fs_err_set(lc->eb, rc, "%s", e2.msg);
 		return rc;
@@ -457,7 +466,7 @@ static int list_cb(void *ctx, const fs_store_change *ch)
 
 static int rec_list(struct fsd *d, const char *type, cJSON **out, fs_errbuf *eb)
 {
-	struct list_ctx lc = {d, type, NULL, 0, 0, eb};
+	struct list_ctx lc = {d, type, NULL, 0, 0, 0, eb};
 	cJSON *o;
 	int rc;
 
@@ -837,13 +846,19 @@ void fsd_api_accept(struct fsd *d)
 	for (;;) {
 		struct sockaddr_un sa;
 		socklen_t sl = sizeof(sa);
-		struct ucred cr;
+		struct ucred cr = {0};
 		socklen_t cl = sizeof(cr);
 		int fd = accept4(d->listen_fd, (struct sockaddr *)&sa, &sl,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid()) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0) {
+			fsd_log(FS_DAEMON_LOG_WARN, "local API: peer unknown (%s): refused",
+			        strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (cr.uid != getuid()) {
 			fsd_log(FS_DAEMON_LOG_WARN, "local API: refused a connection from uid %ld",
 			        (long)cr.uid);
 			close(fd);

@@ -40,14 +40,23 @@ struct buf {
 	size_t n;
 };
 
+static void wipe(char *s, size_t n);
+
+/* Answers carry plaintext (names, notes): the buffer grows by copying and
+ * wiping the old one, never by realloc, which would free it unwiped. */
 static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 {
 	struct buf *b = ud;
 	size_t n = sz * nm;
 	char *q;
 
-	if (b->n + n > RESP_MAX || (q = realloc(b->p, b->n + n + 1)) == NULL)
+	if (b->n + n > RESP_MAX || (q = malloc(b->n + n + 1)) == NULL)
 		return 0;
+	if (b->p) {
+		memcpy(q, b->p, b->n);
+		wipe(b->p, b->n);
+		free(b->p);
+	}
 	b->p = q;
 	memcpy(b->p + b->n, p, n);
 	b->n += n;
@@ -165,7 +174,7 @@ static int call(const char *method, const char *path, const char *body, cJSON **
 	*out = o;
 out:
 	if (b.p) {
-		memset(b.p, 0, b.n);
+		wipe(b.p, b.n);
 		free(b.p);
 	}
 	curl_slist_free_all(hd);
@@ -176,9 +185,11 @@ out:
 static void print_json(const cJSON *o)
 {
 	char *t = cJSON_Print(o);
-	if (t)
+	if (t) {
 		printf("%s\n", t);
-	free(t);
+		wipe(t, strlen(t));
+	}
+	cJSON_free(t);
 }
 
 /* Reads a passphrase without echo from the terminal, or a line from stdin

@@ -191,6 +191,11 @@ int fs_daemon_config_load(const char *path, const char *data_dir, fs_daemon_conf
 		int r;
 
 		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			rc = fs_err_set(eb, FS_E_DAEMON_CONFIG, "%s:%u: line too long",
+			                cfg->config_path, lineno);
+			goto out;
+		}
 		total += strlen(line);
 		if (total > FS_DAEMON_CONFIG_MAX) {
 			rc = fs_err_set(eb, FS_E_TOOBIG, "%s is over %u bytes", cfg->config_path,

@@ -377,10 +377,13 @@ static int answer(int rc, char *text, size_t len, cJSON **out, fs_errbuf *eb)
 	return *out ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
 }
 
+#define CW_VISITS_MAX 10000 /* visits in one list answer (then "truncated") */
+
 struct visits_ctx {
 	struct fsd *d;
 	const char *case_id;
 	cJSON *arr;
+	size_t n;
 };
 
 static int visits_cb(void *ctx, const fs_store_change *ch)
@@ -393,9 +396,12 @@ static int visits_cb(void *ctx, const fs_store_change *ch)
 
 	if (ch->deleted)
 		return 0;
+	if (vc->n >= CW_VISITS_MAX)
+		return 1;
 	if (get_record(vc->d, ch->id, NULL, &plain, rev, &type, &e2) != FS_OK)
 		return 0;
-	if (!strcmp(type, "visit") && (v = cJSON_Parse(plain)) != NULL) {
+	if (!strcmp(type, "visit") && fs_json_parse(plain, strlen(plain), FS_CRYPTO_RECORD_MAX,
+	                                            FS_JSON_DEPTH_DEFAULT, &v, &e2) == FS_OK) {
 		const char *c = jstr(v, "case");
 		if (vc->case_id == NULL || (c && !strcmp(c, vc->case_id))) {
 			cJSON *o = cJSON_CreateObject();
@@ -403,6 +409,7 @@ static int visits_cb(void *ctx, const fs_store_change *ch)
 			cJSON_AddStringToObject(o, "rev", rev);
 			cJSON_AddItemToObject(o, "data", v);
 			cJSON_AddItemToArray(vc->arr, o);
+			vc->n++;
 		} else {
 			cJSON_Delete(v);
 		}
@@ -413,7 +420,7 @@ static int visits_cb(void *ctx, const fs_store_change *ch)
 
 static int list_visits(struct fsd *d, const char *case_id, cJSON **out, fs_errbuf *eb)
 {
-	struct visits_ctx vc = {d, case_id, NULL};
+	struct visits_ctx vc = {d, case_id, NULL, 0};
 	cJSON *o = cJSON_CreateObject();
 	int rc;
 
@@ -422,10 +429,12 @@ static int list_visits(struct fsd *d, const char *case_id, cJSON **out, fs_errbu
 		cJSON_Delete(o);
 		return rc != FS_OK ? rc : fs_err_set(eb, FS_E_NOMEM, NULL);
 	}
-	if ((rc = fs_store_changes(d->st, 0, 0, visits_cb, &vc, NULL, eb)) != FS_OK) {
+	rc = fs_store_changes(d->st, 0, 0, visits_cb, &vc, NULL, eb);
+	if (rc != FS_OK && rc != 1) {
 		cJSON_Delete(o);
 		return rc;
 	}
+	cJSON_AddBoolToObject(o, "truncated", rc == 1);
 	*out = o;
 	return FS_OK;
 }
@@ -489,7 +498,16 @@ int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const ch
 		return answer(rc, text, len, out, eb);
 	}
 	if (!strcmp(s[1], "due") && n == 2 && get) {
-		int64_t now = now_s ? strtoll(now_s, NULL, 10) : fsd_wall_ms() / 1000;
+		int64_t now = fsd_wall_ms() / 1000;
+		if (now_s) {
+			char *end;
+			long long v;
+			errno = 0;
+			v = strtoll(now_s, &end, 10);
+			if (errno || end == now_s || *end != '\0' || v < 0)
+				return fs_err_set(eb, FS_E_ARG, "\"now\" must be Unix seconds");
+			now = v;
+		}
 		if ((rc = fsd_cw_index(d, eb)) != FS_OK)
 			return rc;
 		rc = fs_cw_due_json(d->cw, now, all_s && !strcmp(all_s, "1"), &text, &len, eb);
