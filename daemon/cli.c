@@ -94,6 +94,22 @@ static int exit_of(int code)
 	}
 }
 
+/* prefix + the escaped id + suffix into path: an id from the command line
+ * can never reach another endpoint or add query arguments. 0, or -1 with a
+ * message when it does not fit. */
+static int id_path(char *path, size_t n, const char *prefix, const char *id, const char *suffix)
+{
+	char *esc = curl_easy_escape(NULL, id, 0);
+	int w = esc ? snprintf(path, n, "%s%s%s", prefix, esc, suffix) : -1;
+
+	curl_free(esc);
+	if (w < 0 || (size_t)w >= n || id[0] == '\0') {
+		fprintf(stderr, "fieldsync: not a valid id: too long or empty\n");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * One API call. On FS_OK *out is the answer (caller frees); otherwise the
  * error is printed in plain words (or as JSON with --json) and returned.
@@ -112,8 +128,12 @@ static int call(const char *method, const char *path, const char *body, cJSON **
 	*out = NULL;
 	if (h == NULL)
 		return FS_E_NOMEM;
-	snprintf(url, sizeof(url), "http://localhost%s", path);
+	if ((size_t)snprintf(url, sizeof(url), "http://localhost%s", path) >= sizeof(url)) {
+		curl_easy_cleanup(h);
+		return FS_E_TOOBIG;
+	}
 	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* ids are escaped; no dot squashing */
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -509,7 +529,8 @@ static int cmd_remote(int argc, char **argv)
 	}
 	if (!strcmp(argv[0], "remove") && argc == 2) {
 		char path[256];
-		snprintf(path, sizeof(path), "/v1/remotes/%s", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/remotes/", argv[1], "") != 0)
+			return EX_USAGE;
 		code = call("DELETE", path, NULL, &o, 0);
 		return done(code, o, "removed");
 	}
@@ -570,7 +591,8 @@ static int cmd_rows(const char *what, int argc, char **argv)
 	int code, q = !strcmp(what, "quarantine");
 
 	if (q && argc == 2 && !strcmp(argv[0], "retry")) {
-		snprintf(path, sizeof(path), "/v1/quarantine/%s/retry", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/quarantine/", argv[1], "/retry") != 0)
+			return EX_USAGE;
 		code = call("POST", path, "{}", &o, 0);
 		return done(code, o, "queued again");
 	}
@@ -663,7 +685,8 @@ static int cmd_record(int argc, char **argv)
 		if (add)
 			snprintf(path, sizeof(path), "/v1/records");
 		else
-			snprintf(path, sizeof(path), "/v1/records/%s", argv[1]);
+			if (id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
+			return EX_USAGE;
 		code = call(add ? "POST" : "PUT", path, body, &o, 0);
 		free_secret_text(body);
 		if (code == FS_OK && !json_out)
@@ -671,7 +694,8 @@ static int cmd_record(int argc, char **argv)
 		return done(code, o, NULL);
 	}
 	if (argc == 2 && !strcmp(argv[0], "get")) {
-		snprintf(path, sizeof(path), "/v1/records/%s", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
+			return EX_USAGE;
 		code = call("GET", path, NULL, &o, 0);
 		if (code == FS_OK && !json_out)
 			print_json(o);
@@ -696,8 +720,15 @@ static int cmd_record(int argc, char **argv)
 	}
 	if (argc == 3 && !strcmp(argv[0], "delete")) {
 		char *esc = curl_easy_escape(NULL, argv[2], 0);
-		snprintf(path, sizeof(path), "/v1/records/%s?rev=%s", argv[1], esc ? esc : "");
+		char q[200]; /* "?rev=" and an escaped revision id (CouchDB's are < 64) */
+		snprintf(q, sizeof(q), "?rev=%s", esc ? esc : "");
 		curl_free(esc);
+		if (strlen(argv[2]) >= 64) {
+			fprintf(stderr, "fieldsync: not a valid revision\n");
+			return EX_USAGE;
+		}
+		if (id_path(path, sizeof(path), "/v1/records/", argv[1], q) != 0)
+			return EX_USAGE;
 		code = call("DELETE", path, NULL, &o, 0);
 		return done(code, o, "deleted");
 	}
@@ -882,7 +913,8 @@ static int cmd_case(int argc, char **argv)
 		return send_fields("POST", "/v1/cases", f, "case");
 	}
 	if (argc == 2 && !strcmp(argv[0], "show")) {
-		snprintf(path, sizeof(path), "/v1/cases/%s", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
+			return EX_USAGE;
 		code = call("GET", path, NULL, &o, 0);
 		if (code == FS_OK && !json_out)
 			print_json(o);
@@ -903,7 +935,8 @@ static int cmd_case(int argc, char **argv)
 	}
 	if (argc >= 2 && (!strcmp(argv[0], "edit") || !strcmp(argv[0], "tier") ||
 	                  !strcmp(argv[0], "assign") || !strcmp(argv[0], "close"))) {
-		snprintf(path, sizeof(path), "/v1/cases/%s", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
+			return EX_USAGE;
 		if (!strcmp(argv[0], "edit") && argc == 3) {
 			if ((f = cJSON_Parse(argv[2])) == NULL || !cJSON_IsObject(f)) {
 				cJSON_Delete(f);
@@ -1004,7 +1037,8 @@ static int cmd_visit(int argc, char **argv)
 		return send_fields("POST", "/v1/visits", f, "visit");
 	}
 	if (argc == 2 && !strcmp(argv[0], "finalize")) {
-		snprintf(path, sizeof(path), "/v1/visits/%s/finalize", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "/finalize") != 0)
+			return EX_USAGE;
 		code = call("POST", path, "{}", &o, 0);
 		return done(code, o, "finalized and signed");
 	}
@@ -1036,11 +1070,13 @@ static int cmd_visit(int argc, char **argv)
 		}
 		cJSON_AddStringToObject(f, "note", note);
 		free_secret_text(note);
-		snprintf(path, sizeof(path), "/v1/visits/%s/addenda", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "/addenda") != 0)
+			return EX_USAGE;
 		return send_fields("POST", path, f, "addendum");
 	}
 	if (argc == 2 && !strcmp(argv[0], "show")) {
-		snprintf(path, sizeof(path), "/v1/visits/%s", argv[1]);
+		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "") != 0)
+			return EX_USAGE;
 		code = call("GET", path, NULL, &o, 0);
 		if (code == FS_OK && !json_out)
 			print_json(o);
