@@ -1091,6 +1091,10 @@ static int restore_chunk(fs_cw_index *idx, struct rdr *rd)
 		}
 		if (ent_get(idx, id, &e) != FS_OK)
 			return FS_E_NOMEM;
+		if ((t == 'V' || t == 'A') && (e->v || e->a || e->type != FS_CW_NONE)) {
+			rd->bad = 1; /* an id twice in one snapshot */
+			break;
+		}
 		if (t == 'P') {
 			e->problem = (int)get_u64(rd);
 		} else if (t == 'V') {

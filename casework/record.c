@@ -160,6 +160,15 @@ static int members(struct rd *rd, const cJSON *o, const char *const *allowed)
 	return FS_OK;
 }
 
+/* Names, aliases and notes are wiped before their memory goes back. */
+static void zfree(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
 /* A string member into a fixed buffer or a heap copy. req: must be present. */
 static int rstr(struct rd *rd, const cJSON *o, const char *k, int kind, size_t min, size_t max,
                 int req, char *fixed, char **heap)
@@ -170,8 +179,11 @@ static int rstr(struct rd *rd, const cJSON *o, const char *k, int kind, size_t m
 	if (j == NULL || cJSON_IsNull(j)) {
 		if (req)
 			return bad(rd, k, "is missing");
-		if (heap && (*heap = strdup("")) == NULL)
-			return fs_err_set(rd->eb, FS_E_NOMEM, "out of memory");
+		if (heap) {
+			zfree(*heap);
+			if ((*heap = strdup("")) == NULL)
+				return fs_err_set(rd->eb, FS_E_NOMEM, "out of memory");
+		}
 		if (fixed)
 			fixed[0] = '\0';
 		return FS_OK;
@@ -186,7 +198,7 @@ static int rstr(struct rd *rd, const cJSON *o, const char *k, int kind, size_t m
 	if (fixed) {
 		memcpy(fixed, j->valuestring, n + 1);
 	} else {
-		free(*heap);
+		zfree(*heap);
 		if ((*heap = strdup(j->valuestring)) == NULL)
 			return fs_err_set(rd->eb, FS_E_NOMEM, "out of memory");
 	}
@@ -297,14 +309,6 @@ static int rclock_in(struct rd *rd, const cJSON *o, struct cw_clock *c)
 }
 
 /* ---- freeing ---- */
-
-static void zfree(char *s)
-{
-	if (s) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
-}
 
 static void case_clear(struct cw_case *c)
 {
@@ -994,7 +998,7 @@ static int case_apply(struct rd *rd, const cJSON *f, struct cw_case *c, uint64_t
 		if ((r = rstr(rd, j, "why", S_TEXT, 0, FS_CW_REASON_MAX, 0, NULL, &c->needs_why)))
 			return r;
 		if (!c->needs)
-			c->needs_why[0] = '\0';
+			sodium_memzero(c->needs_why, strlen(c->needs_why));
 		stamp(&c->clk[CW_F_NEEDS], h, device);
 	}
 	if (cJSON_GetObjectItemCaseSensitive(f, "tags")) {

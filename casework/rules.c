@@ -342,8 +342,9 @@ static int get_int(const cJSON *o, const char *k, int lo, int hi, int *v, fs_err
 
 	if (j == NULL)
 		return FS_OK;
-	if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble ||
-	    j->valueint < lo || j->valueint > hi)
+	/* Range first: converting an out-of-range double to int is undefined. */
+	if (!cJSON_IsNumber(j) || j->valuedouble < lo || j->valuedouble > hi ||
+	    j->valuedouble != (double)(int)j->valuedouble)
 		return fs_err_set(eb, FS_E_CW_INVALID, "config: \"%s\" must be an integer %d..%d",
 		                  k, lo, hi);
 	*v = j->valueint;
