@@ -40,8 +40,11 @@ static int arg_num(struct MHD_Connection *c, const char *k, uint64_t def, uint64
 	if (v == NULL)
 		return 0;
 	errno = 0;
+	/* Digits only: strtoull would also take " -1" (as 2^64-1) and "+5". */
+	if (v[0] < '0' || v[0] > '9')
+		return -1;
 	x = strtoull(v, &end, 10);
-	if (errno || end == v || *end || v[0] == '-')
+	if (errno || end == v || *end)
 		return -1;
 	*out = x;
 	return 0;
@@ -315,7 +318,7 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 		char *end;
 		errno = 0;
 		since = strtoull(since_s, &end, 10);
-		if (errno || end == since_s || *end || since_s[0] == '-')
+		if (errno || end == since_s || *end || since_s[0] < '0' || since_s[0] > '9')
 			return hub_send_err(r, c, 400, "bad_request",
 			                    "Malformed sequence supplied in 'since' parameter.");
 	}
@@ -323,6 +326,9 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 		timeout = h->conf.longpoll_max_ms;
 	if (heartbeat && heartbeat < HEARTBEAT_MIN_MS)
 		heartbeat = HEARTBEAT_MIN_MS;
+	/* now + heartbeat must not wrap: no beat is rarer than the longest wait. */
+	if (heartbeat > h->conf.longpoll_max_ms)
+		heartbeat = h->conf.longpoll_max_ms;
 	if (limit > SIZE_MAX)
 		limit = SIZE_MAX;
 
@@ -612,6 +618,15 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			did = id;
 		}
 		rc = put_edit(db, did, &bd.v[i], rev, &eb);
+		/* Only what is wrong with this document is answered per document; a
+		 * full disk, a busy or damaged store fails the request (5xx, retried)
+		 * and its message, which names files, stays in the hub. */
+		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT && rc != FS_E_ARG &&
+		    rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
+			hub_buf_free(&b);
+			hub_bulk_docs_clear(&bd);
+			return hub_send_fs_err(r, c, rc, NULL);
+		}
 		hub_buf_str(&b, i ? ",{" : "{");
 		if (rc == FS_OK) {
 			hub_buf_str(&b, "\"ok\":true,\"id\":");

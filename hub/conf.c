@@ -46,7 +46,7 @@ static int num(const char *v, unsigned long lo, unsigned long hi, unsigned long 
 	unsigned long x;
 	errno = 0;
 	x = strtoul(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi || v[0] == '-')
+	if (errno || end == v || *end || x < lo || x > hi || v[0] < '0' || v[0] > '9')
 		return -1;
 	*out = x;
 	return 0;

@@ -423,6 +423,7 @@ static char *read_all(const char *path, size_t max)
 	if ((p = malloc(max + 1)) != NULL) {
 		n = fread(p, 1, max, f);
 		if (ferror(f) || n == max) {
+			sodium_memzero(p, n); /* the key file's bytes */
 			free(p);
 			p = NULL;
 		} else {

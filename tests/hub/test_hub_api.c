@@ -659,6 +659,10 @@ static void test_bad_requests(void **state)
 	expect_err("GET", "/team/_changes?since=abc", dev_auth, NULL, 400, "bad_request");
 	expect_err("GET", "/team/_changes?feed=continuous", dev_auth, NULL, 400, "bad_request");
 	expect_err("GET", "/team/_changes?limit=-1", dev_auth, NULL, 400, "bad_request");
+	/* strtoull alone would read these as 2^64-1 and 5. */
+	expect_err("GET", "/team/_changes?limit=%20-1", dev_auth, NULL, 400, "bad_request");
+	expect_err("GET", "/team/_changes?heartbeat=+5", dev_auth, NULL, 400, "bad_request");
+	expect_err("GET", "/team/_changes?since=%20-1", dev_auth, NULL, 400, "bad_request");
 	expect_err("GET", "/team/x?open_revs=%5B1%5D", dev_auth, NULL, 400, "bad_request");
 	expect_err("GET", "/team/_bulk_docs", dev_auth, NULL, 405, "method_not_allowed");
 	expect_err("POST", "/nope/_bulk_docs", dev_auth, "{\"docs\":[]}", 403, "forbidden");
