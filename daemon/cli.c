@@ -875,7 +875,24 @@ static int cmd_case(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[0], "add")) {
 		cJSON *tags = NULL;
 		f = cJSON_CreateObject();
-		cJSON_AddStringToObject(f, "name", argv[1]);
+		if (!strcmp(argv[1], "-")) {
+			/* The name from stdin: a command line is visible to every
+			 * process on the machine (/proc/PID/cmdline) and kept in the
+			 * shell's history. */
+			char name[1024];
+			size_t n;
+			if (fgets(name, sizeof(name), stdin) == NULL ||
+			    (n = strcspn(name, "\n")) == 0) {
+				cJSON_Delete(f);
+				fprintf(stderr, "fieldsync: no name on standard input\n");
+				return EX_USAGE;
+			}
+			name[n] = '\0';
+			cJSON_AddStringToObject(f, "name", name);
+			wipe(name, sizeof(name));
+		} else {
+			cJSON_AddStringToObject(f, "name", argv[1]);
+		}
 		const char *tier = "C", *by = worker_default();
 		for (int i = 2; i < argc; i++) {
 			const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1190,7 +1207,9 @@ static const struct help {
              "fieldsync case list [TEXT] | find TEXT | show ID\n"
              "fieldsync case edit ID FIELDS-JSON | tier ID TIER [--why W] | close ID\n"
              "fieldsync case assign ID WORKER [--role R] [--off]\n"
-             "  Cases (docs/casework.md). list without TEXT: open cases, most urgent first.\n"},
+             "  Cases (docs/casework.md). list without TEXT: open cases, most urgent first.\n"
+             "  NAME - reads the name from standard input, so it stays out of the\n"
+             "  process list and the shell's history.\n"},
     {"visit", "fieldsync visit add CASE [--kind home|phone|office|outreach] [--start T]\n"
               "                         [--minutes N] [--worker W] [--followup YYYY-MM-DD:ACTION]\n"
               "                         [--edit]\n"

@@ -44,7 +44,7 @@ echo "$tok_a" | cli a remote add hub "https://127.0.0.1:$port/team" --ca "$hub/c
 
 name="$marker Alex"
 opened=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
-cid=$(cli a --json case add "$name" --tier A --by worker1 --opened "$opened" \
+cid=$(printf '%s\n' "$name" | cli a --json case add - --tier A --by worker1 --opened "$opened" \
 	--assign worker1 | jget id) || fail "case add"
 cli a case list | grep -q "^$cid	A	$name\$" || fail "case list: $(cli a case list)"
 cli a due | grep -q "overdue" || fail "due before the visit: $(cli a due)"
