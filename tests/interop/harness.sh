@@ -76,7 +76,9 @@ s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
 wait_http() {
 	local url=$1 pgid=$2 extra=${3:-}
 	for _ in $(seq 150); do
-		kill -0 -- "-$pgid" 2>/dev/null || return 1
+		# The leader's pid first: until the child has run setsid its group
+		# does not exist yet, and on a loaded machine that takes a while.
+		kill -0 "$pgid" 2>/dev/null || kill -0 -- "-$pgid" 2>/dev/null || return 1
 		# shellcheck disable=SC2086
 		if curl -s -o /dev/null --max-time 2 $extra "$url"; then
 			return 0
@@ -251,7 +253,7 @@ start_hub() {
 	for _ in $(seq 150); do
 		out=$(grep -o 'https://[0-9.]*:[0-9]*' "$work/hub.log" || true)
 		[ -n "$out" ] && break
-		kill -0 -- "-$hub_pgid" 2>/dev/null || break
+		kill -0 "$hub_pgid" 2>/dev/null || kill -0 -- "-$hub_pgid" 2>/dev/null || break
 		sleep 0.1
 	done
 	[ -n "$out" ] || { cat "$work/hub.log" >&2; return 1; }
