@@ -545,6 +545,46 @@ int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t 
 	return r;
 }
 
+int fs_store_meta_list(fs_store *st, const char *prefix, fs_store_meta_cb cb, void *ctx,
+                       fs_errbuf *eb)
+{
+	char hi[FS_STORE_PREFIX_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	size_t n = prefix ? strlen(prefix) : 0;
+	int r = FS_OK, rc;
+
+	fs_err_clear(eb);
+	if (st == NULL || cb == NULL || n == 0 || n > FS_STORE_PREFIX_MAX ||
+	    (unsigned char)prefix[n - 1] == 0xff)
+		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to meta_list");
+	/* A byte-wise key range (LIKE would read '_' and '%' as patterns). Not
+	 * a cached statement: cb may call back into the store. */
+	memcpy(hi, prefix, n + 1);
+	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key",
+	                        -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(st, rc, "list meta", eb);
+	sqlite3_bind_text(s, 1, prefix, (int)n, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, hi, (int)n, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		const void *v = sqlite3_column_blob(s, 1);
+		size_t vl = (size_t)sqlite3_column_bytes(s, 1);
+		if (k == NULL) {
+			r = oom(eb);
+			break;
+		}
+		if ((r = cb(ctx, k, v ? v : "", vl)) != 0)
+			break;
+	}
+	if (r == FS_OK && rc != SQLITE_DONE)
+		r = store_err(st, rc, "list meta", eb);
+	sqlite3_finalize(s);
+	return r;
+}
+
 int fs_store_meta_delete(fs_store *st, const char *key, fs_errbuf *eb)
 {
 	int r;

@@ -1250,6 +1250,35 @@ int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf
 	return r;
 }
 
+int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb, void *ctx,
+                         fs_errbuf *eb)
+{
+	char hi[FS_STORE_PREFIX_MAX + 1];
+	sqlite3_stmt *s = NULL;
+	size_t n = prefix ? strlen(prefix) : 0;
+	int r, rc;
+
+	fs_err_clear(eb);
+	if (st == NULL || cb == NULL || n == 0 || n > FS_STORE_PREFIX_MAX)
+		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to docs_prefix");
+	/* The ids that start with prefix are the range [prefix, prefix with its
+	 * last byte raised): the unique index on id answers it without a scan. */
+	memcpy(hi, prefix, n + 1);
+	if ((unsigned char)hi[n - 1] == 0xff)
+		return fs_err_set(eb, FS_E_ARG, "store: a prefix may not end in byte 0xff");
+	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT " WALK_COLS " FROM docs WHERE id >= ?1 AND id < ?2 ORDER BY id",
+	                        -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(st, rc, "read documents by prefix", eb);
+	sqlite3_bind_text(s, 1, prefix, (int)n, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, hi, (int)n, SQLITE_STATIC);
+	r = walk_docs(st, s, cb, ctx, NULL, eb);
+	sqlite3_finalize(s);
+	return r;
+}
+
 int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;

@@ -358,6 +358,19 @@ int fs_store_meta_set(fs_store *st, const char *key, const uint8_t *val, size_t 
 /* FS_OK even when absent. */
 int fs_store_meta_delete(fs_store *st, const char *key, fs_errbuf *eb) FS_WUR;
 
+/* Longest prefix fs_store_docs_prefix and fs_store_meta_list take. */
+#define FS_STORE_PREFIX_MAX 64
+
+/*
+ * Calls cb for each meta key that starts with prefix (1..FS_STORE_PREFIX_MAX
+ * bytes), by key; key and val are valid only during the call. cb returns 0
+ * to go on; anything else stops the walk and is returned. cb may read the
+ * store, not write it.
+ */
+typedef int (*fs_store_meta_cb)(void *ctx, const char *key, const uint8_t *val, size_t len);
+int fs_store_meta_list(fs_store *st, const char *prefix, fs_store_meta_cb cb, void *ctx,
+                       fs_errbuf *eb) FS_WUR;
+
 /* ---- appended for the hub ---- */
 
 /* How many documents changed after local sequence since (the hub's _changes "pending"). */
@@ -365,5 +378,16 @@ int fs_store_changes_pending(fs_store *st, uint64_t since, uint64_t *out, fs_err
 
 /* The latest local sequence handed out (a write's changes are those after it). No I/O. */
 uint64_t fs_store_seq(const fs_store *st);
+
+/* ---- appended for team sharing ---- */
+
+/*
+ * Calls cb for each document whose id starts with prefix (1..
+ * FS_STORE_PREFIX_MAX bytes, not ending in byte 0xff), by id, deleted ones
+ * included, as fs_store_conflicts does. A range read of the id index: the
+ * team documents ("fs:...") are found without walking every record.
+ */
+int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb, void *ctx,
+                         fs_errbuf *eb) FS_WUR;
 
 #endif

@@ -745,6 +745,72 @@ static void test_meta(void **state)
 	assert_int_equal(fs_store_meta_get(f->st, "mk", &v, &n, &eb), FS_E_NOTFOUND);
 }
 
+struct pseen {
+	char ids[8][64];
+	size_t n;
+};
+
+static int seen_doc(void *ctx, const fs_store_change *c)
+{
+	struct pseen *s = ctx;
+	if (s->n < 8)
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s%s", c->id, c->deleted ? "(del)" : "");
+	s->n++;
+	return 0;
+}
+
+static int seen_meta(void *ctx, const char *key, const uint8_t *val, size_t len)
+{
+	struct pseen *s = ctx;
+	if (s->n < 8)
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s=%.*s", key, (int)len, (const char *)val);
+	s->n++;
+	return s->n == 3 ? 42 : 0; /* a non-zero answer stops the walk */
+}
+
+/* Prefix walks: exactly the ids (and meta keys) that start with the prefix,
+ * in byte order, tombstones included; '_' and '%' are plain bytes. */
+static void test_prefix(void **state)
+{
+	struct fx *f = *state;
+	const char *ids[] = {"fs:", "fs:b", "fs:a", "fs;", "fr:z", "fs:a:1", "ff00", "fs%x"};
+	char rev[FS_REV_MAX], r2[FS_REV_MAX];
+	struct pseen s = {0};
+	fs_errbuf eb;
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		assert_int_equal(fs_store_put_local(f->st, ids[i], NULL, (const uint8_t *)"{}", 2, 0,
+		                                    rev, &eb),
+		                 FS_OK);
+	/* Every first revision of "{}" has the same id: rev is fs:b's too. */
+	assert_int_equal(fs_store_put_local(f->st, "fs:b", rev, NULL, 0, 1, r2, &eb), FS_OK);
+	assert_int_equal(fs_store_docs_prefix(f->st, "fs:", seen_doc, &s, &eb), FS_OK);
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.ids[0], "fs:");
+	assert_string_equal(s.ids[1], "fs:a");
+	assert_string_equal(s.ids[2], "fs:a:1");
+	assert_string_equal(s.ids[3], "fs:b(del)");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(fs_store_docs_prefix(f->st, "fs%", seen_doc, &s, &eb), FS_OK);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(fs_store_docs_prefix(f->st, "", seen_doc, &s, &eb), FS_E_ARG);
+	assert_int_equal(fs_store_docs_prefix(f->st, "a\xff", seen_doc, &s, &eb), FS_E_ARG);
+
+	const char *keys[] = {"team.a", "team.b", "team_c", "tea", "team.c", "teamz"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_int_equal(fs_store_meta_set(f->st, keys[i], (const uint8_t *)"v", 1, &eb),
+		                 FS_OK);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(fs_store_meta_list(f->st, "team.", seen_meta, &s, &eb), 42);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.ids[0], "team.a=v");
+	assert_string_equal(s.ids[2], "team.c=v");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(fs_store_meta_list(f->st, "team_", seen_meta, &s, &eb), FS_OK);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.ids[0], "team_c=v");
+}
+
 static void test_reopen_and_lock(void **state)
 {
 	struct fx *f = *state;
@@ -1080,6 +1146,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_local_docs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prefix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
