@@ -41,6 +41,11 @@ typedef enum fs_err {
 	FS_E_TRUNCATED = 108,     /* input shorter than its format requires */
 	FS_E_SIGNATURE = 109,     /* a signature does not verify */
 	FS_E_KEYFILE_VERSION = 110, /* key file from a newer version */
+	FS_E_TEAM_NOSPACE = 111,    /* no space (first epoch) found yet */
+	FS_E_TEAM_AMBIGUOUS = 112,  /* the database holds several spaces */
+	FS_E_TEAM_NOKEY = 113,      /* this device has not been given the space key */
+	FS_E_TEAM_REVOKED = 114,    /* this device was removed from the space */
+	FS_E_TEAM_NOTMEMBER = 115,  /* only a member device may do this */
 
 	FS_E_STORE_CONFLICT = 200,  /* stale base revision (CouchDB's 409) */
 	FS_E_STORE_LOCKED = 201,    /* another process holds the store */

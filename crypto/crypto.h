@@ -288,6 +288,23 @@ int fs_crypto_keyring_add(fs_keyring *ring, const fs_space_key *k, fs_errbuf *eb
 /* The key with this kid, owned by the ring, or NULL. */
 const fs_space_key *fs_crypto_keyring_find(const fs_keyring *ring, const char *kid);
 
+/* The number of keys, and the i-th (owned by the ring; NULL past the end),
+ * in the order they were added. */
+size_t fs_crypto_keyring_count(const fs_keyring *ring);
+const fs_space_key *fs_crypto_keyring_at(const fs_keyring *ring, size_t i);
+
+/* The version in a kid "<version>-<hex>", 0 when kid is not of that shape. */
+uint32_t fs_crypto_kid_version(const char *kid);
+
+/*
+ * A public commitment to a space key: keyed BLAKE2b-256 (the key is the
+ * BLAKE2b key) over "fieldsync-key-commit-v1", the space id and the kid. An
+ * epoch document publishes it, so a device can tell that a key sealed to
+ * it is the key of that version and not another (docs/team.md).
+ */
+#define FS_CRYPTO_COMMIT_BYTES 32
+void fs_crypto_spacekey_commit(const fs_space_key *k, uint8_t out[FS_CRYPTO_COMMIT_BYTES]);
+
 /* ------------------------------------------------------------------------
  * Record envelope (DESIGN section 5, docs/envelope.md):
  *   {"fs":1,"k":"<kid>","n":"<b64 nonce>","c":"<b64 ciphertext>"}
@@ -361,5 +378,199 @@ int fs_crypto_secret_wrap(const fs_secret *s, const fs_key *master, const char *
  * context, or damaged). */
 int fs_crypto_secret_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *master,
                             const char *context, fs_secret **out, fs_errbuf *eb) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * Teams (docs/team.md): who may read a space. The member devices and every
+ * key version are announced in small signed documents that replicate with
+ * the records, "team documents" with ids starting "fs:": a device's
+ * self-signed key document, a member certificate, an epoch (one key
+ * version: its members, every device revoked so far, the office recovery
+ * key, a commitment to the key) and a key document (a space key sealed to
+ * one device, signed by its sender). They hold ids, public keys and sealed
+ * keys only. An fs_team resolves a set of them into who is a member now
+ * and which version new records use; a document that does not parse or
+ * verify counts for nothing and is listed as a problem.
+ */
+#define FS_CRYPTO_DEVICE_ID_MAX    33 /* 32 hex characters and NUL */
+#define FS_CRYPTO_DEVICE_NAME_MAX  65 /* 1..64 bytes, no control characters, and NUL */
+#define FS_CRYPTO_TEAM_PREFIX      "fs:"
+#define FS_CRYPTO_TEAM_ID_MAX      128           /* "fs:key:<kid>:<to>:<by>" and NUL */
+#define FS_CRYPTO_TEAM_DOC_MAX     (64u << 10)   /* bytes of one team document */
+#define FS_CRYPTO_TEAM_DOCS_MAX    20000u        /* team documents one fs_team reads */
+#define FS_CRYPTO_TEAM_MEMBERS_MAX 1024          /* ids listed in one epoch */
+
+/* 1 if id names a team document (starts with FS_CRYPTO_TEAM_PREFIX). */
+int fs_crypto_team_doc_id(const char *id);
+
+/* A device's id: 32 hex characters of BLAKE2b-128 over a label and both
+ * public keys, so an id cannot be claimed with other keys. */
+void fs_crypto_device_id(const uint8_t box_pk[FS_CRYPTO_BOX_PK_BYTES],
+                         const uint8_t sign_pk[FS_CRYPTO_SIGN_PK_BYTES],
+                         char out[FS_CRYPTO_DEVICE_ID_MAX]);
+
+/* A team document ready to store: its _id and JSON body (malloc'ed, no
+ * secret). Free with fs_crypto_team_doc_clear. */
+typedef struct fs_team_doc {
+	char id[FS_CRYPTO_TEAM_ID_MAX];
+	char *body;
+	size_t len;
+} fs_team_doc;
+
+void fs_crypto_team_doc_clear(fs_team_doc *d);
+
+/* The device's own key document ("fs:device:<id>"), self-signed: its
+ * public keys and a name people see next to its fingerprint (not secret:
+ * the server sees it). FS_E_ARG for a bad space id or name. */
+int fs_crypto_team_device_doc(const fs_identity *self, const char *space_id, const char *name,
+                              int64_t at_ms, fs_team_doc *out, fs_errbuf *eb) FS_WUR;
+
+/* A member certificate ("fs:member:<kid>:<id>:<signer>"): signer admits
+ * device_id to the key version kid. */
+int fs_crypto_team_member_doc(const fs_identity *signer, const char *space_id, const char *kid,
+                              const char *device_id, int64_t at_ms, fs_team_doc *out,
+                              fs_errbuf *eb) FS_WUR;
+
+/* A key document ("fs:key:<kid>:<to>:<signer>"): k sealed to the device
+ * to_id, whose X25519 key is to_box, signed by signer. */
+int fs_crypto_team_key_doc(const fs_identity *signer, const fs_space_key *k, const char *to_id,
+                           const uint8_t to_box[FS_CRYPTO_BOX_PK_BYTES], int64_t at_ms,
+                           fs_team_doc *out, fs_errbuf *eb) FS_WUR;
+
+typedef struct fs_team_epoch_in {
+	const fs_space_key *key; /* the version's key: its kid names the epoch, its space the space */
+	const char *prev;        /* kid of the version before; NULL for a new space (version 1) */
+	const char *const *members; /* device ids (the signer among them for version 1) */
+	size_t n_members;
+	const char *const *revoked; /* every device revoked so far */
+	size_t n_revoked;
+	const uint8_t *recovery_box; /* the office recovery key's public halves, or both NULL */
+	const uint8_t *recovery_sign;
+	int64_t at_ms;
+} fs_team_epoch_in;
+
+/* An epoch document ("fs:epoch:<kid>") signed by signer, with a commitment
+ * to in->key (fs_crypto_spacekey_commit). FS_E_ARG when the version does
+ * not follow prev or an id is malformed. */
+int fs_crypto_team_epoch_doc(const fs_identity *signer, const fs_team_epoch_in *in,
+                             fs_team_doc *out, fs_errbuf *eb) FS_WUR;
+
+enum fs_team_status {
+	FS_TEAM_PENDING = 1, /* asked to join (a valid key document), not a member */
+	FS_TEAM_MEMBER = 2,  /* a member of the current key version */
+	FS_TEAM_REVOKED = 3, /* revoked: never a member again */
+};
+
+typedef struct fs_team_device {
+	char id[FS_CRYPTO_DEVICE_ID_MAX];
+	char name[FS_CRYPTO_DEVICE_NAME_MAX];
+	uint8_t box[FS_CRYPTO_BOX_PK_BYTES];
+	uint8_t sign[FS_CRYPTO_SIGN_PK_BYTES];
+	char fingerprint[FS_CRYPTO_FINGERPRINT_MAX];
+	int status; /* enum fs_team_status; 0 before resolve or for another space */
+	char approved_by[FS_CRYPTO_DEVICE_ID_MAX]; /* the first valid certificate's signer, or "" */
+	int64_t at_ms, approved_ms;
+} fs_team_device;
+
+typedef struct fs_team_problem {
+	char doc[FS_CRYPTO_TEAM_ID_MAX];
+	int code; /* FS_E_SIGNATURE, FS_E_INPUT, FS_E_MISBOUND, FS_E_TAMPERED, ... */
+	char why[112];
+} fs_team_problem;
+
+typedef struct fs_team fs_team;
+
+/* An empty team; free with fs_crypto_team_free (NULL is a no-op). */
+int fs_crypto_team_new(fs_team **out, fs_errbuf *eb) FS_WUR;
+void fs_crypto_team_free(fs_team *t);
+
+/*
+ * Adds one revision (a leaf) of a team document, its body as stored. A
+ * document that does not parse, is stored under another document's id or
+ * (for a device) does not verify is kept as a problem: FS_OK all the same.
+ * Errors: FS_E_NOMEM, FS_E_TOOBIG (over FS_CRYPTO_TEAM_DOCS_MAX documents).
+ */
+int fs_crypto_team_add(fs_team *t, const char *doc_id, const uint8_t *body, size_t len,
+                       fs_errbuf *eb) FS_WUR;
+
+/*
+ * Resolves what was added: from the first version (genesis, the kid a
+ * device pinned when it joined; NULL takes the only one there is) along
+ * the chain of key versions, each signed by a member of the one before or
+ * by its recovery key; members, revoked devices and the current version.
+ * Errors: FS_E_TEAM_NOSPACE (no valid first version, or not the pinned
+ * one), FS_E_TEAM_AMBIGUOUS (several and none pinned), FS_E_NOMEM.
+ */
+int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb) FS_WUR;
+
+/* After a successful resolve (NULL or 0 before): */
+const char *fs_crypto_team_space(const fs_team *t);
+const char *fs_crypto_team_genesis(const fs_team *t); /* kid of version 1 */
+const char *fs_crypto_team_current(const fs_team *t); /* kid new records use */
+/* 1 when the current version was sealed to a device revoked since
+ * (concurrent rotations): a member should rotate again. */
+int fs_crypto_team_stale(const fs_team *t);
+/* Whether kid names a valid version of the space (its key may be trusted). */
+int fs_crypto_team_valid_kid(const fs_team *t, const char *kid);
+/* Whether some key document seals kid to to_id. */
+int fs_crypto_team_has_key(const fs_team *t, const char *kid, const char *to_id);
+
+/* Devices with a valid key document, any status; pointers owned by t. */
+size_t fs_crypto_team_device_count(const fs_team *t);
+const fs_team_device *fs_crypto_team_device_at(const fs_team *t, size_t i);
+/* A device, or the current recovery key, by id; NULL when unknown. */
+const fs_team_device *fs_crypto_team_device_find(const fs_team *t, const char *id);
+/* The current version's recovery key (name "office recovery key"), or NULL. */
+const fs_team_device *fs_crypto_team_recovery(const fs_team *t);
+/* Members of the current version, and revoked devices, by index. */
+size_t fs_crypto_team_member_count(const fs_team *t);
+const char *fs_crypto_team_member_at(const fs_team *t, size_t i);
+size_t fs_crypto_team_revoked_count(const fs_team *t);
+const char *fs_crypto_team_revoked_at(const fs_team *t, size_t i);
+
+/* Documents that count for nothing, with why (resolve adds its own). */
+size_t fs_crypto_team_problem_count(const fs_team *t);
+const fs_team_problem *fs_crypto_team_problem_at(const fs_team *t, size_t i);
+
+/*
+ * Opens the key documents sealed to to_id (me's id) and adds their keys to
+ * ring: only from a known device or recovery key with a valid signature,
+ * and only a key that matches its valid version's commitment. *added gets
+ * the number of new keys. Documents that fail become problems. Errors:
+ * FS_E_TEAM_NOSPACE (not resolved), FS_E_NOMEM, and the ring's.
+ */
+int fs_crypto_team_open_keys(fs_team *t, const fs_identity *me, const char *to_id,
+                             fs_keyring *ring, size_t *added, fs_errbuf *eb) FS_WUR;
+
+/* ------------------------------------------------------------------------
+ * The office recovery key: an identity whose secret halves are wrapped by
+ * a key file of their own (its own passphrase, Argon2id) and kept offline
+ * as text ("fieldsync recovery create"). Every key version of a space is
+ * also sealed to it, so the office can read a space when every device is
+ * lost, and let a new device in (docs/team.md).
+ */
+#define FS_CRYPTO_RECOVERY_PUB_MAX  100  /* "fsrk1-" + 91 base64url characters and NUL */
+#define FS_CRYPTO_RECOVERY_TEXT_MAX 4096 /* bytes of a recovery key file */
+
+/* New recovery key: *text (malloc'ed, *text_len bytes plus NUL; holds only
+ * wrapped secrets) to save or print, and its public key string in pub.
+ * params NULL: the defaults. */
+int fs_crypto_recovery_create(const char *pass, size_t pass_len, const fs_kdf_params *params,
+                              char **text, size_t *text_len, char pub[FS_CRYPTO_RECOVERY_PUB_MAX],
+                              fs_errbuf *eb) FS_WUR;
+
+/* The public key string "fsrk1-<base64url of both keys and a checksum>". */
+void fs_crypto_recovery_public(const uint8_t box[FS_CRYPTO_BOX_PK_BYTES],
+                               const uint8_t sign[FS_CRYPTO_SIGN_PK_BYTES],
+                               char out[FS_CRYPTO_RECOVERY_PUB_MAX]);
+
+/* Reads a public key string; FS_E_INPUT (with why) for a mistyped one. */
+int fs_crypto_recovery_parse_public(const char *s, uint8_t box[FS_CRYPTO_BOX_PK_BYTES],
+                                    uint8_t sign[FS_CRYPTO_SIGN_PK_BYTES], fs_errbuf *eb) FS_WUR;
+
+/* Opens a recovery key file with its passphrase; caller frees *out with
+ * fs_crypto_identity_free. Errors: FS_E_KEYFILE (not one, damaged),
+ * FS_E_PASSPHRASE, FS_E_TAMPERED (public line and key disagree). */
+int fs_crypto_recovery_open(const char *text, size_t len, const char *pass, size_t pass_len,
+                            fs_identity **out, fs_errbuf *eb) FS_WUR;
 
 #endif

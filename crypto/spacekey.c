@@ -328,3 +328,48 @@ int fs_crypto_keyring_add(fs_keyring *ring, const fs_space_key *k, fs_errbuf *eb
 	ring->n++;
 	return FS_OK;
 }
+
+size_t fs_crypto_keyring_count(const fs_keyring *ring)
+{
+	return ring ? ring->n : 0;
+}
+
+const fs_space_key *fs_crypto_keyring_at(const fs_keyring *ring, size_t i)
+{
+	return ring && i < ring->n ? ring->keys[i] : NULL;
+}
+
+void fs_crypto_spacekey_commit(const fs_space_key *k, uint8_t out[FS_CRYPTO_COMMIT_BYTES])
+{
+	static const char label[] = "fieldsync-key-commit-v1";
+	crypto_generichash_state st;
+	uint8_t lp[4];
+
+	/* Keyed BLAKE2b over the labels: publishing it reveals nothing of the
+	 * key, and no other key gives the same value for this space and kid. */
+	crypto_generichash_init(&st, k->key, FS_CRYPTO_KEY_BYTES, FS_CRYPTO_COMMIT_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+	fs_crypto_put_u32(lp, (uint32_t)strlen(k->space));
+	crypto_generichash_update(&st, lp, sizeof(lp));
+	crypto_generichash_update(&st, (const uint8_t *)k->space, strlen(k->space));
+	fs_crypto_put_u32(lp, (uint32_t)strlen(k->kid));
+	crypto_generichash_update(&st, lp, sizeof(lp));
+	crypto_generichash_update(&st, (const uint8_t *)k->kid, strlen(k->kid));
+	crypto_generichash_final(&st, out, FS_CRYPTO_COMMIT_BYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
+uint32_t fs_crypto_kid_version(const char *kid)
+{
+	unsigned long v = 0;
+	const char *p = kid;
+
+	if (p == NULL || *p < '1' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > UINT32_MAX)
+			return 0;
+	}
+	return *p == '-' ? (uint32_t)v : 0;
+}
