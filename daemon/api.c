@@ -22,7 +22,7 @@
 
 #define API_CONN_MAX     32
 #define API_TIMEOUT_S    30
-#define API_LIST_MAX     10000 /* records or rows in one list answer */
+#define API_LIST_MAX     10000       /* records or rows in one list answer */
 #define API_LIST_BYTES   (32u << 20) /* envelope bytes decrypted for one list answer */
 #define API_PATH_SEG_MAX 4
 #define DOC_ID_HEX_BYTES 16
@@ -101,12 +101,18 @@ static unsigned http_status(int code)
 	case FS_E_PASSPHRASE:
 		return 401;
 	case FS_E_DAEMON_PEER:
+	case FS_E_TEAM_NOKEY:
+	case FS_E_TEAM_REVOKED:
+	case FS_E_TEAM_NOTMEMBER:
 		return 403;
 	case FS_E_NOTFOUND:
 		return 404;
 	case FS_E_EXISTS:
 	case FS_E_STORE_CONFLICT:
 	case FS_E_DAEMON_NOINIT:
+	case FS_E_TEAM_NOSPACE:
+	case FS_E_TEAM_AMBIGUOUS:
+	case FS_E_MISBOUND:
 		return 409;
 	case FS_E_TOOBIG:
 		return 413;
@@ -202,8 +208,10 @@ static int need_pass(const cJSON *body, const char *k, const char **p, size_t *n
 
 static int count_cb(void *ctx, const fs_store_change *ch)
 {
-	(void)ch;
-	(*(uint64_t *)ctx)++;
+	/* Team documents are write-once; a conflict there is tampering, which
+	 * `fieldsync device list` reports, not a record to resolve. */
+	if (!fs_crypto_team_doc_id(ch->id))
+		(*(uint64_t *)ctx)++;
 	return 0;
 }
 
@@ -240,6 +248,23 @@ static int get_status(struct fsd *d, cJSON **out, fs_errbuf *eb)
 	cJSON_AddNumberToObject(o, "network_changes", (double)d->net_changes);
 	cJSON_AddNumberToObject(o, "now_ms", (double)fsd_wall_ms());
 	cJSON_AddItemToObject(o, "remotes", rem);
+	cJSON *team = fsd_team_json(d);
+	if (team) {
+		/* The summary only: `fieldsync device list` has the rest. */
+		size_t members = 0, pending = 0;
+		cJSON *v;
+		cJSON_ArrayForEach(v, cJSON_GetObjectItem(team, "devices"))
+		{
+			const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(v, "status"));
+			members += st && !strcmp(st, "member");
+			pending += st && !strcmp(st, "pending");
+		}
+		cJSON_DeleteItemFromObject(team, "devices");
+		cJSON_DeleteItemFromObject(team, "problems");
+		cJSON_AddNumberToObject(team, "members", (double)members);
+		cJSON_AddNumberToObject(team, "pending", (double)pending);
+		cJSON_AddItemToObject(o, "team", team);
+	}
 	*out = o;
 	return FS_OK;
 }
@@ -294,7 +319,7 @@ static int rec_create(struct fsd *d, const cJSON *body, cJSON **out, fs_errbuf *
 		return rc;
 	if (!cJSON_IsObject(data))
 		return fs_err_set(eb, FS_E_ARG, "\"data\" must be a JSON object");
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK)
 		return rc;
 	randombytes_buf(r, sizeof(r));
 	sodium_bin2hex(id, sizeof(id), r, sizeof(r));
@@ -394,7 +419,7 @@ static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **
 		cJSON_Delete(cur);
 		type = oldtype;
 	}
-	if ((rc = check_type(type, eb)) != FS_OK || (rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	if ((rc = check_type(type, eb)) != FS_OK || (rc = fsd_vault_writable(d, eb)) != FS_OK ||
 	    (rc = seal_put(d, id, base, type, data, rev, eb)) != FS_OK)
 		return rc;
 	*out = cJSON_CreateObject();
@@ -410,7 +435,9 @@ static int rec_delete(struct fsd *d, const char *id, const char *base, cJSON **o
 
 	if (base == NULL)
 		return fs_err_set(eb, FS_E_ARG, "?rev=, the revision to delete, is required");
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	if (fs_crypto_team_doc_id(id))
+		return fs_err_set(eb, FS_E_ARG, "team documents are not records");
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK ||
 	    (rc = fs_store_put_local(d->st, id, base, (const uint8_t *)"{}", 2, 1, rev, eb)) !=
 	        FS_OK)
 		return rc;
@@ -438,7 +465,7 @@ static int list_cb(void *ctx, const fs_store_change *ch)
 	size_t len = 0;
 	int rc;
 
-	if (ch->deleted)
+	if (ch->deleted || fs_crypto_team_doc_id(ch->id))
 		return 0;
 	/* Records may be megabytes each: the answer stops at a count and at a
 	 * byte budget, and says it was cut short. */
@@ -529,7 +556,11 @@ static int get_queue(struct fsd *d, int quarantine, cJSON **out, fs_errbuf *eb)
 
 static int conflict_cb(void *ctx, const fs_store_change *ch)
 {
-	cJSON *o = cJSON_CreateObject(), *revs;
+	cJSON *o, *revs;
+
+	if (fs_crypto_team_doc_id(ch->id))
+		return 0; /* see count_cb */
+	o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "id", ch->id);
 	cJSON_AddStringToObject(o, "winner", ch->winner);
@@ -560,6 +591,66 @@ static cJSON *ok_obj(void)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "ok", 1);
 	return o;
+}
+
+/* ---- joining a team ---- */
+
+/*
+ * POST /v1/join {"passphrase","url","device_name"?,"remote"?,"pins"?,"ca"?,
+ * "user"?,"password"?|"token"?}: sets the device up without a space of its
+ * own, adds the remote, and syncs; the team documents then tell it which
+ * space it is in, and it asks to join (team.c).
+ */
+static int join(struct fsd *d, const cJSON *body, cJSON **out, fs_errbuf *eb)
+{
+	static const char *const copy[] = {"url", "pins", "ca", "user", "password", "token"};
+	struct fsd_setup o = {1, NULL, NULL};
+	const char *p, *rname;
+	cJSON *req = NULL;
+	size_t l;
+	int rc;
+
+	if ((rc = need_body(body, eb)) != FS_OK ||
+	    (rc = need_pass(body, "passphrase", &p, &l, eb)) != FS_OK)
+		return rc;
+	if (jstr(body, "url") == NULL)
+		return fs_err_set(eb, FS_E_ARG,
+		                  "\"url\", the space's database on the server, is required");
+	if (d->initialized)
+		return fs_err_set(eb, FS_E_EXISTS,
+		                  "this device is already set up; joining a space needs a new data "
+		                  "directory (fieldsyncd --data-dir)");
+	rname = jstr(body, "remote") ? jstr(body, "remote") : "office";
+	if ((req = cJSON_CreateObject()) == NULL || !cJSON_AddStringToObject(req, "name", rname))
+		goto nomem;
+	for (size_t i = 0; i < sizeof(copy) / sizeof(copy[0]); i++)
+		if (jstr(body, copy[i]) &&
+		    !cJSON_AddStringToObject(req, copy[i], jstr(body, copy[i])))
+			goto nomem;
+	o.name = jstr(body, "device_name");
+	if ((rc = fsd_vault_init(d, p, l, &o, eb)) != FS_OK)
+		goto out;
+	if ((rc = fsd_remote_add(d, req, eb)) != FS_OK) {
+		char why[FS_ERRMSG_MAX];
+		snprintf(why, sizeof(why), "%s", eb->msg);
+		rc = fs_err_set(eb, rc,
+		                "the device is set up, but the server could not be added (%s): add "
+		                "it with \"fieldsync remote add\"",
+		                why);
+		goto out;
+	}
+	fsd_remotes_sync_now(d);
+	rc = (*out = fsd_team_json(d)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+	goto out;
+nomem:
+	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+out:
+	/* The request may carry a password or token. */
+	for (cJSON *c = req ? req->child : NULL; c; c = c->next)
+		if (cJSON_IsString(c))
+			sodium_memzero(c->valuestring, strlen(c->valuestring));
+	cJSON_Delete(req);
+	return rc;
 }
 
 /* ---- routing ---- */
@@ -599,12 +690,46 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 	if (n == 2 && get && !strcmp(s[1], "status"))
 		return get_status(d, out, eb);
 	if (n == 2 && post && !strcmp(s[1], "init")) {
+		struct fsd_setup o = {0, NULL, NULL};
 		if ((rc = need_body(body, eb)) != FS_OK ||
-		    (rc = need_pass(body, "passphrase", &p1, &l1, eb)) != FS_OK ||
-		    (rc = fsd_vault_init(d, p1, l1, eb)) != FS_OK)
+		    (rc = need_pass(body, "passphrase", &p1, &l1, eb)) != FS_OK)
+			return rc;
+		o.name = jstr(body, "name");
+		o.recovery = jstr(body, "recovery");
+		if ((rc = fsd_vault_init(d, p1, l1, &o, eb)) != FS_OK)
 			return rc;
 		*status = 201;
 		return get_status(d, out, eb);
+	}
+	if (n == 2 && post && !strcmp(s[1], "join")) {
+		*status = 202;
+		return join(d, body, out, eb);
+	}
+	if (n == 2 && get && !strcmp(s[1], "team")) {
+		fsd_team_refresh(d, 0);
+		return (*out = fsd_team_json(d)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+	}
+	if (n == 3 && post && !strcmp(s[1], "devices") && !strcmp(s[2], "approve")) {
+		if ((rc = need_body(body, eb)) != FS_OK)
+			return rc;
+		return fsd_team_approve(d, jstr(body, "fingerprint"), out, eb);
+	}
+	if (n == 4 && post && !strcmp(s[1], "devices") && !strcmp(s[3], "revoke"))
+		return fsd_team_revoke(d, s[2], out, eb);
+	if (n == 2 && post && !strcmp(s[1], "recovery")) {
+		if ((rc = need_body(body, eb)) != FS_OK)
+			return rc;
+		return fsd_team_recovery_set(d, jstr(body, "public"), out, eb);
+	}
+	if (n == 2 && post && !strcmp(s[1], "recover")) {
+		const char *key = jstr(body, "key");
+		if ((rc = need_body(body, eb)) != FS_OK ||
+		    (rc = need_pass(body, "passphrase", &p1, &l1, eb)) != FS_OK)
+			return rc;
+		if (key == NULL)
+			return fs_err_set(eb, FS_E_ARG,
+			                  "\"key\", the recovery key file's text, is required");
+		return fsd_team_recover(d, key, strlen(key), p1, l1, out, eb);
 	}
 	if (n == 2 && post && !strcmp(s[1], "unlock")) {
 		if ((rc = need_body(body, eb)) != FS_OK ||

@@ -3,6 +3,7 @@
  * to the daemon's local API over the Unix socket with libcurl and tells a
  * person in plain words what happened; --json gives scripts the API's answer.
  */
+#include "cli_int.h"
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
@@ -18,29 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RESP_MAX               (64u << 20)
-#define FS_CRYPTO_PASS_MAX_CLI 1026 /* 1024 bytes, a newline and NUL */
-
-enum exit_code {
-	EX_OK = 0,
-	EX_FAIL = 1,
-	EX_USAGE = 2,
-	EX_DOWN = 3,
-	EX_LOCKED = 4,
-	EX_PASS = 5,
-	EX_CONFLICT = 6,
-	EX_NOTFOUND = 7,
-};
+#define RESP_MAX (64u << 20)
 
 static const char *sock_path;
-static int json_out;
+int cli_json_out;
 
 struct buf {
 	char *p;
 	size_t n;
 };
-
-static void wipe(char *s, size_t n);
 
 /* Answers carry plaintext (names, notes): the buffer grows by copying and
  * wiping the old one, never by realloc, which would free it unwiped. */
@@ -54,7 +41,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 		return 0;
 	if (b->p) {
 		memcpy(q, b->p, b->n);
-		wipe(b->p, b->n);
+		cli_wipe(b->p, b->n);
 		free(b->p);
 	}
 	b->p = q;
@@ -72,7 +59,7 @@ static int code_of(const char *name)
 	return FS_E_INTERNAL;
 }
 
-static int exit_of(int code)
+int cli_exit_of(int code)
 {
 	switch (code) {
 	case FS_OK:
@@ -89,6 +76,10 @@ static int exit_of(int code)
 		return EX_CONFLICT;
 	case FS_E_NOTFOUND:
 		return EX_NOTFOUND;
+	case FS_E_TEAM_NOKEY:
+	case FS_E_TEAM_REVOKED:
+	case FS_E_TEAM_NOTMEMBER:
+		return EX_TEAM;
 	default:
 		return EX_FAIL;
 	}
@@ -97,7 +88,7 @@ static int exit_of(int code)
 /* prefix + the escaped id + suffix into path: an id from the command line
  * can never reach another endpoint or add query arguments. 0, or -1 with a
  * message when it does not fit. */
-static int id_path(char *path, size_t n, const char *prefix, const char *id, const char *suffix)
+int cli_id_path(char *path, size_t n, const char *prefix, const char *id, const char *suffix)
 {
 	char *esc = curl_easy_escape(NULL, id, 0);
 	int w = esc ? snprintf(path, n, "%s%s%s", prefix, esc, suffix) : -1;
@@ -114,7 +105,7 @@ static int id_path(char *path, size_t n, const char *prefix, const char *id, con
  * One API call. On FS_OK *out is the answer (caller frees); otherwise the
  * error is printed in plain words (or as JSON with --json) and returned.
  */
-static int call(const char *method, const char *path, const char *body, cJSON **out, int quiet)
+int cli_call(const char *method, const char *path, const char *body, cJSON **out, int quiet)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
@@ -148,7 +139,7 @@ static int call(const char *method, const char *path, const char *body, cJSON **
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
 		code = FS_E_DAEMON_DOWN;
 		if (!quiet) {
-			if (json_out)
+			if (cli_json_out)
 				printf("{\"code\":\"%s\",\"message\":\"%s\"}\n", fs_errname(code),
 				       "the fieldsync daemon is not running");
 			else
@@ -180,7 +171,7 @@ static int call(const char *method, const char *path, const char *body, cJSON **
 		cJSON *c = cJSON_GetObjectItem(o, "code"), *m = cJSON_GetObjectItem(o, "message");
 		code = code_of(cJSON_GetStringValue(c));
 		if (!quiet) {
-			if (json_out)
+			if (cli_json_out)
 				printf("%s\n", b.p);
 			else
 				fprintf(stderr, "fieldsync: %s\n",
@@ -194,7 +185,7 @@ static int call(const char *method, const char *path, const char *body, cJSON **
 	*out = o;
 out:
 	if (b.p) {
-		wipe(b.p, b.n);
+		cli_wipe(b.p, b.n);
 		free(b.p);
 	}
 	curl_slist_free_all(hd);
@@ -202,19 +193,19 @@ out:
 	return code;
 }
 
-static void print_json(const cJSON *o)
+void cli_print_json(const cJSON *o)
 {
 	char *t = cJSON_Print(o);
 	if (t) {
 		printf("%s\n", t);
-		wipe(t, strlen(t));
+		cli_wipe(t, strlen(t));
 	}
 	cJSON_free(t);
 }
 
 /* Reads a passphrase without echo from the terminal, or a line from stdin
  * when it is not a terminal (scripts, tests). Returns length or -1. */
-static int read_pass(const char *prompt, char *out, size_t max)
+int cli_read_pass(const char *prompt, char *out, size_t max)
 {
 	struct termios old, nw;
 	int tty = isatty(STDIN_FILENO);
@@ -242,7 +233,7 @@ static int read_pass(const char *prompt, char *out, size_t max)
 	return (int)n;
 }
 
-static void wipe(char *s, size_t n)
+void cli_wipe(char *s, size_t n)
 {
 	volatile char *p = s;
 	while (n--)
@@ -250,7 +241,7 @@ static void wipe(char *s, size_t n)
 }
 
 /* Body {"k1":p1[,"k2":p2]} built with cJSON so passphrases are escaped. */
-static char *pass_body(const char *k1, const char *p1, const char *k2, const char *p2)
+char *cli_pass_body(const char *k1, const char *p1, const char *k2, const char *p2)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *t;
@@ -261,15 +252,15 @@ static char *pass_body(const char *k1, const char *p1, const char *k2, const cha
 	t = cJSON_PrintUnformatted(o);
 	/* The tree's strings hold the passphrase: wipe before freeing. */
 	for (cJSON *c = o->child; c; c = c->next)
-		wipe(c->valuestring, strlen(c->valuestring));
+		cli_wipe(c->valuestring, strlen(c->valuestring));
 	cJSON_Delete(o);
 	return t;
 }
 
-static void free_secret_text(char *t)
+void cli_free_secret_text(char *t)
 {
 	if (t) {
-		wipe(t, strlen(t));
+		cli_wipe(t, strlen(t));
 		free(t);
 	}
 }
@@ -289,27 +280,27 @@ static void ago(char *out, size_t n, double then_ms, double now_ms)
 		snprintf(out, n, "%.0f days ago", s / 86400);
 }
 
-static double num(const cJSON *o, const char *k)
+double cli_num(const cJSON *o, const char *k)
 {
 	return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k));
 }
 
-static const char *str(const cJSON *o, const char *k)
+const char *cli_str(const cJSON *o, const char *k)
 {
 	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
 	return s ? s : "";
 }
 
-static int done(int code, cJSON *o, const char *plain_ok)
+int cli_done(int code, cJSON *o, const char *plain_ok)
 {
 	if (code == FS_OK) {
-		if (json_out)
-			print_json(o);
+		if (cli_json_out)
+			cli_print_json(o);
 		else if (plain_ok)
 			printf("%s\n", plain_ok);
 	}
 	cJSON_Delete(o);
-	return exit_of(code);
+	return cli_exit_of(code);
 }
 
 /* ---- commands ---- */
@@ -317,12 +308,12 @@ static int done(int code, cJSON *o, const char *plain_ok)
 static int cmd_status(void)
 {
 	cJSON *o;
-	int code = call("GET", "/v1/status", NULL, &o, 0);
+	int code = cli_call("GET", "/v1/status", NULL, &o, 0);
 	char when[64];
 
-	if (code != FS_OK || json_out)
-		return done(code, o, NULL);
-	double now = num(o, "now_ms");
+	if (code != FS_OK || cli_json_out)
+		return cli_done(code, o, NULL);
+	double now = cli_num(o, "now_ms");
 	if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "initialized")))
 		printf("not set up yet: run \"fieldsync init\"\n");
 	else if (cJSON_IsTrue(cJSON_GetObjectItem(o, "locked")))
@@ -330,110 +321,152 @@ static int cmd_status(void)
 		       "sync goes on\n");
 	else
 		printf("unlocked (locks itself after %.0f min without use)\n",
-		       num(o, "auto_lock_seconds") / 60);
+		       cli_num(o, "auto_lock_seconds") / 60);
 	printf("network: %s\n",
 	       cJSON_IsTrue(cJSON_GetObjectItem(o, "online")) ? "online" : "offline");
-	if (num(o, "queued") > 0) {
-		ago(when, sizeof(when), num(o, "oldest_queued_ms"), now);
-		printf("waiting to sync: %.0f change(s), the oldest from %s\n", num(o, "queued"),
-		       when);
+	if (cli_num(o, "queued") > 0) {
+		ago(when, sizeof(when), cli_num(o, "oldest_queued_ms"), now);
+		printf("waiting to sync: %.0f change(s), the oldest from %s\n",
+		       cli_num(o, "queued"), when);
 	} else {
 		printf("waiting to sync: nothing\n");
 	}
-	if (num(o, "quarantined") > 0)
+	if (cli_num(o, "quarantined") > 0)
 		printf("refused by the server: %.0f (see \"fieldsync quarantine\")\n",
-		       num(o, "quarantined"));
-	if (num(o, "conflicts") > 0)
-		printf("conflicts: %.0f record(s) edited in two places\n", num(o, "conflicts"));
+		       cli_num(o, "quarantined"));
+	if (cli_num(o, "conflicts") > 0)
+		printf("conflicts: %.0f record(s) edited in two places\n", cli_num(o, "conflicts"));
+	if (cJSON_IsTrue(cJSON_GetObjectItem(o, "initialized")))
+		cli_team_status(cJSON_GetObjectItem(o, "team"));
 	cJSON *r;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes"))
 	{
-		ago(when, sizeof(when), num(r, "last_sync_ms"), now);
-		printf("remote %s (%s): last sync %s", str(r, "name"), str(r, "url"), when);
-		if (strcmp(str(r, "last_error"), "FS_OK") != 0)
-			printf("; now: %s", str(r, "last_error_text"));
+		ago(when, sizeof(when), cli_num(r, "last_sync_ms"), now);
+		printf("remote %s (%s): last sync %s", cli_str(r, "name"), cli_str(r, "url"), when);
+		if (strcmp(cli_str(r, "last_error"), "FS_OK") != 0)
+			printf("; now: %s", cli_str(r, "last_error_text"));
 		printf("\n");
 	}
 	if (cJSON_GetArraySize(cJSON_GetObjectItem(o, "remotes")) == 0)
 		printf("no remote yet: add one with \"fieldsync remote add NAME URL\"\n");
-	return done(code, o, NULL);
+	return cli_done(code, o, NULL);
 }
 
-static int cmd_init(void)
+/* The new passphrase, twice on a terminal: 0 and *body, or an exit status. */
+int cli_new_pass(const char *prompt, char *p1, size_t cap)
 {
-	char p1[FS_CRYPTO_PASS_MAX_CLI], p2[FS_CRYPTO_PASS_MAX_CLI];
-	char *body;
-	cJSON *o;
-	int n1, n2, code;
+	char p2[CLI_PASS_MAX];
+	int n1, n2;
 
-	n1 = read_pass("Choose a passphrase: ", p1, sizeof(p1));
+	n1 = cli_read_pass(prompt, p1, cap);
 	if (n1 <= 0) {
 		fprintf(stderr, "fieldsync: no passphrase given\n");
 		return EX_USAGE;
 	}
 	if (isatty(STDIN_FILENO)) {
-		n2 = read_pass("Type it again: ", p2, sizeof(p2));
+		n2 = cli_read_pass("Type it again: ", p2, sizeof(p2));
 		if (n2 != n1 || strcmp(p1, p2) != 0) {
-			wipe(p1, sizeof(p1));
-			wipe(p2, sizeof(p2));
+			cli_wipe(p1, cap);
+			cli_wipe(p2, sizeof(p2));
 			fprintf(stderr,
 			        "fieldsync: the two passphrases differ; nothing was changed\n");
 			return EX_USAGE;
 		}
 	}
-	body = pass_body("passphrase", p1, NULL, NULL);
-	wipe(p1, sizeof(p1));
-	wipe(p2, sizeof(p2));
-	code = call("POST", "/v1/init", body, &o, 0);
-	free_secret_text(body);
-	return done(code, o, "set up: this device has its own encrypted store and is unlocked");
+	cli_wipe(p2, sizeof(p2));
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	char p1[CLI_PASS_MAX];
+	const char *name = NULL, *rec = NULL;
+	char *body;
+	cJSON *o, *req;
+	int code;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--name") && i + 1 < argc)
+			name = argv[++i];
+		else if (!strcmp(argv[i], "--recovery") && i + 1 < argc)
+			rec = argv[++i];
+		else {
+			fprintf(stderr, "fieldsync: see \"fieldsync init --help\"\n");
+			return EX_USAGE;
+		}
+	}
+	if ((code = cli_new_pass("Choose a passphrase: ", p1, sizeof(p1))) != 0)
+		return code;
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "passphrase", p1);
+	cli_wipe(p1, sizeof(p1));
+	if (name)
+		cJSON_AddStringToObject(req, "name", name);
+	if (rec)
+		cJSON_AddStringToObject(req, "recovery", rec);
+	body = cJSON_PrintUnformatted(req);
+	cli_free_tree(req);
+	code = cli_call("POST", "/v1/init", body, &o, 0);
+	cli_free_secret_text(body);
+	if (code == FS_OK && !cli_json_out) {
+		const cJSON *t = cJSON_GetObjectItem(o, "team");
+		const cJSON *me = cJSON_GetObjectItem(t, "this_device");
+		printf(
+		    "set up: this device has its own encrypted store and space, and is unlocked\n");
+		printf("device \"%s\", fingerprint %s\n", cli_str(me, "name"),
+		       cli_str(me, "fingerprint"));
+		if (rec)
+			printf(
+			    "every key of the space is also sealed to the office recovery key\n");
+	}
+	return cli_done(code, o, NULL);
 }
 
 static int cmd_unlock(void)
 {
-	char p[FS_CRYPTO_PASS_MAX_CLI];
+	char p[CLI_PASS_MAX];
 	char *body;
 	cJSON *o;
 	int code;
 
-	if (read_pass("Passphrase: ", p, sizeof(p)) <= 0) {
+	if (cli_read_pass("Passphrase: ", p, sizeof(p)) <= 0) {
 		fprintf(stderr, "fieldsync: no passphrase given\n");
 		return EX_USAGE;
 	}
-	body = pass_body("passphrase", p, NULL, NULL);
-	wipe(p, sizeof(p));
-	code = call("POST", "/v1/unlock", body, &o, 0);
-	free_secret_text(body);
-	return done(code, o, "unlocked");
+	body = cli_pass_body("passphrase", p, NULL, NULL);
+	cli_wipe(p, sizeof(p));
+	code = cli_call("POST", "/v1/unlock", body, &o, 0);
+	cli_free_secret_text(body);
+	return cli_done(code, o, "unlocked");
 }
 
 static int cmd_passwd(void)
 {
-	char a[FS_CRYPTO_PASS_MAX_CLI], b[FS_CRYPTO_PASS_MAX_CLI], c[FS_CRYPTO_PASS_MAX_CLI];
+	char a[CLI_PASS_MAX], b[CLI_PASS_MAX], c[CLI_PASS_MAX];
 	char *body;
 	cJSON *o;
 	int code;
 
-	if (read_pass("Current passphrase: ", a, sizeof(a)) <= 0 ||
-	    read_pass("New passphrase: ", b, sizeof(b)) <= 0) {
+	if (cli_read_pass("Current passphrase: ", a, sizeof(a)) <= 0 ||
+	    cli_read_pass("New passphrase: ", b, sizeof(b)) <= 0) {
 		fprintf(stderr, "fieldsync: no passphrase given\n");
 		return EX_USAGE;
 	}
 	if (isatty(STDIN_FILENO) &&
-	    (read_pass("New passphrase again: ", c, sizeof(c)) <= 0 || strcmp(b, c) != 0)) {
+	    (cli_read_pass("New passphrase again: ", c, sizeof(c)) <= 0 || strcmp(b, c) != 0)) {
 		fprintf(stderr, "fieldsync: the new passphrases differ; nothing was changed\n");
-		wipe(a, sizeof(a));
-		wipe(b, sizeof(b));
-		wipe(c, sizeof(c));
+		cli_wipe(a, sizeof(a));
+		cli_wipe(b, sizeof(b));
+		cli_wipe(c, sizeof(c));
 		return EX_USAGE;
 	}
-	body = pass_body("old", a, "new", b);
-	wipe(a, sizeof(a));
-	wipe(b, sizeof(b));
-	wipe(c, sizeof(c));
-	code = call("POST", "/v1/passwd", body, &o, 0);
-	free_secret_text(body);
-	return done(code, o, "passphrase changed");
+	body = cli_pass_body("old", a, "new", b);
+	cli_wipe(a, sizeof(a));
+	cli_wipe(b, sizeof(b));
+	cli_wipe(c, sizeof(c));
+	code = cli_call("POST", "/v1/passwd", body, &o, 0);
+	cli_free_secret_text(body);
+	return cli_done(code, o, "passphrase changed");
 }
 
 static int progress_bar(int tty, double sent, double total)
@@ -451,48 +484,48 @@ static int progress_bar(int tty, double sent, double total)
 static int cmd_sync(int wait, double timeout_s)
 {
 	cJSON *o, *s = NULL;
-	int code = call("POST", "/v1/sync", "{}", &o, 0), tty = isatty(STDERR_FILENO);
+	int code = cli_call("POST", "/v1/sync", "{}", &o, 0), tty = isatty(STDERR_FILENO);
 	double req, total = -1;
 	struct timespec t0, t;
 
 	if (code != FS_OK || !wait)
-		return done(code, o, "sync started");
-	req = num(o, "requested_ms");
+		return cli_done(code, o, "sync started");
+	req = cli_num(o, "requested_ms");
 	cJSON_Delete(o);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		int all = 1, fatal = 0;
 		cJSON *r;
-		if ((code = call("GET", "/v1/status", NULL, &s, 0)) != FS_OK)
-			return exit_of(code);
+		if ((code = cli_call("GET", "/v1/status", NULL, &s, 0)) != FS_OK)
+			return cli_exit_of(code);
 		if (total < 0)
-			total = num(s, "queued");
-		progress_bar(tty, total - num(s, "queued"), total);
+			total = cli_num(s, "queued");
+		progress_bar(tty, total - cli_num(s, "queued"), total);
 		cJSON_ArrayForEach(r, cJSON_GetObjectItem(s, "remotes"))
 		{
-			const char *e = str(r, "last_error");
-			if (num(r, "last_sync_ms") < req)
+			const char *e = cli_str(r, "last_error");
+			if (cli_num(r, "last_sync_ms") < req)
 				all = 0;
-			if (strcmp(e, "FS_OK") && num(r, "last_try_ms") >= req &&
+			if (strcmp(e, "FS_OK") && cli_num(r, "last_try_ms") >= req &&
 			    !(code_of(e) >= FS_E_SYNC_OFFLINE && code_of(e) <= FS_E_SYNC_TIMEOUT)) {
 				fatal = code_of(e);
-				if (!json_out)
+				if (!cli_json_out)
 					fprintf(stderr, "%sfieldsync: remote %s: %s\n",
-					        tty ? "\n" : "", str(r, "name"),
-					        str(r, "last_error_text"));
+					        tty ? "\n" : "", cli_str(r, "name"),
+					        cli_str(r, "last_error_text"));
 			}
 		}
 		if (fatal) {
-			if (json_out)
-				print_json(s);
+			if (cli_json_out)
+				cli_print_json(s);
 			cJSON_Delete(s);
-			return exit_of(fatal);
+			return cli_exit_of(fatal);
 		}
-		if (all && num(s, "queued") == 0) {
+		if (all && cli_num(s, "queued") == 0) {
 			if (tty && total > 0)
 				fprintf(stderr, "\n");
-			if (json_out)
-				print_json(s);
+			if (cli_json_out)
+				cli_print_json(s);
 			else
 				printf("in sync\n");
 			cJSON_Delete(s);
@@ -505,7 +538,7 @@ static int cmd_sync(int wait, double timeout_s)
 			fprintf(stderr,
 			        "fieldsync: not in sync after %.0f s: %.0f change(s) still waiting "
 			        "(the daemon goes on trying by itself)\n",
-			        timeout_s, num(s, "queued"));
+			        timeout_s, cli_num(s, "queued"));
 			cJSON_Delete(s);
 			return EX_FAIL;
 		}
@@ -514,71 +547,90 @@ static int cmd_sync(int wait, double timeout_s)
 	}
 }
 
+int cli_server_opt(cJSON *req, char *pins, size_t pins_cap, int argc, char **argv, int *i)
+{
+	char secret[CLI_PASS_MAX];
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "--pin") && *i + 1 < argc) {
+		size_t l = strlen(pins);
+		snprintf(pins + l, pins_cap - l, "%s%s", l ? ";" : "", argv[++*i]);
+	} else if (!strcmp(a, "--ca") && *i + 1 < argc) {
+		char abs[FS_DAEMON_PATH_MAX];
+		const char *ca = argv[++*i];
+		if (ca[0] != '/' && realpath(ca, abs))
+			ca = abs;
+		cJSON_AddStringToObject(req, "ca", ca);
+	} else if (!strcmp(a, "--user") && *i + 1 < argc) {
+		cJSON_AddStringToObject(req, "user", argv[++*i]);
+	} else if (!strcmp(a, "--password") || !strcmp(a, "--token")) {
+		int tok = !strcmp(a, "--token");
+		if (cli_read_pass(tok ? "Token: " : "Server password: ", secret, sizeof(secret)) <=
+		    0) {
+			fprintf(stderr, "fieldsync: nothing read for %s\n", a);
+			return -1;
+		}
+		cJSON_AddStringToObject(req, tok ? "token" : "password", secret);
+		cli_wipe(secret, sizeof(secret));
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+void cli_free_tree(cJSON *o)
+{
+	/* Its strings may be a password or token. */
+	for (cJSON *c = o ? o->child : NULL; c; c = c->next)
+		if (cJSON_IsString(c))
+			cli_wipe(c->valuestring, strlen(c->valuestring));
+	cJSON_Delete(o);
+}
+
 static int cmd_remote(int argc, char **argv)
 {
 	cJSON *o = NULL;
 	int code;
 
 	if (argc < 1 || !strcmp(argv[0], "list")) {
-		if ((code = call("GET", "/v1/remotes", NULL, &o, 0)) != FS_OK || json_out)
-			return done(code, o, NULL);
+		if ((code = cli_call("GET", "/v1/remotes", NULL, &o, 0)) != FS_OK || cli_json_out)
+			return cli_done(code, o, NULL);
 		cJSON *r;
-		cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes"))
-		    printf("%s\t%s\t%s\n", str(r, "name"), str(r, "url"), str(r, "auth"));
-		return done(code, o, NULL);
+		cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "remotes")) printf(
+		    "%s\t%s\t%s\n", cli_str(r, "name"), cli_str(r, "url"), cli_str(r, "auth"));
+		return cli_done(code, o, NULL);
 	}
 	if (!strcmp(argv[0], "remove") && argc == 2) {
 		char path[256];
-		if (id_path(path, sizeof(path), "/v1/remotes/", argv[1], "") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/remotes/", argv[1], "") != 0)
 			return EX_USAGE;
-		code = call("DELETE", path, NULL, &o, 0);
-		return done(code, o, "removed");
+		code = cli_call("DELETE", path, NULL, &o, 0);
+		return cli_done(code, o, "removed");
 	}
 	if (!strcmp(argv[0], "add") && argc >= 3) {
 		cJSON *req = cJSON_CreateObject();
-		char pins[1024] = "", secret[FS_CRYPTO_PASS_MAX_CLI];
+		char pins[1024] = "";
 		char *body;
 		cJSON_AddStringToObject(req, "name", argv[1]);
 		cJSON_AddStringToObject(req, "url", argv[2]);
 		for (int i = 3; i < argc; i++) {
-			if (!strcmp(argv[i], "--pin") && i + 1 < argc) {
-				size_t l = strlen(pins);
-				snprintf(pins + l, sizeof(pins) - l, "%s%s", l ? ";" : "",
-				         argv[++i]);
-			} else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
-				char abs[FS_DAEMON_PATH_MAX];
-				const char *ca = argv[++i];
-				if (ca[0] != '/' && realpath(ca, abs))
-					ca = abs;
-				cJSON_AddStringToObject(req, "ca", ca);
-			} else if (!strcmp(argv[i], "--user") && i + 1 < argc) {
-				cJSON_AddStringToObject(req, "user", argv[++i]);
-			} else if (!strcmp(argv[i], "--password") || !strcmp(argv[i], "--token")) {
-				int tok = !strcmp(argv[i], "--token");
-				if (read_pass(tok ? "Token: " : "Server password: ", secret,
-				              sizeof(secret)) <= 0) {
-					cJSON_Delete(req);
-					fprintf(stderr, "fieldsync: nothing read\n");
-					return EX_USAGE;
-				}
-				cJSON_AddStringToObject(req, tok ? "token" : "password", secret);
-				wipe(secret, sizeof(secret));
-			} else {
-				cJSON_Delete(req);
-				fprintf(stderr, "fieldsync: unknown option %s (see --help)\n",
-				        argv[i]);
+			int r = cli_server_opt(req, pins, sizeof(pins), argc, argv, &i);
+			if (r <= 0) {
+				cli_free_tree(req);
+				if (r == 0)
+					fprintf(stderr,
+					        "fieldsync: unknown option %s (see --help)\n",
+					        argv[i]);
 				return EX_USAGE;
 			}
 		}
 		if (pins[0])
 			cJSON_AddStringToObject(req, "pins", pins);
 		body = cJSON_PrintUnformatted(req);
-		for (cJSON *c = req->child; c; c = c->next)
-			wipe(c->valuestring, strlen(c->valuestring));
-		cJSON_Delete(req);
-		code = call("POST", "/v1/remotes", body, &o, 0);
-		free_secret_text(body);
-		return done(code, o, "added: the daemon syncs with it from now on");
+		cli_free_tree(req);
+		code = cli_call("POST", "/v1/remotes", body, &o, 0);
+		cli_free_secret_text(body);
+		return cli_done(code, o, "added: the daemon syncs with it from now on");
 	}
 	fprintf(stderr, "fieldsync: see \"fieldsync remote --help\"\n");
 	return EX_USAGE;
@@ -591,67 +643,67 @@ static int cmd_rows(const char *what, int argc, char **argv)
 	int code, q = !strcmp(what, "quarantine");
 
 	if (q && argc == 2 && !strcmp(argv[0], "retry")) {
-		if (id_path(path, sizeof(path), "/v1/quarantine/", argv[1], "/retry") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/quarantine/", argv[1], "/retry") != 0)
 			return EX_USAGE;
-		code = call("POST", path, "{}", &o, 0);
-		return done(code, o, "queued again");
+		code = cli_call("POST", path, "{}", &o, 0);
+		return cli_done(code, o, "queued again");
 	}
 	if (argc != 0) {
 		fprintf(stderr, "fieldsync: see \"fieldsync %s --help\"\n", what);
 		return EX_USAGE;
 	}
 	snprintf(path, sizeof(path), "/v1/%s", what);
-	if ((code = call("GET", path, NULL, &o, 0)) != FS_OK || json_out)
-		return done(code, o, NULL);
+	if ((code = cli_call("GET", path, NULL, &o, 0)) != FS_OK || cli_json_out)
+		return cli_done(code, o, NULL);
 	size_t n = 0;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, what))
 	{
 		n++;
 		if (q)
-			printf("%.0f\t%s\t%s\tHTTP %.0f: %s\n", num(r, "oid"), str(r, "id"),
-			       str(r, "rev"), num(r, "status"), str(r, "reason"));
+			printf("%.0f\t%s\t%s\tHTTP %.0f: %s\n", cli_num(r, "oid"), cli_str(r, "id"),
+			       cli_str(r, "rev"), cli_num(r, "status"), cli_str(r, "reason"));
 		else
-			printf("%s\t%s%s\n", str(r, "id"), str(r, "rev"),
+			printf("%s\t%s%s\n", cli_str(r, "id"), cli_str(r, "rev"),
 			       cJSON_IsTrue(cJSON_GetObjectItem(r, "deleted")) ? "\t(deleted)"
 			                                                       : "");
 	}
 	if (n == 0)
 		printf(q ? "nothing refused\n" : "nothing waiting\n");
-	return done(code, o, NULL);
+	return cli_done(code, o, NULL);
 }
 
 /* casework's merge rules settle what they can; the rest is listed. */
 static int cmd_resolve(void)
 {
 	cJSON *o, *r;
-	int code = call("POST", "/v1/conflicts/resolve", "{}", &o, 0);
+	int code = cli_call("POST", "/v1/conflicts/resolve", "{}", &o, 0);
 
-	if (code != FS_OK || json_out)
-		return done(code, o, NULL);
-	printf("resolved %d\n", (int)num(o, "resolved"));
+	if (code != FS_OK || cli_json_out)
+		return cli_done(code, o, NULL);
+	printf("resolved %d\n", (int)cli_num(o, "resolved"));
 	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "conflicts"))
-	    printf("%s\t%s\t%d versions\t%s\n", str(r, "id"), str(r, "type"), (int)num(r, "leaves"),
-	           str(r, "reason"));
-	return done(code, o, NULL);
+	    printf("%s\t%s\t%d versions\t%s\n", cli_str(r, "id"), cli_str(r, "type"),
+	           (int)cli_num(r, "leaves"), cli_str(r, "reason"));
+	return cli_done(code, o, NULL);
 }
 
 static int cmd_conflicts(void)
 {
 	cJSON *o, *r;
-	int code = call("GET", "/v1/conflicts", NULL, &o, 0);
+	int code = cli_call("GET", "/v1/conflicts", NULL, &o, 0);
 
-	if (code != FS_OK || json_out)
-		return done(code, o, NULL);
+	if (code != FS_OK || cli_json_out)
+		return cli_done(code, o, NULL);
 	size_t n = 0;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "conflicts"))
 	{
 		n++;
-		printf("%s\tshown: %s\t(%d versions)\n", str(r, "id"), str(r, "winner"),
+		printf("%s\tshown: %s\t(%d versions)\n", cli_str(r, "id"), cli_str(r, "winner"),
 		       cJSON_GetArraySize(cJSON_GetObjectItem(r, "revs")));
 	}
 	if (n == 0)
 		printf("no conflicts\n");
-	return done(code, o, NULL);
+	return cli_done(code, o, NULL);
 }
 
 static int cmd_record(int argc, char **argv)
@@ -684,39 +736,39 @@ static int cmd_record(int argc, char **argv)
 		cJSON_Delete(req);
 		if (add)
 			snprintf(path, sizeof(path), "/v1/records");
-		else
-			if (id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
+		else if (cli_id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
 			return EX_USAGE;
-		code = call(add ? "POST" : "PUT", path, body, &o, 0);
-		free_secret_text(body);
-		if (code == FS_OK && !json_out)
-			printf("saved %s (revision %s)\n", str(o, "id"), str(o, "rev"));
-		return done(code, o, NULL);
+		code = cli_call(add ? "POST" : "PUT", path, body, &o, 0);
+		cli_free_secret_text(body);
+		if (code == FS_OK && !cli_json_out)
+			printf("saved %s (revision %s)\n", cli_str(o, "id"), cli_str(o, "rev"));
+		return cli_done(code, o, NULL);
 	}
 	if (argc == 2 && !strcmp(argv[0], "get")) {
-		if (id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/records/", argv[1], "") != 0)
 			return EX_USAGE;
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out)
-			print_json(o);
-		return done(code, o, NULL);
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out)
+			cli_print_json(o);
+		return cli_done(code, o, NULL);
 	}
 	if ((argc == 1 || argc == 2) && !strcmp(argv[0], "list")) {
 		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
 		snprintf(path, sizeof(path), "/v1/records%s%s", esc ? "?type=" : "",
 		         esc ? esc : "");
 		curl_free(esc);
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out) {
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out) {
 			cJSON *r;
 			cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "records"))
 			{
 				char *d = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "data"));
-				printf("%s\t%s\t%s\n", str(r, "id"), str(r, "type"), d ? d : "");
-				free_secret_text(d);
+				printf("%s\t%s\t%s\n", cli_str(r, "id"), cli_str(r, "type"),
+				       d ? d : "");
+				cli_free_secret_text(d);
 			}
 		}
-		return done(code, o, NULL);
+		return cli_done(code, o, NULL);
 	}
 	if (argc == 3 && !strcmp(argv[0], "delete")) {
 		char *esc = curl_easy_escape(NULL, argv[2], 0);
@@ -727,10 +779,10 @@ static int cmd_record(int argc, char **argv)
 			fprintf(stderr, "fieldsync: not a valid revision\n");
 			return EX_USAGE;
 		}
-		if (id_path(path, sizeof(path), "/v1/records/", argv[1], q) != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/records/", argv[1], q) != 0)
 			return EX_USAGE;
-		code = call("DELETE", path, NULL, &o, 0);
-		return done(code, o, "deleted");
+		code = cli_call("DELETE", path, NULL, &o, 0);
+		return cli_done(code, o, "deleted");
 	}
 	fprintf(stderr, "fieldsync: see \"fieldsync record --help\"\n");
 	return EX_USAGE;
@@ -760,7 +812,7 @@ static void wipe_tree(cJSON *o)
 {
 	for (cJSON *c = o ? o->child : NULL; c; c = c->next) {
 		if (cJSON_IsString(c) && c->valuestring)
-			wipe(c->valuestring, strlen(c->valuestring));
+			cli_wipe(c->valuestring, strlen(c->valuestring));
 		wipe_tree(c);
 	}
 }
@@ -779,11 +831,11 @@ static int send_fields(const char *method, const char *path, cJSON *fields, cons
 	cJSON_Delete(req);
 	if (body == NULL)
 		return EX_FAIL;
-	code = call(method, path, body, &o, 0);
-	free_secret_text(body);
-	if (code == FS_OK && !json_out)
-		printf("%s %s\n", what, str(o, "id"));
-	return done(code, o, NULL);
+	code = cli_call(method, path, body, &o, 0);
+	cli_free_secret_text(body);
+	if (code == FS_OK && !cli_json_out)
+		printf("%s %s\n", what, cli_str(o, "id"));
+	return cli_done(code, o, NULL);
 }
 
 /* Reads the note from a file descriptor, at most NOTE_MAX bytes. */
@@ -796,7 +848,7 @@ static char *read_note(FILE *f)
 		return NULL;
 	n = fread(t, 1, NOTE_MAX + 1, f);
 	if (n > NOTE_MAX) {
-		wipe(t, NOTE_MAX + 2);
+		cli_wipe(t, NOTE_MAX + 2);
 		free(t);
 		fprintf(stderr, "fieldsync: a note is at most %u bytes\n", NOTE_MAX);
 		return NULL;
@@ -889,7 +941,7 @@ static int cmd_case(int argc, char **argv)
 			}
 			name[n] = '\0';
 			cJSON_AddStringToObject(f, "name", name);
-			wipe(name, sizeof(name));
+			cli_wipe(name, sizeof(name));
 		} else {
 			cJSON_AddStringToObject(f, "name", argv[1]);
 		}
@@ -930,29 +982,30 @@ static int cmd_case(int argc, char **argv)
 		return send_fields("POST", "/v1/cases", f, "case");
 	}
 	if (argc == 2 && !strcmp(argv[0], "show")) {
-		if (id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
 			return EX_USAGE;
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out)
-			print_json(o);
-		return done(code, o, NULL);
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out)
+			cli_print_json(o);
+		return cli_done(code, o, NULL);
 	}
 	if ((argc == 1 && !strcmp(argv[0], "list")) ||
 	    (argc == 2 && (!strcmp(argv[0], "find") || !strcmp(argv[0], "list")))) {
 		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
 		snprintf(path, sizeof(path), "/v1/cases%s%s", esc ? "?q=" : "", esc ? esc : "");
 		curl_free(esc);
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out) {
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out) {
 			cJSON *c;
 			cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cases"))
-			    printf("%s\t%s\t%s\n", str(c, "id"), str(c, "tier"), str(c, "name"));
+			    printf("%s\t%s\t%s\n", cli_str(c, "id"), cli_str(c, "tier"),
+			           cli_str(c, "name"));
 		}
-		return done(code, o, NULL);
+		return cli_done(code, o, NULL);
 	}
 	if (argc >= 2 && (!strcmp(argv[0], "edit") || !strcmp(argv[0], "tier") ||
 	                  !strcmp(argv[0], "assign") || !strcmp(argv[0], "close"))) {
-		if (id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/cases/", argv[1], "") != 0)
 			return EX_USAGE;
 		if (!strcmp(argv[0], "edit") && argc == 3) {
 			if ((f = cJSON_Parse(argv[2])) == NULL || !cJSON_IsObject(f)) {
@@ -1050,14 +1103,14 @@ static int cmd_visit(int argc, char **argv)
 			return EX_FAIL;
 		}
 		cJSON_AddStringToObject(f, "note", note);
-		free_secret_text(note);
+		cli_free_secret_text(note);
 		return send_fields("POST", "/v1/visits", f, "visit");
 	}
 	if (argc == 2 && !strcmp(argv[0], "finalize")) {
-		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "/finalize") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/visits/", argv[1], "/finalize") != 0)
 			return EX_USAGE;
-		code = call("POST", path, "{}", &o, 0);
-		return done(code, o, "finalized and signed");
+		code = cli_call("POST", path, "{}", &o, 0);
+		return cli_done(code, o, "finalized and signed");
 	}
 	if (argc >= 2 && !strcmp(argv[0], "addendum")) {
 		cJSON *dn = NULL;
@@ -1086,34 +1139,34 @@ static int cmd_visit(int argc, char **argv)
 			return EX_FAIL;
 		}
 		cJSON_AddStringToObject(f, "note", note);
-		free_secret_text(note);
-		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "/addenda") != 0)
+		cli_free_secret_text(note);
+		if (cli_id_path(path, sizeof(path), "/v1/visits/", argv[1], "/addenda") != 0)
 			return EX_USAGE;
 		return send_fields("POST", path, f, "addendum");
 	}
 	if (argc == 2 && !strcmp(argv[0], "show")) {
-		if (id_path(path, sizeof(path), "/v1/visits/", argv[1], "") != 0)
+		if (cli_id_path(path, sizeof(path), "/v1/visits/", argv[1], "") != 0)
 			return EX_USAGE;
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out)
-			print_json(o);
-		return done(code, o, NULL);
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out)
+			cli_print_json(o);
+		return cli_done(code, o, NULL);
 	}
 	if ((argc == 1 || argc == 2) && !strcmp(argv[0], "list")) {
 		char *esc = argc == 2 ? curl_easy_escape(NULL, argv[1], 0) : NULL;
 		snprintf(path, sizeof(path), "/v1/visits%s%s", esc ? "?case=" : "", esc ? esc : "");
 		curl_free(esc);
-		code = call("GET", path, NULL, &o, 0);
-		if (code == FS_OK && !json_out) {
+		code = cli_call("GET", path, NULL, &o, 0);
+		if (code == FS_OK && !cli_json_out) {
 			cJSON *v;
 			cJSON_ArrayForEach(v, cJSON_GetObjectItem(o, "visits"))
 			{
 				cJSON *dt = cJSON_GetObjectItem(v, "data");
-				printf("%s\t%s\t%s\t%s\n", str(v, "id"), str(dt, "start"),
-				       str(dt, "kind"), str(dt, "state"));
+				printf("%s\t%s\t%s\t%s\n", cli_str(v, "id"), cli_str(dt, "start"),
+				       cli_str(dt, "kind"), cli_str(dt, "state"));
 			}
 		}
-		return done(code, o, NULL);
+		return cli_done(code, o, NULL);
 	}
 	fprintf(stderr, "fieldsync: see \"fieldsync visit --help\"\n");
 	return EX_USAGE;
@@ -1135,39 +1188,40 @@ static const char *tier_ansi(const char *colour)
 static int cmd_due(int all)
 {
 	cJSON *o = NULL, *c;
-	int code = call("GET", all ? "/v1/due?all=1" : "/v1/due", NULL, &o, 0);
+	int code = cli_call("GET", all ? "/v1/due?all=1" : "/v1/due", NULL, &o, 0);
 	int tty = isatty(STDOUT_FILENO), n = 0;
 
-	if (code == FS_OK && !json_out) {
+	if (code == FS_OK && !cli_json_out) {
 		cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cases"))
 		{
-			const char *on = tty ? tier_ansi(str(c, "colour")) : "";
+			const char *on = tty ? tier_ansi(cli_str(c, "colour")) : "";
 			printf("%s%s%s  %-24s  %4d days since last contact  %s  (%s)\n", on,
-			       str(c, "tier"), *on ? "\033[0m" : "", str(c, "name"),
-			       (int)num(c, "days_since"), str(c, "reason"), str(c, "id"));
+			       cli_str(c, "tier"), *on ? "\033[0m" : "", cli_str(c, "name"),
+			       (int)cli_num(c, "days_since"), cli_str(c, "reason"),
+			       cli_str(c, "id"));
 			n++;
 		}
 		if (n == 0)
 			printf("nothing due\n");
 	}
-	return done(code, o, NULL);
+	return cli_done(code, o, NULL);
 }
 
 static int cmd_caseload(void)
 {
 	cJSON *o = NULL, *w;
-	int code = call("GET", "/v1/caseload", NULL, &o, 0);
+	int code = cli_call("GET", "/v1/caseload", NULL, &o, 0);
 
-	if (code == FS_OK && !json_out) {
+	if (code == FS_OK && !cli_json_out) {
 		printf("%-20s %4s %4s %4s %4s %6s %9s\n", "worker", "A", "B", "C", "D", "total",
 		       "weighted");
 		cJSON_ArrayForEach(w, cJSON_GetObjectItem(o, "workers")) printf(
-		    "%-20s %4d %4d %4d %4d %6d %9.1f%s\n", str(w, "worker"), (int)num(w, "A"),
-		    (int)num(w, "B"), (int)num(w, "C"), (int)num(w, "D"), (int)num(w, "total"),
-		    num(w, "weighted"),
+		    "%-20s %4d %4d %4d %4d %6d %9.1f%s\n", cli_str(w, "worker"),
+		    (int)cli_num(w, "A"), (int)cli_num(w, "B"), (int)cli_num(w, "C"),
+		    (int)cli_num(w, "D"), (int)cli_num(w, "total"), cli_num(w, "weighted"),
 		    cJSON_IsTrue(cJSON_GetObjectItem(w, "over")) ? "  over the ceiling" : "");
 	}
-	return done(code, o, NULL);
+	return cli_done(code, o, NULL);
 }
 
 /* ---- help ---- */
@@ -1175,9 +1229,38 @@ static int cmd_caseload(void)
 static const struct help {
 	const char *cmd, *text;
 } helps[] = {
-    {"init",
-     "fieldsync init\n  Sets this device up: a new encrypted store and the passphrase that\n"
-     "  protects it (asked twice, not shown). Leaves it unlocked.\n"},
+    {"init", "fieldsync init [--name NAME] [--recovery PUBLIC-KEY]\n"
+             "  Sets this device up with a new space: an encrypted store and the\n"
+             "  passphrase that protects it (asked twice, not shown). Leaves it unlocked.\n"
+             "  --name: what the team sees next to this device's fingerprint (the server\n"
+             "  sees it too: never a client's name). --recovery: the office recovery\n"
+             "  key's public key (\"fieldsync recovery create\"); every key of the space\n"
+             "  is also sealed to it.\n"},
+    {"join",
+     "fieldsync join SERVER-URL SPACE [--name NAME] [--remote NAME] [--pin sha256//KEY]...\n"
+     "                [--ca FILE] [--user USER --password | --token] [--wait] [--timeout S]\n"
+     "  Sets this device up to join the team space SPACE (the database at\n"
+     "  SERVER-URL/SPACE): asks for a new passphrase, then the password or token;\n"
+     "  from stdin when it is not a terminal, one per line. Shows this device's\n"
+     "  fingerprint: a member approves it with \"fieldsync device approve\" after\n"
+     "  comparing it aloud. Until then this device syncs but reads nothing.\n"
+     "  --wait: returns once approved (default timeout 600 s).\n"},
+    {"device", "fieldsync device [list]\nfieldsync device approve FINGERPRINT\n"
+               "fieldsync device revoke ID|FINGERPRINT\n"
+               "  The devices of this space. approve lets a device that asked to join\n"
+               "  read and write (compare the fingerprint with its owner first). revoke\n"
+               "  removes a lost or retired device: a new space key is made for everyone\n"
+               "  else, so it reads nothing written from then on, and the hub refuses its\n"
+               "  token once the change reaches it.\n"},
+    {"recovery", "fieldsync recovery create FILE\nfieldsync recovery set PUBLIC-KEY\n"
+                 "  The office recovery key. create (on any machine, no daemon needed) makes\n"
+                 "  a new one protected by its own passphrase, writes it to FILE (print it or\n"
+                 "  keep it on removable media, offline) and shows its public key. set gives a\n"
+                 "  space's devices that public key: every key version is sealed to it.\n"},
+    {"recover", "fieldsync recover FILE\n"
+                "  When the devices of a space are lost: on a device that joined the space,\n"
+                "  opens the office recovery key FILE (its passphrase is asked) and takes\n"
+                "  every key of the space; this device then reads everything and is a member.\n"},
     {"unlock", "fieldsync unlock\n  Asks for the passphrase and unlocks the records. Wrong\n"
                "  passphrases make the next try wait longer (1 s, 2 s, 4 s ... 5 min).\n"},
     {"lock", "fieldsync lock\n  Wipes the record keys from memory now. Sync goes on.\n"},
@@ -1233,7 +1316,8 @@ static void usage(FILE *f)
 	fprintf(f, "\nEvery command takes --help. --json prints the daemon's answer as JSON.\n"
 	           "Exit status: 0 done, 1 failed (the message says why), 2 usage error,\n"
 	           "3 the daemon is not running, 4 locked or not set up, 5 wrong passphrase\n"
-	           "or slowed down, 6 conflict (the record changed), 7 not found.\n");
+	           "or slowed down, 6 conflict (the record changed), 7 not found, 8 not a\n"
+	           "member of the space (not approved yet, or revoked).\n");
 }
 
 int main(int argc, char **argv)
@@ -1249,7 +1333,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return EX_OK;
 		} else if (!strcmp(argv[i], "--json")) {
-			json_out = 1;
+			cli_json_out = 1;
 		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
 			sock_path = argv[++i];
 		} else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
@@ -1277,7 +1361,7 @@ int main(int argc, char **argv)
 			return EX_USAGE;
 		}
 		if (!strcmp(argv[j], "--json"))
-			json_out = 1;
+			cli_json_out = 1;
 	}
 	if (sock_path == NULL)
 		sock_path = getenv("FIELDSYNC_SOCKET");
@@ -1297,14 +1381,22 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!strcmp(cmd, "status") && argc == i)
 		rc = cmd_status();
-	else if (!strcmp(cmd, "init") && argc == i)
-		rc = cmd_init();
+	else if (!strcmp(cmd, "init"))
+		rc = cmd_init(argc - i, argv + i);
+	else if (!strcmp(cmd, "join"))
+		rc = cli_join(argc - i, argv + i);
+	else if (!strcmp(cmd, "device"))
+		rc = cli_device(argc - i, argv + i);
+	else if (!strcmp(cmd, "recovery"))
+		rc = cli_recovery(argc - i, argv + i);
+	else if (!strcmp(cmd, "recover"))
+		rc = cli_recover(argc - i, argv + i);
 	else if (!strcmp(cmd, "unlock") && argc == i)
 		rc = cmd_unlock();
 	else if (!strcmp(cmd, "lock") && argc == i) {
 		cJSON *o;
-		int code = call("POST", "/v1/lock", "{}", &o, 0);
-		rc = done(code, o, "locked");
+		int code = cli_call("POST", "/v1/lock", "{}", &o, 0);
+		rc = cli_done(code, o, "locked");
 	} else if (!strcmp(cmd, "passwd") && argc == i)
 		rc = cmd_passwd();
 	else if (!strcmp(cmd, "sync")) {

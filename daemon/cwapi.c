@@ -7,8 +7,8 @@
  */
 #include "daemon_int.h"
 
-#include <sodium.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +24,11 @@ static const char *jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* A device id for the hybrid logical clocks' tie-break: stable per device. */
+/* The device id records name as their author and for the hybrid logical
+ * clocks' tie-break: this device's team id (docs/team.md). */
 static void device_id(const struct fsd *d, char out[FS_CW_ID_MAX + 1])
 {
-	snprintf(out, FS_CW_ID_MAX + 1, "dev-%.32s", d->space_id);
+	snprintf(out, FS_CW_ID_MAX + 1, "%s", d->dev_id);
 }
 
 /* Before the index is wiped its sealed snapshot is saved (a `_local`
@@ -40,6 +41,13 @@ void fsd_cw_drop(struct fsd *d)
 		fsd_log(FS_DAEMON_LOG_WARN, "casework index not saved: %s", fs_errname(eb.code));
 	fs_cw_index_free(d->cw);
 	d->cw = NULL;
+}
+
+void fsd_cw_reset(struct fsd *d)
+{
+	fs_cw_index_free(d->cw);
+	d->cw = NULL;
+	d->cw_fresh = 1;
 }
 
 int fsd_cw_rules_load(const fs_daemon_config *cfg, fs_cw_config *out, fs_errbuf *eb)
@@ -83,35 +91,24 @@ out:
 	return rc;
 }
 
-/* This device's signing key is trusted for its own visits (the device
- * registry that would name other devices' keys is issue 8's). */
-static int trust_self(struct fsd *d, fs_errbuf *eb)
+/* Signing keys the index trusts: every device of the team, and this
+ * device's own under the name records had before teams ("dev-<space>"). */
+static int trust_devices(struct fsd *d, fs_errbuf *eb)
 {
 	uint8_t *w = NULL, box[FS_CRYPTO_BOX_PK_BYTES], pk[FS_CRYPTO_SIGN_PK_BYTES];
-	char dev[FS_CW_ID_MAX + 1];
+	char legacy[FS_CW_ID_MAX + 1];
 	size_t n = 0;
 	int rc;
 
 	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) != FS_OK ||
 	    (rc = fs_crypto_identity_wrapped_public(w, n, box, pk, eb)) != FS_OK)
 		goto out;
-	device_id(d, dev);
-	rc = fs_cw_index_trust(d->cw, dev, pk, eb);
+	snprintf(legacy, sizeof(legacy), "dev-%.32s", d->space_id);
+	if ((rc = fs_cw_index_trust(d->cw, legacy, pk, eb)) != FS_OK ||
+	    (rc = fs_cw_index_trust(d->cw, d->dev_id, pk, eb)) != FS_OK)
+		goto out;
+	fsd_team_trust(d);
 out:
-	free(w);
-	return rc;
-}
-
-/* The device identity, unwrapped for one signature (freed by the caller). */
-static int identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
-{
-	uint8_t *w = NULL;
-	size_t n = 0;
-	int rc;
-
-	*id = NULL;
-	if ((rc = fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, eb)) == FS_OK)
-		rc = fs_crypto_identity_unwrap(w, n, d->master, id, eb);
 	free(w);
 	return rc;
 }
@@ -129,15 +126,18 @@ int fsd_cw_index(struct fsd *d, fs_errbuf *eb)
 	if (d->cw == NULL) {
 		if ((rc = fs_cw_index_new(&d->cw_rules, &d->cw, eb)) != FS_OK)
 			return rc;
-		if ((rc = trust_self(d, eb)) != FS_OK) {
+		if ((rc = trust_devices(d, eb)) != FS_OK) {
 			fsd_cw_drop(d);
 			return rc;
 		}
-		rc = fs_cw_index_restore(d->cw, d->st, d->ring, d->space_id, eb);
+		/* After new keys a saved snapshot lacks what they open: full load. */
+		rc = d->cw_fresh ? FS_E_NOTFOUND
+		                 : fs_cw_index_restore(d->cw, d->st, d->ring, d->space_id, eb);
 		if (rc != FS_OK && rc != FS_E_NOTFOUND) {
 			fsd_cw_drop(d);
 			return rc;
 		}
+		d->cw_fresh = 0;
 	}
 	if ((rc = fs_cw_index_load(d->cw, d->st, d->ring, d->space_id, eb)) != FS_OK)
 		return rc;
@@ -236,7 +236,8 @@ static int create(struct fsd *d, int visit, const cJSON *body, cJSON **out, fs_e
 	size_t plen = 0;
 	int rc;
 
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK || (rc = body_text(body, "fields", &fields, eb)))
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK ||
+	    (rc = body_text(body, "fields", &fields, eb)))
 		goto out;
 	device_id(d, dev);
 	rc = visit
@@ -268,7 +269,7 @@ static int edit(struct fsd *d, int visit, const char *id, const cJSON *body, cJS
 	size_t plen = 0;
 	int rc;
 
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK ||
 	    (rc = body_text(body, "fields", &fields, eb)) ||
 	    (rc = get_record(d, id, jstr(body, "rev"), &old, rev, &type, eb)) != FS_OK)
 		goto out;
@@ -307,7 +308,7 @@ static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON 
 	size_t plen = 0;
 	int rc;
 
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK ||
 	    (addendum && (rc = body_text(body, "fields", &fields, eb)) != FS_OK) ||
 	    (rc = get_record(d, vid, NULL, &old, rev, &type, eb)) != FS_OK)
 		goto out;
@@ -315,7 +316,7 @@ static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON 
 		rc = fs_err_set(eb, FS_E_NOTFOUND, "not a visit");
 		goto out;
 	}
-	if ((rc = identity(d, &id, eb)) != FS_OK)
+	if ((rc = fsd_vault_identity(d, &id, eb)) != FS_OK)
 		goto out;
 	device_id(d, dev);
 	if (!addendum) {
@@ -446,7 +447,7 @@ static int resolve(struct fsd *d, cJSON **out, fs_errbuf *eb)
 	size_t len = 0;
 	int rc;
 
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK ||
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK ||
 	    (rc = fs_cw_resolve(d->st, d->ring, d->space_id, d->cur, &c, eb)) != FS_OK ||
 	    (rc = fs_cw_conflicts_json(c, &text, &len, eb)) != FS_OK)
 		goto out;

@@ -63,10 +63,10 @@ struct fsd {
 	int initialized;
 	fs_key *master;
 	fs_keyring *ring;
-	fs_space_key *cur; /* the key new records are sealed with (owned) */
-	char space_id[FS_CRYPTO_SPACE_ID_MAX];
-	int creds_loaded; /* credentials unwrapped since start */
-	unsigned fails;   /* consecutive wrong passphrases */
+	const fs_space_key *cur; /* the key new records are sealed with (one of ring's), or NULL */
+	char space_id[FS_CRYPTO_SPACE_ID_MAX]; /* "" while a joining device waits for its space */
+	int creds_loaded;                      /* credentials unwrapped since start */
+	unsigned fails;                        /* consecutive wrong passphrases */
 	uint64_t next_try_ms;
 	uint64_t last_use_ms;
 
@@ -82,6 +82,24 @@ struct fsd {
 
 	struct fs_cw_index *cw; /* casework index: NULL while locked (cwapi.c) */
 	fs_cw_config cw_rules;  /* the agency's rules, from cfg.agency_rules */
+	int cw_fresh;           /* keys arrived: build the next index from scratch */
+
+	/* team.c: this device in its space's team (docs/team.md) */
+	fs_team *team;                            /* resolved, or NULL */
+	int team_err;                             /* why not resolved (FS_E_TEAM_*), or FS_OK */
+	char genesis[FS_CRYPTO_KID_MAX];          /* the pinned first version, "" until known */
+	int joining;                              /* set up by join: the space is not known yet */
+	char dev_id[FS_CRYPTO_DEVICE_ID_MAX];     /* this device's id, "" before setup */
+	char dev_name[FS_CRYPTO_DEVICE_NAME_MAX]; /* shown to the team */
+	char dev_fp[FS_CRYPTO_FINGERPRINT_MAX];
+	uint64_t team_docs, team_seq; /* what the resolved team was read from */
+};
+
+/* How a device is set up (POST /v1/init and /v1/join). */
+struct fsd_setup {
+	int join;             /* 1: no space of its own; it joins one from a remote */
+	const char *name;     /* the device's name for its team, NULL: a default */
+	const char *recovery; /* the office recovery public key ("fsrk1-..."), or NULL */
 };
 
 /* log.c: one line to stderr with a level; never a secret or record content. */
@@ -94,12 +112,22 @@ void fsd_json_hooks(void);
 
 /* vault.c */
 int fsd_vault_open(struct fsd *d, fs_errbuf *eb) FS_WUR;
-int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
+int fsd_vault_init(struct fsd *d, const char *pass, size_t len, const struct fsd_setup *o,
+                   fs_errbuf *eb) FS_WUR;
+void fsd_vault_unlocked(struct fsd *d);
 int fsd_vault_unlock(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb) FS_WUR;
 void fsd_vault_lock(struct fsd *d, const char *why);
 int fsd_vault_passwd(struct fsd *d, const char *old, size_t old_len, const char *nw, size_t new_len,
                      fs_errbuf *eb) FS_WUR;
 int fsd_vault_ready(struct fsd *d, fs_errbuf *eb) FS_WUR; /* initialized and unlocked */
+/* Unlocked and holding the key new records use (FS_E_TEAM_NOKEY/REVOKED). */
+int fsd_vault_writable(struct fsd *d, fs_errbuf *eb) FS_WUR;
+/* The device identity, unwrapped (caller frees with fs_crypto_identity_free). */
+int fsd_vault_identity(struct fsd *d, fs_identity **id, fs_errbuf *eb) FS_WUR;
+/* Keeps a space key: wrapped under the master key in the store, and in the ring. */
+int fsd_vault_key_add(struct fsd *d, const fs_space_key *k, fs_errbuf *eb) FS_WUR;
+/* New records use the ring's key kid from now on (NULL or unknown: none). */
+void fsd_vault_key_use(struct fsd *d, const char *kid);
 /* Record plaintext (JSON text) <-> envelope, under the space's keys. */
 int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t len, char **env,
                    size_t *env_len, fs_errbuf *eb) FS_WUR;
@@ -128,8 +156,11 @@ void fsd_api_run(struct fsd *d);
 uint64_t fsd_api_timeout(struct fsd *d); /* ms, UINT64_MAX: none */
 void fsd_api_stop(struct fsd *d);
 
-/* cwapi.c: the casework endpoints; fsd_cw_drop wipes the index (on lock). */
+/* cwapi.c: the casework endpoints; fsd_cw_drop wipes the index (on lock),
+ * fsd_cw_reset too, without saving it: new keys may make more records
+ * readable, so the next index is built from all of them. */
 void fsd_cw_drop(struct fsd *d);
+void fsd_cw_reset(struct fsd *d);
 /* Reads cfg's agency_rules file (defaults when none) into *out: checked at
  * start and at every reload, so a bad file is named before anyone asks `due`. */
 int fsd_cw_rules_load(const fs_daemon_config *cfg, fs_cw_config *out, fs_errbuf *eb) FS_WUR;
@@ -137,6 +168,27 @@ int fsd_cw_index(struct fsd *d, fs_errbuf *eb) FS_WUR;
 int fsd_cw_route(struct fsd *d, const char *method, char **s, size_t n, const char *q,
                  const char *case_id, const char *now_s, const char *all_s, const cJSON *body,
                  cJSON **out, unsigned *status, fs_errbuf *eb) FS_WUR;
+
+/* team.c (docs/team.md) */
+/* At start: the pinned space, this device's id and name, the team as stored. */
+int fsd_team_open(struct fsd *d, fs_errbuf *eb) FS_WUR;
+void fsd_team_close(struct fsd *d);
+/* Setup's part (fsd_vault_init): device name, joining flag, recovery key. */
+int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb) FS_WUR;
+/* Re-reads the team documents when they changed (always with force) and,
+ * when unlocked, acts on them: keys sealed to us, our own first documents,
+ * the current key, a stale version. Problems are logged, never fatal. */
+void fsd_team_refresh(struct fsd *d, int force);
+/* Lets the casework index trust every device of the team for signatures. */
+void fsd_team_trust(struct fsd *d);
+/* Why no key is there to write with: FS_E_TEAM_NOKEY or FS_E_TEAM_REVOKED. */
+int fsd_team_why_no_key(struct fsd *d, fs_errbuf *eb) FS_WUR;
+cJSON *fsd_team_json(struct fsd *d);
+int fsd_team_approve(struct fsd *d, const char *fingerprint, cJSON **out, fs_errbuf *eb) FS_WUR;
+int fsd_team_revoke(struct fsd *d, const char *who, cJSON **out, fs_errbuf *eb) FS_WUR;
+int fsd_team_recovery_set(struct fsd *d, const char *pub, cJSON **out, fs_errbuf *eb) FS_WUR;
+int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pass, size_t pass_len,
+                     cJSON **out, fs_errbuf *eb) FS_WUR;
 
 /* netwatch_linux.c: a NETLINK_ROUTE socket; -1 where there is none. */
 int fsd_netwatch_open(fs_errbuf *eb);

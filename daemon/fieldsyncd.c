@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 		fsd_log(FS_DAEMON_LOG_ERROR, "libcurl did not start");
 		goto out;
 	}
-	if (fsd_vault_open(&d, &eb) != FS_OK || fsd_remotes_load(&d, &eb) != FS_OK) {
+	if (fsd_vault_open(&d, &eb) != FS_OK || fsd_remotes_load(&d, &eb) != FS_OK ||
+	    fsd_team_open(&d, &eb) != FS_OK) {
 		fsd_log(FS_DAEMON_LOG_ERROR, "cannot read the store: %s (%s)", fs_strerror(eb.code),
 		        eb.msg);
 		goto out;
@@ -226,6 +227,7 @@ out:
 	fsd_api_stop(&d);
 	fsd_remotes_free(&d);
 	fsd_vault_lock(&d, NULL);
+	fsd_team_close(&d);
 	if (d.multi)
 		curl_multi_cleanup(d.multi);
 	curl_global_cleanup();

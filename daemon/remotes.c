@@ -407,7 +407,7 @@ void fsd_remotes_local_edit(struct fsd *d)
 
 uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 {
-	uint64_t next = UINT64_MAX;
+	uint64_t next = UINT64_MAX, pulled = 0;
 
 	for (size_t i = 0; i < d->n_remotes; i++) {
 		struct fsd_remote *rm = &d->remotes[i];
@@ -424,6 +424,7 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 			rm->pushed += p.docs_pushed;
 			rm->pulled += p.docs_pulled;
 			rm->refused += p.docs_refused;
+			pulled += p.docs_pulled;
 			if (rc != FS_OK) {
 				if (rc != rm->last_err)
 					fsd_log(FS_DAEMON_LOG_WARN,
@@ -467,6 +468,15 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 		}
 		if (rm->next_ms < next)
 			next = rm->next_ms;
+	}
+	/* Pulled documents may be team documents: new members, keys,
+	 * revocations (team.c reads them only when they changed). What it
+	 * writes in answer is pushed after the usual short delay. */
+	if (pulled) {
+		fsd_team_refresh(d, 0);
+		for (size_t i = 0; i < d->n_remotes; i++)
+			if (d->remotes[i].live && d->remotes[i].next_ms < next)
+				next = d->remotes[i].next_ms;
 	}
 	return next == UINT64_MAX ? UINT64_MAX : (next > now ? next - now : 0);
 }

@@ -1,9 +1,11 @@
 /*
  * daemon/vault.c: the daemon's keys and their life: first setup (key file,
- * device identity, the device's own space and its key), unlock with the
- * passphrase (wrong ones slowed down exponentially), lock (keys wiped),
- * passphrase change, and sealing/opening record envelopes. Space keys are
- * handled here only, so team spaces (more kids, sealed keys) grow in one place.
+ * device identity, and either a new space with its first key or, to join a
+ * team, none yet), unlock with the passphrase (wrong ones slowed down
+ * exponentially), lock (keys wiped), passphrase change, the space keys this
+ * device holds (every version, wrapped under the master key) and sealing
+ * and opening record envelopes. team.c decides which keys arrive and which
+ * one new records use; only this file touches them.
  */
 #include "daemon_int.h"
 
@@ -34,9 +36,15 @@ int fsd_vault_open(struct fsd *d, fs_errbuf *eb)
 	int rc;
 
 	d->initialized = access(d->key_path, F_OK) == 0;
+	d->space_id[0] = '\0';
 	if (!d->initialized)
 		return FS_OK;
+	/* A device that joined a team learns its space id from the server. */
 	rc = fs_store_meta_get(d->st, META_SPACE_ID, &v, &n, eb);
+	if (rc == FS_E_NOTFOUND) {
+		fs_err_clear(eb);
+		return FS_OK;
+	}
 	if (rc == FS_OK && (n == 0 || n >= sizeof(d->space_id)))
 		rc = fs_err_set(eb, FS_E_STORE_CORRUPT, "bad space id in the store");
 	if (rc == FS_OK) {
@@ -47,52 +55,122 @@ int fsd_vault_open(struct fsd *d, fs_errbuf *eb)
 	return rc;
 }
 
-/* Loads the space's keys into a fresh ring; the current one becomes d->cur. */
-static int load_space_keys(struct fsd *d, fs_errbuf *eb)
+struct keyload {
+	struct fsd *d;
+	fs_keyring *ring;
+	fs_errbuf *eb;
+	int rc;
+};
+
+static int load_one(void *ctx, const char *key, const uint8_t *val, size_t len)
 {
-	uint8_t *kid = NULL, *blob = NULL;
-	size_t kid_len = 0, blob_len = 0;
-	char meta[sizeof(META_SPACEKEY_P) + FS_CRYPTO_KID_MAX];
-	fs_keyring *ring = NULL;
+	struct keyload *kl = ctx;
 	fs_space_key *k = NULL;
 	int rc;
 
-	if ((rc = fs_store_meta_get(d->st, META_SPACEKEY, &kid, &kid_len, eb)) != FS_OK)
-		goto out;
-	if (kid_len == 0 || kid_len >= FS_CRYPTO_KID_MAX) {
-		rc = fs_err_set(eb, FS_E_STORE_CORRUPT, "bad key id in the store");
-		goto out;
-	}
-	snprintf(meta, sizeof(meta), "%s%.*s", META_SPACEKEY_P, (int)kid_len, (const char *)kid);
-	if ((rc = fs_store_meta_get(d->st, meta, &blob, &blob_len, eb)) != FS_OK ||
-	    (rc = fs_crypto_spacekey_unwrap(blob, blob_len, d->master, &k, eb)) != FS_OK ||
-	    (rc = fs_crypto_keyring_new(&ring, eb)) != FS_OK ||
-	    (rc = fs_crypto_keyring_add(ring, k, eb)) != FS_OK)
-		goto out;
-	if (strcmp(fs_crypto_spacekey_space(k), d->space_id) != 0) {
-		rc = fs_err_set(eb, FS_E_MISBOUND, "the space key is for another space");
-		goto out;
-	}
-	d->ring = ring;
-	d->cur = k;
-	ring = NULL;
-	k = NULL;
-	rc = FS_OK;
-out:
-	fs_crypto_keyring_free(ring);
+	(void)key;
+	rc = fs_crypto_spacekey_unwrap(val, len, kl->d->master, &k, kl->eb);
+	if (rc == FS_OK && strcmp(fs_crypto_spacekey_space(k), kl->d->space_id) != 0)
+		rc = fs_err_set(kl->eb, FS_E_MISBOUND, "a stored space key is for another space");
+	if (rc == FS_OK)
+		rc = fs_crypto_keyring_add(kl->ring, k, kl->eb);
 	fs_crypto_spacekey_free(k);
-	free(kid);
-	free(blob);
+	kl->rc = rc;
 	return rc;
 }
 
-int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
+/* Loads every space key this device holds into a fresh ring; the one named
+ * current (team.c keeps it up to date) becomes d->cur. */
+static int load_space_keys(struct fsd *d, fs_errbuf *eb)
+{
+	struct keyload kl = {d, NULL, eb, FS_OK};
+	uint8_t *kid = NULL;
+	size_t kid_len = 0;
+	int rc;
+
+	if ((rc = fs_crypto_keyring_new(&kl.ring, eb)) != FS_OK)
+		return rc;
+	rc = fs_store_meta_list(d->st, META_SPACEKEY_P, load_one, &kl, eb);
+	if (rc != FS_OK) {
+		fs_crypto_keyring_free(kl.ring);
+		return kl.rc != FS_OK ? kl.rc : rc;
+	}
+	d->ring = kl.ring;
+	rc = fs_store_meta_get(d->st, META_SPACEKEY, &kid, &kid_len, eb);
+	if (rc == FS_E_NOTFOUND) {
+		fs_err_clear(eb);
+		return FS_OK; /* a joining device: no key yet */
+	}
+	if (rc == FS_OK && (kid_len == 0 || kid_len >= FS_CRYPTO_KID_MAX))
+		rc = fs_err_set(eb, FS_E_STORE_CORRUPT, "bad key id in the store");
+	if (rc == FS_OK) {
+		char k[FS_CRYPTO_KID_MAX];
+		memcpy(k, kid, kid_len);
+		k[kid_len] = '\0';
+		fsd_vault_key_use(d, k);
+	}
+	free(kid);
+	return rc;
+}
+
+void fsd_vault_key_use(struct fsd *d, const char *kid)
+{
+	const fs_space_key *k = kid && d->ring ? fs_crypto_keyring_find(d->ring, kid) : NULL;
+	fs_errbuf eb;
+
+	if (k == d->cur)
+		return;
+	/* Borrowed from the ring, which never drops a key while unlocked. */
+	d->cur = k;
+	if (k && fs_store_meta_set(d->st, META_SPACEKEY, (const uint8_t *)kid, strlen(kid), &eb) !=
+	             FS_OK)
+		fsd_log(FS_DAEMON_LOG_WARN, "current key not saved: %s", fs_errname(eb.code));
+}
+
+int fsd_vault_key_add(struct fsd *d, const fs_space_key *k, fs_errbuf *eb)
+{
+	uint8_t skw[FS_CRYPTO_SPACEKEY_WRAPPED_MAX];
+	char meta[sizeof(META_SPACEKEY_P) + FS_CRYPTO_KID_MAX];
+	size_t skw_len = 0;
+	int rc;
+
+	if (d->master == NULL || d->ring == NULL)
+		return fs_err_set(eb, FS_E_DAEMON_LOCKED, NULL);
+	if (strcmp(fs_crypto_spacekey_space(k), d->space_id) != 0)
+		return fs_err_set(eb, FS_E_MISBOUND, "a key for another space");
+	if (fs_crypto_keyring_find(d->ring, fs_crypto_spacekey_kid(k)))
+		return fs_crypto_keyring_add(d->ring, k, eb); /* FS_OK, or another key: refused */
+	snprintf(meta, sizeof(meta), "%s%s", META_SPACEKEY_P, fs_crypto_spacekey_kid(k));
+	/* On disk first: a key in memory only would be gone at the next unlock. */
+	if ((rc = fs_crypto_spacekey_wrap(k, d->master, skw, &skw_len, eb)) != FS_OK ||
+	    (rc = fs_store_meta_set(d->st, meta, skw, skw_len, eb)) != FS_OK)
+		return rc;
+	return fs_crypto_keyring_add(d->ring, k, eb);
+}
+
+int fsd_vault_identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
+{
+	uint8_t *w = NULL;
+	size_t n = 0;
+	int rc;
+
+	*id = NULL;
+	if (d->master == NULL)
+		return fs_err_set(eb, FS_E_DAEMON_LOCKED, NULL);
+	if ((rc = fs_store_meta_get(d->st, META_IDENTITY, &w, &n, eb)) == FS_OK)
+		rc = fs_crypto_identity_unwrap(w, n, d->master, id, eb);
+	free(w);
+	return rc;
+}
+
+int fsd_vault_init(struct fsd *d, const char *pass, size_t len, const struct fsd_setup *o,
+                   fs_errbuf *eb)
 {
 	uint8_t kf[FS_CRYPTO_KEYFILE_BYTES];
 	uint8_t idw[FS_CRYPTO_IDENTITY_WRAPPED_BYTES];
 	uint8_t skw[FS_CRYPTO_SPACEKEY_WRAPPED_MAX];
 	char meta[sizeof(META_SPACEKEY_P) + FS_CRYPTO_KID_MAX];
-	char space[FS_CRYPTO_SPACE_ID_MAX];
+	char space[FS_CRYPTO_SPACE_ID_MAX] = "";
 	fs_kdf_params p = kdf(d);
 	fs_key *master = NULL;
 	fs_identity *id = NULL;
@@ -102,24 +180,30 @@ int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
 
 	if (d->initialized)
 		return fs_err_set(eb, FS_E_EXISTS, "this device is already set up");
-	fs_crypto_space_id_new(space);
+	if (!o->join)
+		fs_crypto_space_id_new(space);
 	/* Everything the key file will protect is written first: the key file
 	 * appears last, so a crash leaves a device that is simply not set up. */
 	if ((rc = fs_crypto_keyfile_create(pass, len, &p, kf, &master, eb)) != FS_OK ||
 	    (rc = fs_crypto_identity_new(&id, eb)) != FS_OK ||
 	    (rc = fs_crypto_identity_wrap(id, master, idw, eb)) != FS_OK ||
-	    (rc = fs_crypto_spacekey_new(space, 1, &k, eb)) != FS_OK ||
-	    (rc = fs_crypto_spacekey_wrap(k, master, skw, &skw_len, eb)) != FS_OK)
+	    (rc = fs_store_meta_set(d->st, META_IDENTITY, idw, sizeof(idw), eb)) != FS_OK ||
+	    (rc = fsd_team_setup(d, o, eb)) != FS_OK)
 		goto out;
-	snprintf(meta, sizeof(meta), "%s%s", META_SPACEKEY_P, fs_crypto_spacekey_kid(k));
-	if ((rc = fs_store_meta_set(d->st, META_IDENTITY, idw, sizeof(idw), eb)) != FS_OK ||
-	    (rc = fs_store_meta_set(d->st, META_SPACE_ID, (const uint8_t *)space, strlen(space),
-	                            eb)) != FS_OK ||
-	    (rc = fs_store_meta_set(d->st, meta, skw, skw_len, eb)) != FS_OK ||
-	    (rc =
-	         fs_store_meta_set(d->st, META_SPACEKEY, (const uint8_t *)fs_crypto_spacekey_kid(k),
-	                           strlen(fs_crypto_spacekey_kid(k)), eb)) != FS_OK ||
-	    (rc = fs_crypto_keyfile_save(d->key_path, kf, eb)) != FS_OK)
+	if (!o->join) {
+		if ((rc = fs_crypto_spacekey_new(space, 1, &k, eb)) != FS_OK ||
+		    (rc = fs_crypto_spacekey_wrap(k, master, skw, &skw_len, eb)) != FS_OK)
+			goto out;
+		snprintf(meta, sizeof(meta), "%s%s", META_SPACEKEY_P, fs_crypto_spacekey_kid(k));
+		if ((rc = fs_store_meta_set(d->st, META_SPACE_ID, (const uint8_t *)space,
+		                            strlen(space), eb)) != FS_OK ||
+		    (rc = fs_store_meta_set(d->st, meta, skw, skw_len, eb)) != FS_OK ||
+		    (rc = fs_store_meta_set(d->st, META_SPACEKEY,
+		                            (const uint8_t *)fs_crypto_spacekey_kid(k),
+		                            strlen(fs_crypto_spacekey_kid(k)), eb)) != FS_OK)
+			goto out;
+	}
+	if ((rc = fs_crypto_keyfile_save(d->key_path, kf, eb)) != FS_OK)
 		goto out;
 	d->initialized = 1;
 	memcpy(d->space_id, space, sizeof(space));
@@ -131,8 +215,13 @@ int fsd_vault_init(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
 		goto out;
 	}
 	d->last_use_ms = fsd_now_ms();
-	fsd_log(FS_DAEMON_LOG_INFO, "set up: new key file, device identity and space %s", space);
-	fsd_remotes_unlocked(d);
+	if (o->join)
+		fsd_log(FS_DAEMON_LOG_INFO,
+		        "set up to join a space: new key file and device identity");
+	else
+		fsd_log(FS_DAEMON_LOG_INFO, "set up: new key file, device identity and space %s",
+		        space);
+	fsd_vault_unlocked(d);
 	rc = FS_OK;
 out:
 	sodium_memzero(kf, sizeof(kf));
@@ -140,6 +229,14 @@ out:
 	fs_crypto_identity_free(id);
 	fs_crypto_spacekey_free(k);
 	return rc;
+}
+
+/* After every unlock: credentials, then the team (which may bring keys,
+ * write this device's first documents, or pick another current key). */
+void fsd_vault_unlocked(struct fsd *d)
+{
+	fsd_remotes_unlocked(d);
+	fsd_team_refresh(d, 1);
 }
 
 /* Refuses an attempt while the slowdown after wrong passphrases runs. */
@@ -209,7 +306,7 @@ int fsd_vault_unlock(struct fsd *d, const char *pass, size_t len, fs_errbuf *eb)
 	}
 	d->last_use_ms = fsd_now_ms();
 	fsd_log(FS_DAEMON_LOG_INFO, "unlocked");
-	fsd_remotes_unlocked(d);
+	fsd_vault_unlocked(d);
 	rc = FS_OK;
 out:
 	sodium_memzero(kf, sizeof(kf));
@@ -223,8 +320,7 @@ void fsd_vault_lock(struct fsd *d, const char *why)
 
 	fsd_cw_drop(d); /* the index holds decrypted names */
 	fs_crypto_key_free(d->master);
-	fs_crypto_keyring_free(d->ring);
-	fs_crypto_spacekey_free(d->cur);
+	fs_crypto_keyring_free(d->ring); /* d->cur is one of its keys */
 	d->master = NULL;
 	d->ring = NULL;
 	d->cur = NULL;
@@ -265,9 +361,20 @@ int fsd_vault_ready(struct fsd *d, fs_errbuf *eb)
 {
 	if (!d->initialized)
 		return fs_err_set(eb, FS_E_DAEMON_NOINIT, NULL);
-	if (d->master == NULL || d->cur == NULL)
+	if (d->master == NULL || d->ring == NULL)
 		return fs_err_set(eb, FS_E_DAEMON_LOCKED, NULL);
 	d->last_use_ms = fsd_now_ms();
+	return FS_OK;
+}
+
+int fsd_vault_writable(struct fsd *d, fs_errbuf *eb)
+{
+	int rc;
+
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	if (d->cur == NULL)
+		return fsd_team_why_no_key(d, eb);
 	return FS_OK;
 }
 
@@ -276,7 +383,7 @@ int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t 
 {
 	int rc;
 
-	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+	if ((rc = fsd_vault_writable(d, eb)) != FS_OK)
 		return rc;
 	return fs_crypto_env_seal(d->cur, doc_id, (const uint8_t *)plain, len, env, env_len, eb);
 }

@@ -4,35 +4,15 @@
 # added and synced; with the hub down a home visit is captured (note on
 # stdin) and `due` changes at once; the hub comes back and the queue drains
 # by itself; the hub holds ciphertext only; after a restart the device's
-# store gives the same `due` answer. A second device syncs the same database
-# but, without team sharing (issue 8), cannot open the first device's space:
-# it counts the records as unreadable and shows nothing.
+# store gives the same `due` answer. A second device joins the team and,
+# once approved, reads the case and the visits.
 lib_no_pouch=1
 . "$(dirname "$0")/../daemon/lib.sh"
 : "${FS_HUB_BIN:?}"
 
-hub="$T/hub"
-"$FS_HUB_BIN" init "$hub" >"$T/hub.pin" 2>"$T/hub-init.log" || fail "hub init"
-pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$T/hub.pin")
-"$FS_HUB_BIN" db create team --dir "$hub" >/dev/null || fail "hub db create"
-tok_a=$("$FS_HUB_BIN" token add dev-a --db team --dir "$hub" | tail -n 1)
-tok_b=$("$FS_HUB_BIN" token add dev-b --db team --dir "$hub" | tail -n 1)
-port=$(free_port)
-start_hub() {
-	setsid "$FS_HUB_BIN" serve "$hub" --port "$port" --quiet >>"$T/hub.log" 2>&1 </dev/null &
-	hub_pgid=$!
-	pgids+=("$hub_pgid")
-	for _ in $(seq 100); do
-		curl -s -o /dev/null --cacert "$hub/cert.pem" "https://127.0.0.1:$port/" && return 0
-		sleep 0.1
-	done
-	fail "fieldsync-hub did not start on $port"
-}
-stop_hub() {
-	kill -TERM -- "-$hub_pgid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 -- "-$hub_pgid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL -- "-$hub_pgid" 2>/dev/null || true
-}
+hub_init team
+tok_a=$(hub_token dev-a team)
+tok_b=$(hub_token dev-b team)
 hub_get() { curl -sf --cacert "$hub/cert.pem" -H "Authorization: Bearer $tok_a" "https://127.0.0.1:$port/team/$1"; }
 
 start_hub
@@ -67,7 +47,8 @@ say "home visit captured offline; due changed at once"
 start_hub
 wait_for 30 queue_empty a || fail "the queue did not drain when the hub came back"
 hub_get "_all_docs?include_docs=true" >"$T/hub.json" || fail "hub read"
-[ "$(jget total_rows <"$T/hub.json")" = 2 ] || fail "hub holds $(jget total_rows <"$T/hub.json") docs"
+records=$(grep -o '"id":"[^"]*"' "$T/hub.json" | grep -vc '"id":"fs:' || true)
+[ "$records" = 2 ] || fail "hub holds $records records"
 grep -q '"c":' "$T/hub.json" || fail "hub documents are not envelopes"
 marker_absent "$T/hub.json" "$hub"
 say "hub holds the case and the visit as ciphertext only"
@@ -128,17 +109,27 @@ printf 'correct horse\n' | cli a unlock >/dev/null || fail "unlock with agency r
 cli a lock >/dev/null
 say "agency rules: a bad file refused at start, the zone used in due"
 
+# A second device of the team (docs/team.md): it joins, a approves it after
+# comparing fingerprints, and it reads the case and the visits a wrote.
 conf b "retry_max_seconds = 2"
 start_daemon b
-printf 'battery staple\n' | cli b init >/dev/null || fail "init b"
-echo "$tok_b" | cli b remote add hub "https://127.0.0.1:$port/team" --ca "$hub/cert.pem" \
-	--pin "$pin" --token >/dev/null || fail "remote add b"
-ndocs=$(status_of a documents)
-b_has_both() { [ "$(status_of b documents)" = "$ndocs" ]; }
-wait_for 30 b_has_both || fail "device b did not pull the records"
-[ "$(cli b --json record list | jget unreadable)" = "$ndocs" ] || fail "b should not read a's space"
-[ "$(cli b case list)" = "" ] || fail "b lists cases it cannot read"
-say "device b pulled both records but cannot open a's space (no team sharing yet)"
+printf 'battery staple\n%s\n' "$tok_b" | cli b join "https://127.0.0.1:$port" team \
+	--name "job coach tablet" --ca "$hub/cert.pem" --pin "$pin" --token >/dev/null || fail "join b"
+fp_b=$(status_of b team.this_device.fingerprint)
+a_sees_b() { cli a device list | grep -q "pending .*$fp_b"; }
+wait_for 30 a_sees_b || fail "a does not see b asking to join: $(cli a device list)"
+[ "$(cli b --json record list | jget records)" = "[]" ] || fail "b reads before approval"
+printf 'correct horse\n' | cli a unlock >/dev/null || fail "unlock a"
+cli a device approve "$fp_b" >/dev/null || fail "approve b"
+b_member() { [ "$(status_of b team.this_device.status)" = member ] &&
+	[ "$(status_of b team.holds_current_key)" = true ]; }
+wait_for 30 b_member || fail "b was not let in: $(cli b status)"
+b_reads() { cli b case list 2>/dev/null | grep -q "^$cid	A	x\$"; } # renamed "x" above
+wait_for 15 b_reads || fail "b does not list a's case: $(cli b case list)"
+cli b visit show "$vid" | grep -q "$marker home visit note" || fail "b cannot read a's visit"
+cli b visit show "$pid" | grep -q "$marker edited note" || fail "b cannot read the finalized visit"
+[ "$(cli b --json due --all | jget cases.0.alerts)" = "[]" ] || fail "a's signature not trusted on b"
+say "device b joined, was approved, and reads a's case and visits (signature trusted)"
 
 marker_absent "$T/a/data" "$T/b/data" "$T/tmp" "$T/a/log" "$T/b/log"
 ! grep -q "casework index" "$T/a/log" || fail "casework index warning in a's log"

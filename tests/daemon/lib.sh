@@ -141,6 +141,10 @@ wait_for() {
 
 queue_empty() { [ "$(status_of "$1" queued)" = 0 ]; }
 
+# records_in FILE: the rows of an _all_docs answer that are records, not
+# team documents ("fs:..." ids, docs/team.md).
+records_in() { grep -o '"id":"[^"]*"' "$1" | grep -vc '"id":"fs:' || true; }
+
 # no_sanitizer_report NAME: the daemon's log holds no ASan/UBSan/LSan report.
 no_sanitizer_report() {
 	! grep -q "Sanitizer" "$T/$1/log" || fail "sanitizer report in $1's log"
@@ -151,4 +155,36 @@ marker_absent() {
 	local hits
 	hits=$(grep -rla -- "$marker" "$@" 2>/dev/null || true)
 	[ -z "$hits" ] || fail "marker found in: $hits"
+}
+
+# ---- fieldsync-hub (needs FS_HUB_BIN) ----
+
+# hub_init DB: a hub folder under $T with database DB; sets hub, pin, port.
+hub_init() {
+	: "${FS_HUB_BIN:?}"
+	hub="$T/hub"
+	"$FS_HUB_BIN" init "$hub" >"$T/hub.pin" 2>"$T/hub-init.log" || fail "hub init"
+	pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$T/hub.pin")
+	"$FS_HUB_BIN" db create "$1" --dir "$hub" >/dev/null || fail "hub db create"
+	port=$(free_port)
+}
+
+# hub_token NAME DB: prints a new device token for DB.
+hub_token() { "$FS_HUB_BIN" token add "$1" --db "$2" --dir "$hub" | tail -n 1; }
+
+start_hub() {
+	setsid "$FS_HUB_BIN" serve "$hub" --port "$port" --quiet >>"$T/hub.log" 2>&1 </dev/null &
+	hub_pgid=$!
+	pgids+=("$hub_pgid")
+	for _ in $(seq 100); do
+		curl -s -o /dev/null --cacert "$hub/cert.pem" "https://127.0.0.1:$port/" && return 0
+		sleep 0.1
+	done
+	fail "fieldsync-hub did not start on $port"
+}
+
+stop_hub() {
+	kill -TERM -- "-$hub_pgid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 -- "-$hub_pgid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL -- "-$hub_pgid" 2>/dev/null || true
 }

@@ -1,0 +1,844 @@
+/*
+ * daemon/team.c: this device in its space's team (docs/team.md). The team
+ * documents ("fs:..." ids) travel with the records; after every pull that
+ * changed them they are read and resolved again (crypto/team.c), and while
+ * unlocked the daemon acts on what it finds: it writes its own first
+ * documents, opens the keys sealed to it, picks the key new records use,
+ * seals the keys members lack, and rotates a stale version. Approving,
+ * revoking (which rotates the key), the office recovery key and recovery
+ * with it are the local API's team endpoints.
+ */
+#include "daemon_int.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_GENESIS  "team.genesis"
+#define META_JOINING  "team.joining"
+#define META_RECOVERY "team.recovery" /* the recovery public key given at setup */
+#define META_NAME     "device.name"
+#define META_SPACE_ID "space_id" /* vault.c's; set here when a joining device pins its space */
+#define PREFIX_MIN    6          /* characters of a device id that may name it */
+
+static const char *status_name(int s)
+{
+	return s == FS_TEAM_MEMBER    ? "member"
+	       : s == FS_TEAM_PENDING ? "pending"
+	       : s == FS_TEAM_REVOKED ? "revoked"
+	                              : "unknown";
+}
+
+static int meta_str(struct fsd *d, const char *key, char *out, size_t cap)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	fs_errbuf eb;
+	int rc = fs_store_meta_get(d->st, key, &v, &n, &eb);
+
+	out[0] = '\0';
+	if (rc == FS_OK && n < cap) {
+		memcpy(out, v, n);
+		out[n] = '\0';
+	}
+	free(v);
+	return rc == FS_OK && n < cap ? 0 : -1;
+}
+
+static int meta_put(struct fsd *d, const char *key, const char *val, fs_errbuf *eb)
+{
+	return fs_store_meta_set(d->st, key, (const uint8_t *)val, strlen(val), eb);
+}
+
+/* This device's id, fingerprint and name, from its wrapped identity's
+ * public halves (no key needed). */
+static void load_self(struct fsd *d)
+{
+	uint8_t *w = NULL, box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
+	size_t n = 0;
+	fs_errbuf eb;
+
+	d->dev_id[0] = d->dev_fp[0] = '\0';
+	if (fs_store_meta_get(d->st, FSD_META_IDENTITY, &w, &n, &eb) == FS_OK &&
+	    fs_crypto_identity_wrapped_public(w, n, box, sign, &eb) == FS_OK) {
+		fs_crypto_device_id(box, sign, d->dev_id);
+		if (fs_crypto_fingerprint(box, sign, d->dev_fp) != FS_OK)
+			d->dev_fp[0] = '\0';
+	}
+	free(w);
+	if (meta_str(d, META_NAME, d->dev_name, sizeof(d->dev_name)) != 0 || d->dev_name[0] == '\0')
+		snprintf(d->dev_name, sizeof(d->dev_name), "device %.5s", d->dev_fp);
+}
+
+int fsd_team_open(struct fsd *d, fs_errbuf *eb)
+{
+	char v[8];
+
+	(void)eb;
+	if (!d->initialized)
+		return FS_OK;
+	load_self(d);
+	if (meta_str(d, META_GENESIS, d->genesis, sizeof(d->genesis)) != 0)
+		d->genesis[0] = '\0';
+	d->joining = meta_str(d, META_JOINING, v, sizeof(v)) == 0;
+	fsd_team_refresh(d, 1);
+	return FS_OK;
+}
+
+void fsd_team_close(struct fsd *d)
+{
+	fs_crypto_team_free(d->team);
+	d->team = NULL;
+}
+
+int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
+{
+	uint8_t box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
+	int rc;
+
+	if (o->name) {
+		size_t n = strlen(o->name);
+		int ok = n > 0 && n < FS_CRYPTO_DEVICE_NAME_MAX;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = (unsigned char)o->name[i] >= 0x20 && o->name[i] != 0x7f;
+		if (!ok)
+			return fs_err_set(
+			    eb, FS_E_ARG,
+			    "a device name is 1 to %d bytes without control characters "
+			    "(the team and the server see it: no client's name)",
+			    FS_CRYPTO_DEVICE_NAME_MAX - 1);
+		if ((rc = meta_put(d, META_NAME, o->name, eb)) != FS_OK)
+			return rc;
+	}
+	if (o->recovery) {
+		if (o->join)
+			return fs_err_set(
+			    eb, FS_E_ARG,
+			    "the recovery key is the space's: give it where the space is "
+			    "created (fieldsync init) or by a member (recovery set)");
+		if ((rc = fs_crypto_recovery_parse_public(o->recovery, box, sign, eb)) != FS_OK ||
+		    (rc = meta_put(d, META_RECOVERY, o->recovery, eb)) != FS_OK)
+			return rc;
+	}
+	if (o->join && (rc = meta_put(d, META_JOINING, "1", eb)) != FS_OK)
+		return rc;
+	d->joining = o->join;
+	d->genesis[0] = '\0';
+	load_self(d);
+	return FS_OK;
+}
+
+/* ---- reading the team ---- */
+
+struct scan {
+	fs_store *st;
+	fs_team *t; /* NULL: only count */
+	uint64_t n, maxseq;
+	fs_errbuf *eb;
+	int rc;
+};
+
+static int scan_cb(void *ctx, const fs_store_change *c)
+{
+	struct scan *s = ctx;
+
+	s->n++;
+	if (c->seq > s->maxseq)
+		s->maxseq = c->seq;
+	if (s->t == NULL)
+		return 0;
+	/* Every live leaf: a tampered edit of a document must not hide the
+	 * valid revision it conflicts with. */
+	for (size_t i = 0; i < c->n_leaves; i++) {
+		fs_store_doc *doc = NULL;
+		int rc;
+		if (c->leaves[i].deleted)
+			continue;
+		rc = fs_store_get(s->st, c->id, c->leaves[i].rev, &doc, s->eb);
+		if (rc == FS_E_NOTFOUND)
+			continue;
+		if (rc == FS_OK)
+			rc = fs_crypto_team_add(s->t, c->id, doc->body, doc->body_len, s->eb);
+		fs_store_doc_free(doc);
+		if (rc != FS_OK) {
+			s->rc = rc;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int build(struct fsd *d, fs_team **out, uint64_t *n, uint64_t *maxseq, fs_errbuf *eb)
+{
+	struct scan s = {d->st, NULL, 0, 0, eb, FS_OK};
+	int rc;
+
+	*out = NULL;
+	if (out && (rc = fs_crypto_team_new(&s.t, eb)) != FS_OK)
+		return rc;
+	rc = fs_store_docs_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, scan_cb, &s, eb);
+	if (rc != FS_OK) {
+		fs_crypto_team_free(s.t);
+		return s.rc != FS_OK ? s.rc : rc;
+	}
+	*out = s.t;
+	*n = s.n;
+	*maxseq = s.maxseq;
+	return FS_OK;
+}
+
+static int changed(struct fsd *d)
+{
+	struct scan s = {d->st, NULL, 0, 0, NULL, FS_OK};
+	fs_errbuf eb;
+
+	s.eb = &eb;
+	if (fs_store_docs_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, scan_cb, &s, &eb) != FS_OK)
+		return 1;
+	return s.n != d->team_docs || s.maxseq != d->team_seq;
+}
+
+/* Writes a team document once: it never changes after (docs/team.md). */
+static int put_doc(struct fsd *d, fs_team_doc *doc, fs_errbuf *eb)
+{
+	fs_store_doc *have = NULL;
+	char rev[FS_REV_MAX];
+	int rc = fs_store_get(d->st, doc->id, NULL, &have, eb);
+
+	if (rc == FS_OK && !have->deleted) {
+		fs_store_doc_free(have);
+		fs_crypto_team_doc_clear(doc);
+		return FS_OK;
+	}
+	if (rc != FS_OK && rc != FS_E_NOTFOUND) {
+		fs_crypto_team_doc_clear(doc);
+		return rc;
+	}
+	/* A new document, or one somebody deleted: the tombstone is extended. */
+	rc = fs_store_put_local(d->st, doc->id, have ? have->rev : NULL, (const uint8_t *)doc->body,
+	                        doc->len, 0, rev, eb);
+	fs_store_doc_free(have);
+	fs_crypto_team_doc_clear(doc);
+	if (rc == FS_OK)
+		fsd_remotes_local_edit(d);
+	return rc;
+}
+
+static int my_status(const struct fsd *d)
+{
+	const fs_team_device *me = d->team ? fs_crypto_team_device_find(d->team, d->dev_id) : NULL;
+	return me ? me->status : 0;
+}
+
+/* A new space's first documents: this device, version 1 (the key it
+ * already holds) with the recovery key given at setup, the pin. */
+static int found_space(struct fsd *d, const fs_identity *me, fs_errbuf *eb)
+{
+	uint8_t box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
+	char rec[FS_CRYPTO_RECOVERY_PUB_MAX];
+	const char *m[1] = {d->dev_id};
+	fs_team_epoch_in in = {0};
+	fs_team_doc doc;
+	int rc, has_rec = meta_str(d, META_RECOVERY, rec, sizeof(rec)) == 0;
+
+	if (d->cur == NULL || fs_crypto_kid_version(fs_crypto_spacekey_kid(d->cur)) != 1)
+		return fs_err_set(eb, FS_E_INTERNAL, "no first space key to found the team with");
+	if (has_rec && (rc = fs_crypto_recovery_parse_public(rec, box, sign, eb)) != FS_OK)
+		return rc;
+	in.key = d->cur;
+	in.members = m;
+	in.n_members = 1;
+	in.recovery_box = has_rec ? box : NULL;
+	in.recovery_sign = has_rec ? sign : NULL;
+	in.at_ms = fsd_wall_ms();
+	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, in.at_ms, &doc, eb)) !=
+	        FS_OK ||
+	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
+	    (rc = fs_crypto_team_epoch_doc(me, &in, &doc, eb)) != FS_OK ||
+	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
+	    (rc = meta_put(d, META_GENESIS, fs_crypto_spacekey_kid(d->cur), eb)) != FS_OK)
+		return rc;
+	snprintf(d->genesis, sizeof(d->genesis), "%s", fs_crypto_spacekey_kid(d->cur));
+	fsd_log(FS_DAEMON_LOG_INFO, "team: founded space %s (key version 1%s)", d->space_id,
+	        has_rec ? ", sealed to the office recovery key" : "");
+	return FS_OK;
+}
+
+/* A joining device meets its space: pin it and ask to join. */
+static int pin_space(struct fsd *d, fs_errbuf *eb)
+{
+	const char *space = fs_crypto_team_space(d->team), *g = fs_crypto_team_genesis(d->team);
+	int rc;
+
+	if ((rc = meta_put(d, META_SPACE_ID, space, eb)) != FS_OK ||
+	    (rc = meta_put(d, META_GENESIS, g, eb)) != FS_OK)
+		return rc;
+	snprintf(d->space_id, sizeof(d->space_id), "%s", space);
+	snprintf(d->genesis, sizeof(d->genesis), "%s", g);
+	fsd_log(FS_DAEMON_LOG_INFO, "team: found space %s on the server; pinned it", space);
+	return FS_OK;
+}
+
+/* Seals every key this device holds of a valid version to each member (and
+ * the recovery key) that lacks it: after an approval, a rotation, a crash
+ * between writes, or a new recovery key. */
+static int seal_missing(struct fsd *d, const fs_identity *me, size_t *sealed, fs_errbuf *eb)
+{
+	const fs_team_device *rec = fs_crypto_team_recovery(d->team);
+	size_t nm = fs_crypto_team_member_count(d->team);
+	int rc;
+
+	*sealed = 0;
+	for (size_t i = 0; i <= nm; i++) {
+		const fs_team_device *to =
+		    i < nm
+		        ? fs_crypto_team_device_find(d->team, fs_crypto_team_member_at(d->team, i))
+		        : rec;
+		/* This device too: a key document to itself tells the others it
+		 * holds the version, so nobody seals it again. */
+		if (to == NULL)
+			continue;
+		for (size_t j = 0; j < fs_crypto_keyring_count(d->ring); j++) {
+			const fs_space_key *k = fs_crypto_keyring_at(d->ring, j);
+			fs_team_doc doc;
+			if (!fs_crypto_team_valid_kid(d->team, fs_crypto_spacekey_kid(k)) ||
+			    fs_crypto_team_has_key(d->team, fs_crypto_spacekey_kid(k), to->id))
+				continue;
+			if ((rc = fs_crypto_team_key_doc(me, k, to->id, to->box, fsd_wall_ms(),
+			                                 &doc, eb)) != FS_OK ||
+			    (rc = put_doc(d, &doc, eb)) != FS_OK)
+				return rc;
+			(*sealed)++;
+		}
+	}
+	return FS_OK;
+}
+
+static int rotate(struct fsd *d, const fs_identity *me, const char *revoke, const uint8_t *rec_box,
+                  const uint8_t *rec_sign, fs_errbuf *eb);
+
+/* What an unlocked device does with its resolved team. Returns 1 when it
+ * wrote team documents (the caller reads them back). */
+static int act(struct fsd *d)
+{
+	fs_identity *me = NULL;
+	fs_keyring *got = NULL;
+	size_t added = 0, sealed = 0;
+	int wrote = 0, rc;
+	fs_errbuf eb;
+
+	fs_err_clear(&eb);
+	if (d->master == NULL || d->dev_id[0] == '\0')
+		return 0;
+	if ((rc = fsd_vault_identity(d, &me, &eb)) != FS_OK)
+		goto out;
+	/* A device with a space of its own and no team documents yet (just set
+	 * up, or from before teams). */
+	if (!d->joining && d->genesis[0] == '\0' && d->space_id[0]) {
+		if ((rc = found_space(d, me, &eb)) != FS_OK)
+			goto out;
+		wrote = 1;
+		goto out;
+	}
+	if (d->team == NULL)
+		goto out;
+	if (d->joining && fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
+		fs_team_doc doc;
+		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, fsd_wall_ms(),
+		                                    &doc, &eb)) != FS_OK ||
+		    (rc = put_doc(d, &doc, &eb)) != FS_OK)
+			goto out;
+		fsd_log(FS_DAEMON_LOG_INFO, "team: asked to join; fingerprint %s", d->dev_fp);
+		wrote = 1;
+	}
+	if (d->joining && fs_crypto_team_device_find(d->team, d->dev_id)) {
+		if (fs_store_meta_delete(d->st, META_JOINING, &eb) == FS_OK)
+			d->joining = 0;
+	}
+	/* Keys sealed to this device. */
+	if ((rc = fs_crypto_keyring_new(&got, &eb)) != FS_OK ||
+	    (rc = fs_crypto_team_open_keys(d->team, me, d->dev_id, got, &added, &eb)) != FS_OK)
+		goto out;
+	for (size_t i = 0; i < fs_crypto_keyring_count(got); i++)
+		if (fs_crypto_keyring_find(
+		        d->ring, fs_crypto_spacekey_kid(fs_crypto_keyring_at(got, i))) == NULL &&
+		    (rc = fsd_vault_key_add(d, fs_crypto_keyring_at(got, i), &eb)) != FS_OK)
+			goto out;
+	if (added) {
+		fsd_log(FS_DAEMON_LOG_INFO, "team: received %zu space key(s)", added);
+		fsd_cw_reset(d); /* records that could not be read may be readable now */
+	}
+	fsd_vault_key_use(d, fs_crypto_team_current(d->team));
+	if (my_status(d) != FS_TEAM_MEMBER || d->cur == NULL)
+		goto out;
+	/* A member holding the current key: members lack nothing, and a
+	 * version sealed to a device revoked since is replaced. */
+	if (fs_crypto_team_stale(d->team)) {
+		fsd_log(FS_DAEMON_LOG_INFO,
+		        "team: the current key reached a device revoked since; rotating");
+		if ((rc = rotate(d, me, NULL, NULL, NULL, &eb)) != FS_OK)
+			goto out;
+		wrote = 1;
+		goto out;
+	}
+	if ((rc = seal_missing(d, me, &sealed, &eb)) != FS_OK)
+		goto out;
+	if (sealed) {
+		fsd_log(FS_DAEMON_LOG_INFO, "team: sealed %zu key(s) to members", sealed);
+		wrote = 1;
+	}
+out:
+	if (eb.code != FS_OK)
+		fsd_log(FS_DAEMON_LOG_WARN, "team: %s (%s)", fs_strerror(eb.code), eb.msg);
+	fs_crypto_identity_free(me);
+	fs_crypto_keyring_free(got);
+	return wrote;
+}
+
+void fsd_team_trust(struct fsd *d)
+{
+	fs_errbuf eb;
+
+	if (d->cw == NULL || d->team == NULL)
+		return;
+	for (size_t i = 0; i < fs_crypto_team_device_count(d->team); i++) {
+		const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
+		if (v->status != 0 && fs_cw_index_trust(d->cw, v->id, v->sign, &eb) != FS_OK)
+			fsd_log(FS_DAEMON_LOG_WARN, "casework: device not trusted: %s",
+			        fs_errname(eb.code));
+	}
+}
+
+void fsd_team_refresh(struct fsd *d, int force)
+{
+	for (int round = 0; round < 4; round++) {
+		fs_team *t = NULL;
+		uint64_t n = 0, seq = 0;
+		fs_errbuf eb;
+		int rc;
+
+		if (!d->initialized)
+			return;
+		if (!force && round == 0 && d->team && !changed(d))
+			return;
+		if ((rc = build(d, &t, &n, &seq, &eb)) != FS_OK) {
+			fsd_log(FS_DAEMON_LOG_WARN, "team documents unreadable: %s (%s)",
+			        fs_strerror(rc), eb.msg);
+			return;
+		}
+		rc = fs_crypto_team_resolve(t, d->genesis[0] ? d->genesis : NULL, &eb);
+		/* A device with a space of its own resolves only that space. */
+		if (rc == FS_OK && !d->genesis[0] && !d->joining)
+			rc = fs_err_set(&eb, FS_E_TEAM_NOSPACE, NULL);
+		if (rc != FS_OK && rc != d->team_err && rc != FS_E_TEAM_NOSPACE)
+			fsd_log(FS_DAEMON_LOG_WARN, "team: %s (%s)", fs_strerror(rc), eb.msg);
+		d->team_err = rc;
+		fs_crypto_team_free(d->team);
+		d->team = rc == FS_OK ? t : NULL;
+		if (rc != FS_OK)
+			fs_crypto_team_free(t);
+		d->team_docs = n;
+		d->team_seq = seq;
+		if (d->team && !d->genesis[0] && pin_space(d, &eb) != FS_OK) {
+			fsd_log(FS_DAEMON_LOG_WARN, "team: space not pinned: %s", eb.msg);
+			return;
+		}
+		for (size_t i = 0; d->team && i < fs_crypto_team_problem_count(d->team); i++) {
+			const fs_team_problem *p = fs_crypto_team_problem_at(d->team, i);
+			fsd_log(FS_DAEMON_LOG_DEBUG, "team: ignored %s: %s", p->doc, p->why);
+		}
+		fsd_team_trust(d);
+		if (!act(d))
+			return;
+		force = 1; /* read back what was just written */
+	}
+}
+
+int fsd_team_why_no_key(struct fsd *d, fs_errbuf *eb)
+{
+	if (my_status(d) == FS_TEAM_REVOKED)
+		return fs_err_set(eb, FS_E_TEAM_REVOKED, NULL);
+	if (d->space_id[0] == '\0')
+		return fs_err_set(
+		    eb, FS_E_TEAM_NOKEY,
+		    "the space has not been found on the server yet (is a remote set, "
+		    "and online?)");
+	return fs_err_set(eb, FS_E_TEAM_NOKEY, "this device's fingerprint: %s", d->dev_fp);
+}
+
+/* ---- answers ---- */
+
+static cJSON *device_json(const struct fsd *d, const fs_team_device *v)
+{
+	const fs_team_device *by =
+	    v->approved_by[0] ? fs_crypto_team_device_find(d->team, v->approved_by) : NULL;
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", v->id);
+	cJSON_AddStringToObject(o, "name", v->name);
+	cJSON_AddStringToObject(o, "fingerprint", v->fingerprint);
+	cJSON_AddStringToObject(o, "status", status_name(v->status));
+	cJSON_AddBoolToObject(o, "this_device", strcmp(v->id, d->dev_id) == 0);
+	cJSON_AddNumberToObject(o, "asked_ms", (double)v->at_ms);
+	if (v->approved_by[0]) {
+		cJSON_AddStringToObject(o, "approved_by", v->approved_by);
+		cJSON_AddStringToObject(o, "approved_by_name", by ? by->name : "");
+		cJSON_AddNumberToObject(o, "approved_ms", (double)v->approved_ms);
+	}
+	return o;
+}
+
+cJSON *fsd_team_json(struct fsd *d)
+{
+	cJSON *o = cJSON_CreateObject(), *me, *devs, *probs;
+	const fs_team_device *rec = d->team ? fs_crypto_team_recovery(d->team) : NULL;
+	const char *st;
+
+	if (o == NULL)
+		return NULL;
+	cJSON_AddStringToObject(o, "space_id", d->space_id);
+	cJSON_AddStringToObject(o, "genesis", d->genesis);
+	cJSON_AddStringToObject(o, "key_version", d->team ? fs_crypto_team_current(d->team) : "");
+	cJSON_AddBoolToObject(o, "holds_current_key", d->cur != NULL);
+	if (d->team_err != FS_OK && !(d->team_err == FS_E_TEAM_NOSPACE && !d->joining)) {
+		cJSON_AddStringToObject(o, "error", fs_errname(d->team_err));
+		cJSON_AddStringToObject(o, "error_text", fs_strerror(d->team_err));
+	}
+	me = cJSON_AddObjectToObject(o, "this_device");
+	cJSON_AddStringToObject(me, "id", d->dev_id);
+	cJSON_AddStringToObject(me, "name", d->dev_name);
+	cJSON_AddStringToObject(me, "fingerprint", d->dev_fp);
+	st = !d->initialized                        ? "not set up"
+	     : d->joining && d->space_id[0] == '\0' ? "joining"
+	     : d->team                              ? status_name(my_status(d))
+	                                            : "unknown";
+	cJSON_AddStringToObject(me, "status", st);
+	devs = cJSON_AddArrayToObject(o, "devices");
+	for (size_t i = 0; d->team && i < fs_crypto_team_device_count(d->team); i++) {
+		const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
+		if (v->status != 0)
+			cJSON_AddItemToArray(devs, device_json(d, v));
+	}
+	if (rec) {
+		cJSON *r = cJSON_AddObjectToObject(o, "recovery");
+		char pub[FS_CRYPTO_RECOVERY_PUB_MAX];
+		fs_crypto_recovery_public(rec->box, rec->sign, pub);
+		cJSON_AddStringToObject(r, "id", rec->id);
+		cJSON_AddStringToObject(r, "fingerprint", rec->fingerprint);
+		cJSON_AddStringToObject(r, "public", pub);
+	} else {
+		cJSON_AddNullToObject(o, "recovery");
+	}
+	probs = cJSON_AddArrayToObject(o, "problems");
+	for (size_t i = 0; d->team && i < fs_crypto_team_problem_count(d->team); i++) {
+		const fs_team_problem *p = fs_crypto_team_problem_at(d->team, i);
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "doc", p->doc);
+		cJSON_AddStringToObject(x, "code", fs_errname(p->code));
+		cJSON_AddStringToObject(x, "why", p->why);
+		cJSON_AddItemToArray(probs, x);
+	}
+	return o;
+}
+
+/* ---- approving, revoking, rotating ---- */
+
+/* Checks that this device may change the team: unlocked, a member, with
+ * the current key. Unwraps the identity for the caller. */
+static int as_member(struct fsd *d, fs_identity **me, fs_errbuf *eb)
+{
+	int rc;
+
+	*me = NULL;
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	fsd_team_refresh(d, 0);
+	if (d->team == NULL)
+		return fs_err_set(eb, d->team_err ? d->team_err : FS_E_TEAM_NOSPACE, NULL);
+	if (my_status(d) == FS_TEAM_REVOKED)
+		return fs_err_set(eb, FS_E_TEAM_REVOKED, NULL);
+	if (my_status(d) != FS_TEAM_MEMBER)
+		return fs_err_set(eb, FS_E_TEAM_NOTMEMBER, "this device is not (yet) a member");
+	if (d->cur == NULL)
+		return fs_err_set(eb, FS_E_TEAM_NOKEY, "waiting for the current key version");
+	return fsd_vault_identity(d, me, eb);
+}
+
+/* Digits only, so "12345 67890 ..." and "1234567890..." compare alike. */
+static void digits(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; in && *in && n + 1 < cap; in++)
+		if (isdigit((unsigned char)*in))
+			out[n++] = *in;
+	out[n] = '\0';
+}
+
+int fsd_team_approve(struct fsd *d, const char *fingerprint, cJSON **out, fs_errbuf *eb)
+{
+	char want[FS_CRYPTO_FINGERPRINT_MAX], have[FS_CRYPTO_FINGERPRINT_MAX];
+	const fs_team_device *v = NULL;
+	fs_identity *me = NULL;
+	fs_team_doc doc;
+	int rc;
+
+	*out = NULL;
+	digits(fingerprint, want, sizeof(want));
+	if (strlen(want) != 30)
+		return fs_err_set(eb, FS_E_ARG,
+		                  "a fingerprint is 30 digits (six groups of five), as the joining "
+		                  "device shows it");
+	if ((rc = as_member(d, &me, eb)) != FS_OK)
+		goto out;
+	for (size_t i = 0; i < fs_crypto_team_device_count(d->team) && v == NULL; i++) {
+		const fs_team_device *x = fs_crypto_team_device_at(d->team, i);
+		digits(x->fingerprint, have, sizeof(have));
+		if (x->status != 0 && strcmp(have, want) == 0)
+			v = x;
+	}
+	if (v == NULL) {
+		rc =
+		    fs_err_set(eb, FS_E_NOTFOUND,
+		               "no device with this fingerprint has asked to join (sync, then look "
+		               "at \"fieldsync device list\")");
+		goto out;
+	}
+	if (v->status == FS_TEAM_REVOKED) {
+		rc = fs_err_set(eb, FS_E_TEAM_REVOKED,
+		                "this device was revoked; it must join again with a new identity");
+		goto out;
+	}
+	if (v->status == FS_TEAM_PENDING) {
+		char id[FS_CRYPTO_DEVICE_ID_MAX];
+		snprintf(id, sizeof(id), "%s", v->id); /* v is gone after the refresh */
+		if ((rc =
+		         fs_crypto_team_member_doc(me, d->space_id, fs_crypto_team_current(d->team),
+		                                   id, fsd_wall_ms(), &doc, eb)) != FS_OK ||
+		    (rc = put_doc(d, &doc, eb)) != FS_OK)
+			goto out;
+		fsd_log(FS_DAEMON_LOG_INFO, "team: approved device %s", id);
+		fsd_team_refresh(d, 1); /* seals the keys to it */
+		v = d->team ? fs_crypto_team_device_find(d->team, id) : NULL;
+	}
+	if (v == NULL || (*out = device_json(d, v)) == NULL)
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+	else
+		rc = FS_OK;
+out:
+	fs_crypto_identity_free(me);
+	return rc;
+}
+
+/* Finds a device by id, unique id prefix or fingerprint. */
+static const fs_team_device *find_device(struct fsd *d, const char *who, fs_errbuf *eb)
+{
+	const fs_team_device *hit = NULL;
+	char want[FS_CRYPTO_FINGERPRINT_MAX], have[FS_CRYPTO_FINGERPRINT_MAX];
+	size_t n = strlen(who), hits = 0;
+
+	digits(who, want, sizeof(want));
+	for (size_t i = 0; i < fs_crypto_team_device_count(d->team); i++) {
+		const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
+		digits(v->fingerprint, have, sizeof(have));
+		if (v->status == 0)
+			continue;
+		if ((n >= PREFIX_MIN && strncmp(v->id, who, n) == 0) ||
+		    (strlen(want) == 30 && strcmp(have, want) == 0)) {
+			hit = v;
+			hits++;
+		}
+	}
+	if (hits == 1)
+		return hit;
+	fs_err_set(eb, hits ? FS_E_ARG : FS_E_NOTFOUND,
+	           hits ? "%zu devices match: give more of the id"
+	                : "no device with this id or fingerprint (see \"fieldsync device list\")",
+	           hits);
+	return NULL;
+}
+
+/*
+ * A new key version: every member but the revoked, every device revoked so
+ * far plus revoke, the recovery key (a new one when given). This device
+ * keeps the new key; seal_missing (in the refresh) seals it to the members
+ * and the recovery key.
+ */
+static int rotate(struct fsd *d, const fs_identity *me, const char *revoke, const uint8_t *rec_box,
+                  const uint8_t *rec_sign, fs_errbuf *eb)
+{
+	const char *cur = fs_crypto_team_current(d->team);
+	size_t nm = fs_crypto_team_member_count(d->team),
+	       nr = fs_crypto_team_revoked_count(d->team);
+	const char **m = calloc(nm + 1, sizeof(*m)), **r = calloc(nr + 2, sizeof(*r));
+	const fs_team_device *rec = fs_crypto_team_recovery(d->team);
+	fs_team_epoch_in in = {0};
+	fs_space_key *k = NULL;
+	fs_team_doc doc;
+	int rc;
+
+	if (m == NULL || r == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < nm; i++)
+		if (!revoke || strcmp(fs_crypto_team_member_at(d->team, i), revoke) != 0)
+			m[in.n_members++] = fs_crypto_team_member_at(d->team, i);
+	for (size_t i = 0; i < nr; i++)
+		r[in.n_revoked++] = fs_crypto_team_revoked_at(d->team, i);
+	if (revoke)
+		r[in.n_revoked++] = revoke;
+	if ((rc = fs_crypto_spacekey_new(d->space_id, fs_crypto_kid_version(cur) + 1, &k, eb)) !=
+	    FS_OK)
+		goto out;
+	in.key = k;
+	in.prev = cur;
+	in.members = m;
+	in.revoked = r;
+	in.recovery_box = rec_box ? rec_box : rec ? rec->box : NULL;
+	in.recovery_sign = rec_sign ? rec_sign : rec ? rec->sign : NULL;
+	in.at_ms = fsd_wall_ms();
+	/* The key is kept before anyone can see its version: a crash after the
+	 * epoch is written must not leave a version nobody holds. */
+	if ((rc = fsd_vault_key_add(d, k, eb)) != FS_OK ||
+	    (rc = fs_crypto_team_epoch_doc(me, &in, &doc, eb)) != FS_OK ||
+	    (rc = put_doc(d, &doc, eb)) != FS_OK)
+		goto out;
+	fsd_log(FS_DAEMON_LOG_INFO, "team: new key version %s%s%s", fs_crypto_spacekey_kid(k),
+	        revoke ? "; revoked device " : "", revoke ? revoke : "");
+	rc = FS_OK;
+out:
+	free(m);
+	free(r);
+	fs_crypto_spacekey_free(k);
+	return rc;
+}
+
+int fsd_team_revoke(struct fsd *d, const char *who, cJSON **out, fs_errbuf *eb)
+{
+	char id[FS_CRYPTO_DEVICE_ID_MAX];
+	const fs_team_device *v;
+	fs_identity *me = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = as_member(d, &me, eb)) != FS_OK)
+		goto out;
+	if ((v = find_device(d, who ? who : "", eb)) == NULL) {
+		rc = eb->code;
+		goto out;
+	}
+	if (strcmp(v->id, d->dev_id) == 0) {
+		rc = fs_err_set(eb, FS_E_ARG,
+		                "a device does not revoke itself: revoke it from another member's "
+		                "device");
+		goto out;
+	}
+	snprintf(id, sizeof(id), "%s", v->id);
+	if (v->status != FS_TEAM_REVOKED) {
+		if ((rc = rotate(d, me, id, NULL, NULL, eb)) != FS_OK)
+			goto out;
+		fsd_team_refresh(d, 1);
+	}
+	v = d->team ? fs_crypto_team_device_find(d->team, id) : NULL;
+	if (v == NULL || (*out = device_json(d, v)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	cJSON_AddStringToObject(*out, "key_version", fs_crypto_team_current(d->team));
+	rc = FS_OK;
+out:
+	fs_crypto_identity_free(me);
+	return rc;
+}
+
+int fsd_team_recovery_set(struct fsd *d, const char *pub, cJSON **out, fs_errbuf *eb)
+{
+	uint8_t box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
+	fs_identity *me = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = fs_crypto_recovery_parse_public(pub, box, sign, eb)) != FS_OK ||
+	    (rc = as_member(d, &me, eb)) != FS_OK)
+		goto out;
+	/* A new version names the key; seal_missing then seals every version
+	 * this device holds to it, so it reads the whole history. */
+	if ((rc = rotate(d, me, NULL, box, sign, eb)) != FS_OK)
+		goto out;
+	fsd_team_refresh(d, 1);
+	*out = fsd_team_json(d);
+	rc = *out ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+out:
+	fs_crypto_identity_free(me);
+	return rc;
+}
+
+int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pass, size_t pass_len,
+                     cJSON **out, fs_errbuf *eb)
+{
+	uint8_t box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
+	char rid[FS_CRYPTO_DEVICE_ID_MAX];
+	const fs_team_device *rec;
+	fs_identity *r = NULL, *me = NULL;
+	fs_keyring *got = NULL;
+	size_t added = 0, kept = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
+		return rc;
+	fsd_team_refresh(d, 0);
+	if (d->team == NULL)
+		return fs_err_set(eb, d->team_err ? d->team_err : FS_E_TEAM_NOSPACE,
+		                  "join the space first (fieldsync join), then recover");
+	if ((rc = fs_crypto_recovery_open(text, len, pass, pass_len, &r, eb)) != FS_OK)
+		goto out;
+	fs_crypto_identity_public(r, box, sign);
+	fs_crypto_device_id(box, sign, rid);
+	if ((rec = fs_crypto_team_recovery(d->team)) == NULL || strcmp(rec->id, rid) != 0) {
+		rc = fs_err_set(eb, FS_E_MISBOUND, "this is not the space's recovery key");
+		goto out;
+	}
+	if ((rc = fs_crypto_keyring_new(&got, eb)) != FS_OK ||
+	    (rc = fs_crypto_team_open_keys(d->team, r, rid, got, &added, eb)) != FS_OK)
+		goto out;
+	for (size_t i = 0; i < fs_crypto_keyring_count(got); i++, kept++)
+		if ((rc = fsd_vault_key_add(d, fs_crypto_keyring_at(got, i), eb)) != FS_OK)
+			goto out;
+	/* The recovery key admits this device, so it can write and approve. */
+	if (my_status(d) != FS_TEAM_MEMBER && my_status(d) != FS_TEAM_REVOKED) {
+		fs_team_doc doc;
+		if ((rc = fsd_vault_identity(d, &me, eb)) != FS_OK)
+			goto out;
+		if (fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
+			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name,
+			                                    fsd_wall_ms(), &doc, eb)) != FS_OK ||
+			    (rc = put_doc(d, &doc, eb)) != FS_OK)
+				goto out;
+		}
+		if ((rc = fs_crypto_team_member_doc(r, d->space_id, fs_crypto_team_current(d->team),
+		                                    d->dev_id, fsd_wall_ms(), &doc, eb)) != FS_OK ||
+		    (rc = put_doc(d, &doc, eb)) != FS_OK)
+			goto out;
+	}
+	fsd_log(FS_DAEMON_LOG_INFO, "team: recovered %zu space key(s) with the office recovery key",
+	        kept);
+	fsd_cw_reset(d);
+	fsd_team_refresh(d, 1);
+	if ((*out = fsd_team_json(d)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	cJSON_AddNumberToObject(*out, "keys_recovered", (double)kept);
+	rc = FS_OK;
+out:
+	fs_crypto_identity_free(r);
+	fs_crypto_identity_free(me);
+	fs_crypto_keyring_free(got);
+	return rc;
+}
