@@ -132,72 +132,37 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
 
 /* ---- reading the team ---- */
 
-struct scan {
-	fs_store *st;
-	fs_team *t; /* NULL: only count */
-	uint64_t n, maxseq;
-	fs_errbuf *eb;
-	int rc;
-};
-
-static int scan_cb(void *ctx, const fs_store_change *c)
+static int add_leaf(void *ctx, const char *id, const char *rev, const uint8_t *body, size_t len)
 {
-	struct scan *s = ctx;
-
-	s->n++;
-	if (c->seq > s->maxseq)
-		s->maxseq = c->seq;
-	if (s->t == NULL)
-		return 0;
-	/* Every live leaf: a tampered edit of a document must not hide the
-	 * valid revision it conflicts with. */
-	for (size_t i = 0; i < c->n_leaves; i++) {
-		fs_store_doc *doc = NULL;
-		int rc;
-		if (c->leaves[i].deleted)
-			continue;
-		rc = fs_store_get(s->st, c->id, c->leaves[i].rev, &doc, s->eb);
-		if (rc == FS_E_NOTFOUND)
-			continue;
-		if (rc == FS_OK)
-			rc = fs_crypto_team_add(s->t, c->id, doc->body, doc->body_len, s->eb);
-		fs_store_doc_free(doc);
-		if (rc != FS_OK) {
-			s->rc = rc;
-			return rc;
-		}
-	}
-	return 0;
+	(void)rev;
+	return fs_crypto_team_add(ctx, id, body, len, NULL);
 }
 
-static int build(struct fsd *d, fs_team **out, uint64_t *n, uint64_t *maxseq, fs_errbuf *eb)
+static int build(struct fsd *d, fs_team **out, fs_store_prefix_stats *stats, fs_errbuf *eb)
 {
-	struct scan s = {d->st, NULL, 0, 0, eb, FS_OK};
+	fs_team *t = NULL;
 	int rc;
 
 	*out = NULL;
-	if (out && (rc = fs_crypto_team_new(&s.t, eb)) != FS_OK)
+	if ((rc = fs_crypto_team_new(&t, eb)) != FS_OK)
 		return rc;
-	rc = fs_store_docs_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, scan_cb, &s, eb);
+	rc = fs_store_leaves_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, add_leaf, t, stats, eb);
 	if (rc != FS_OK) {
-		fs_crypto_team_free(s.t);
-		return s.rc != FS_OK ? s.rc : rc;
+		fs_crypto_team_free(t);
+		return fs_err_set(eb, rc, "%s", rc == FS_E_TOOBIG ? "too many team documents" : "");
 	}
-	*out = s.t;
-	*n = s.n;
-	*maxseq = s.maxseq;
+	*out = t;
 	return FS_OK;
 }
 
 static int changed(struct fsd *d)
 {
-	struct scan s = {d->st, NULL, 0, 0, NULL, FS_OK};
+	fs_store_prefix_stats st;
 	fs_errbuf eb;
 
-	s.eb = &eb;
-	if (fs_store_docs_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, scan_cb, &s, &eb) != FS_OK)
+	if (fs_store_leaves_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, NULL, NULL, &st, &eb) != FS_OK)
 		return 1;
-	return s.n != d->team_docs || s.maxseq != d->team_seq;
+	return st.docs != d->team_docs || st.max_seq != d->team_seq;
 }
 
 /* Writes a team document once: it never changes after (docs/team.md). */
@@ -414,8 +379,8 @@ void fsd_team_trust(struct fsd *d)
 void fsd_team_refresh(struct fsd *d, int force)
 {
 	for (int round = 0; round < 4; round++) {
+		fs_store_prefix_stats st = {0, 0};
 		fs_team *t = NULL;
-		uint64_t n = 0, seq = 0;
 		fs_errbuf eb;
 		int rc;
 
@@ -423,7 +388,7 @@ void fsd_team_refresh(struct fsd *d, int force)
 			return;
 		if (!force && round == 0 && d->team && !changed(d))
 			return;
-		if ((rc = build(d, &t, &n, &seq, &eb)) != FS_OK) {
+		if ((rc = build(d, &t, &st, &eb)) != FS_OK) {
 			fsd_log(FS_DAEMON_LOG_WARN, "team documents unreadable: %s (%s)",
 			        fs_strerror(rc), eb.msg);
 			return;
@@ -439,8 +404,8 @@ void fsd_team_refresh(struct fsd *d, int force)
 		d->team = rc == FS_OK ? t : NULL;
 		if (rc != FS_OK)
 			fs_crypto_team_free(t);
-		d->team_docs = n;
-		d->team_seq = seq;
+		d->team_docs = st.docs;
+		d->team_seq = st.max_seq;
 		if (d->team && !d->genesis[0] && pin_space(d, &eb) != FS_OK) {
 			fsd_log(FS_DAEMON_LOG_WARN, "team: space not pinned: %s", eb.msg);
 			return;

@@ -592,6 +592,20 @@ static int put_edit(hub_db *db, const char *id, const hub_doc_in *d, char rev[FS
 	return rc;
 }
 
+/* The batch's ids for hub_team_written (documents without an id got a new
+ * random one, never a team document id). */
+static void team_written(fs_hub *h, hub_db *db, hub_req *r, const hub_bulk_docs *bd)
+{
+	const char **ids = calloc(bd->n ? bd->n : 1, sizeof(*ids));
+
+	if (ids == NULL)
+		return;
+	for (size_t i = 0; i < bd->n; i++)
+		ids[i] = bd->v[i].id;
+	hub_team_written(h, db, &r->who, ids, bd->n);
+	free(ids);
+}
+
 static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Connection *c)
 {
 	hub_bulk_docs bd;
@@ -603,6 +617,8 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		return hub_send_fs_err(r, c, rc, &eb);
 	if (!bd.new_edits) {
 		rc = put_remote(h, db, bd.v, bd.n, &eb);
+		if (rc == FS_OK)
+			team_written(h, db, r, &bd);
 		hub_bulk_docs_clear(&bd);
 		if (rc != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
@@ -621,8 +637,8 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		/* Only what is wrong with this document is answered per document; a
 		 * full disk, a busy or damaged store fails the request (5xx, retried)
 		 * and its message, which names files, stays in the hub. */
-		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT && rc != FS_E_ARG &&
-		    rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
+		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT &&
+		    rc != FS_E_ARG && rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
 			hub_buf_free(&b);
 			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, NULL);
@@ -647,6 +663,7 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		hub_buf_str(&b, "}");
 	}
 	hub_buf_str(&b, "]");
+	team_written(h, db, r, &bd);
 	hub_bulk_docs_clear(&bd);
 	return hub_send(r, c, 201, &b);
 }
@@ -929,6 +946,7 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	hub_doc_in_clear(&d);
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
+	hub_team_written(h, db, &r->who, &id, 1);
 	hub_buf_str(&b, "{\"ok\":true,\"id\":");
 	hub_buf_json_str(&b, id);
 	hub_buf_str(&b, ",\"rev\":");

@@ -41,7 +41,10 @@ static const char schema[] =
     " kind TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, hash TEXT NOT NULL,"
     " dbs TEXT NOT NULL, admin INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,"
     " created INTEGER NOT NULL, PRIMARY KEY(kind, id));"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    /* Which token uploaded each device's key document (hub/team.c). */
+    "CREATE TABLE IF NOT EXISTS device_tokens(db TEXT NOT NULL, device TEXT NOT NULL,"
+    " token TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY(db, device));";
 
 int hub_auth_open(const char *dir, int create, hub_auth **out, fs_errbuf *eb)
 {
@@ -495,4 +498,51 @@ out:
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&a->mu);
 	return rc;
+}
+
+/* ---- team: device tokens (hub/team.c) ---- */
+
+static int exec_bound(hub_auth *a, const char *sql, const char *db, const char *device,
+                      const char *token, size_t *changed, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = FS_OK;
+
+	pthread_mutex_lock(&a->mu);
+	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		rc = fs_err_set(eb, FS_E_IO, "hub.db: %s", sqlite3_errmsg(a->db));
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, db, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
+	if (token)
+		sqlite3_bind_text(s, 3, token, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = fs_err_set(eb, FS_E_IO, "hub.db: %s", sqlite3_errmsg(a->db));
+		goto out;
+	}
+	if (changed)
+		*changed = (size_t)sqlite3_changes(a->db);
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token, fs_errbuf *eb)
+{
+	return exec_bound(a,
+	                  "INSERT OR IGNORE INTO device_tokens(db, device, token, created)"
+	                  " VALUES (?1, ?2, ?3, strftime('%s','now'))",
+	                  db, device, token, NULL, eb);
+}
+
+int hub_auth_revoke_device(hub_auth *a, const char *db, const char *device, size_t *revoked,
+                           fs_errbuf *eb)
+{
+	*revoked = 0;
+	return exec_bound(a,
+	                  "UPDATE principals SET revoked=1 WHERE kind='t' AND revoked=0 AND id IN"
+	                  " (SELECT token FROM device_tokens WHERE db=?1 AND device=?2)",
+	                  db, device, NULL, revoked, eb);
 }

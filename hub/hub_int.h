@@ -71,6 +71,13 @@ void hub_auth_close(hub_auth *a);
 int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb) FS_WUR;
 int hub_who_may(const hub_who *who, const char *db);
 int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb) FS_WUR;
+/* Records that token uploaded device's key document in db (the first wins). */
+int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token,
+                  fs_errbuf *eb) FS_WUR;
+/* Refuses from now on the tokens bound to device in db; *revoked: how many
+ * were still valid. */
+int hub_auth_revoke_device(hub_auth *a, const char *db, const char *device, size_t *revoked,
+                           fs_errbuf *eb) FS_WUR;
 void hub_who_clear(hub_who *who);
 
 /* ---- databases ---- */

@@ -60,6 +60,11 @@ enum MHD_Result hub_send_err(hub_req *r, struct MHD_Connection *c, unsigned stat
 enum MHD_Result hub_send_fs_err(hub_req *r, struct MHD_Connection *c, int code,
                                 const fs_errbuf *eb);
 
+/* team.c: after a write of documents ids (n of them) by who into db: binds
+ * device key documents to the token that uploaded them and refuses the
+ * tokens of devices the team revoked. Cheap when no id is a team document. */
+void hub_team_written(fs_hub *h, hub_db *db, const hub_who *who, const char *const *ids, size_t n);
+
 /* api.c: a complete request (body read, credentials checked if any came). */
 enum MHD_Result hub_route(fs_hub *h, hub_req *r, struct MHD_Connection *c, const char *url,
                           const char *method);

@@ -46,7 +46,8 @@ static const char usage_serve[] =
     "usage: fieldsync-hub serve DIR [--port N] [--bind ADDR] [--quiet]\n"
     "Serves HTTPS until SIGINT or SIGTERM. --port 0 picks a free port. Prints\n"
     "\"listening on https://ADDR:PORT\" once ready; the access log goes to\n"
-    "stderr (--quiet: none). Settings come from DIR/hub.conf (docs/hub.md).\n";
+    "stderr (--quiet: none; a token refused because its device was revoked by\n"
+    "its team is logged all the same). Settings come from DIR/hub.conf (docs/hub.md).\n";
 static const char usage_pin[] = "usage: fieldsync-hub pin DIR\n"
                                 "Prints the pin (sha256//<base64>) of DIR's certificate.\n";
 static const char usage_db[] = "usage: fieldsync-hub db create NAME --dir DIR\n"

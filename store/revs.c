@@ -1279,6 +1279,53 @@ int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb
 	return r;
 }
 
+struct leafwalk {
+	fs_store *st;
+	fs_store_leaf_cb cb;
+	void *ctx;
+	fs_store_prefix_stats *stats;
+	fs_errbuf *eb;
+	int rc;
+};
+
+static int leafwalk_doc(void *ctx, const fs_store_change *c)
+{
+	struct leafwalk *w = ctx;
+
+	w->stats->docs++;
+	if (c->seq > w->stats->max_seq)
+		w->stats->max_seq = c->seq;
+	for (size_t i = 0; w->cb && i < c->n_leaves; i++) {
+		fs_store_doc *d = NULL;
+		int r;
+		if (c->leaves[i].deleted)
+			continue;
+		r = fs_store_get(w->st, c->id, c->leaves[i].rev, &d, w->eb);
+		if (r == FS_E_NOTFOUND) /* a stub: its body never arrived */
+			continue;
+		if (r == FS_OK)
+			r = w->cb(w->ctx, c->id, d->rev, d->body, d->body_len);
+		fs_store_doc_free(d);
+		if (r != FS_OK) {
+			w->rc = r;
+			return r;
+		}
+	}
+	return 0;
+}
+
+int fs_store_leaves_prefix(fs_store *st, const char *prefix, fs_store_leaf_cb cb, void *ctx,
+                           fs_store_prefix_stats *stats, fs_errbuf *eb)
+{
+	fs_store_prefix_stats own;
+	struct leafwalk w = {st, cb, ctx, stats ? stats : &own, eb, FS_OK};
+	int r;
+
+	memset(w.stats, 0, sizeof(*w.stats));
+	r = fs_store_docs_prefix(st, prefix, leafwalk_doc, &w, eb);
+	return w.rc != FS_OK ? w.rc : r;
+}
+
 int fs_store_info_get(fs_store *st, fs_store_info *out, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;

@@ -390,4 +390,23 @@ uint64_t fs_store_seq(const fs_store *st);
 int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb, void *ctx,
                          fs_errbuf *eb) FS_WUR;
 
+typedef struct fs_store_prefix_stats {
+	uint64_t docs;    /* documents whose id starts with the prefix */
+	uint64_t max_seq; /* the highest local sequence among them: any change raises it */
+} fs_store_prefix_stats;
+
+/* One live leaf with its body; pointers valid during the call. Returns
+ * FS_OK to go on; anything else stops the walk and is returned. */
+typedef int (*fs_store_leaf_cb)(void *ctx, const char *id, const char *rev, const uint8_t *body,
+                                size_t len);
+
+/*
+ * Calls cb for every live (not deleted) leaf of each document whose id
+ * starts with prefix, with its body (a conflicting revision does not hide
+ * the one it conflicts with), and fills *stats (may be NULL). cb NULL:
+ * only the stats, which tell cheaply whether anything changed.
+ */
+int fs_store_leaves_prefix(fs_store *st, const char *prefix, fs_store_leaf_cb cb, void *ctx,
+                           fs_store_prefix_stats *stats, fs_errbuf *eb) FS_WUR;
+
 #endif
