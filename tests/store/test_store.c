@@ -763,9 +763,25 @@ static int seen_meta(void *ctx, const char *key, const uint8_t *val, size_t len)
 {
 	struct pseen *s = ctx;
 	if (s->n < 8)
-		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s=%.*s", key, (int)len, (const char *)val);
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s=%.*s", key, (int)len,
+		         (const char *)val);
 	s->n++;
 	return s->n == 3 ? 42 : 0; /* a non-zero answer stops the walk */
+}
+
+struct leaves_seen {
+	size_t n, bodies, stop_at;
+};
+
+static int leaf_cb(void *ctx, const char *id, const char *rev, const uint8_t *body, size_t len)
+{
+	struct leaves_seen *l = ctx;
+	(void)id;
+	(void)rev;
+	(void)body;
+	l->n++;
+	l->bodies += len;
+	return l->stop_at && l->n == l->stop_at ? 99 : FS_OK;
 }
 
 /* Prefix walks: exactly the ids (and meta keys) that start with the prefix,
@@ -779,9 +795,9 @@ static void test_prefix(void **state)
 	fs_errbuf eb;
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
-		assert_int_equal(fs_store_put_local(f->st, ids[i], NULL, (const uint8_t *)"{}", 2, 0,
-		                                    rev, &eb),
-		                 FS_OK);
+		assert_int_equal(
+		    fs_store_put_local(f->st, ids[i], NULL, (const uint8_t *)"{}", 2, 0, rev, &eb),
+		    FS_OK);
 	/* Every first revision of "{}" has the same id: rev is fs:b's too. */
 	assert_int_equal(fs_store_put_local(f->st, "fs:b", rev, NULL, 0, 1, r2, &eb), FS_OK);
 	assert_int_equal(fs_store_docs_prefix(f->st, "fs:", seen_doc, &s, &eb), FS_OK);
@@ -795,6 +811,23 @@ static void test_prefix(void **state)
 	assert_int_equal(s.n, 1);
 	assert_int_equal(fs_store_docs_prefix(f->st, "", seen_doc, &s, &eb), FS_E_ARG);
 	assert_int_equal(fs_store_docs_prefix(f->st, "a\xff", seen_doc, &s, &eb), FS_E_ARG);
+
+	/* Live leaves with bodies: a conflicting leaf of fs:a is read beside
+	 * the first; fs:b (deleted) gives none; fs:z's stub ancestors are no leaves. */
+	assert_int_equal(remote(f->st, "fs:a", 1, 0, "{\"x\":2}", 1, "f00d"), FS_OK);
+	assert_int_equal(remote(f->st, "fs:z", 3, 0, "{}", 2, "c", "b"), FS_OK);
+	fs_store_prefix_stats ps;
+	struct leaves_seen ls = {0};
+	assert_int_equal(fs_store_leaves_prefix(f->st, "fs:", leaf_cb, &ls, &ps, &eb), FS_OK);
+	assert_int_equal(ps.docs, 5);
+	assert_int_equal(ps.max_seq, fs_store_seq(f->st));
+	assert_int_equal(ls.n, 5); /* fs:, fs:a twice, fs:a:1, fs:z */
+	assert_int_equal(ls.bodies, 2 * 4 + 7);
+	assert_int_equal(fs_store_leaves_prefix(f->st, "fs:", NULL, NULL, &ps, &eb), FS_OK);
+	assert_int_equal(ps.docs, 5);
+	ls.stop_at = 2;
+	ls.n = 0;
+	assert_int_equal(fs_store_leaves_prefix(f->st, "fs:", leaf_cb, &ls, NULL, &eb), 99);
 
 	const char *keys[] = {"team.a", "team.b", "team_c", "tea", "team.c", "teamz"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
