@@ -484,19 +484,23 @@ int fs_crypto_team_new(fs_team **out, fs_errbuf *eb) FS_WUR;
 void fs_crypto_team_free(fs_team *t);
 
 /*
- * Adds one revision (a leaf) of a team document, its body as stored. A
- * document that does not parse, is stored under another document's id or
- * (for a device) does not verify is kept as a problem: FS_OK all the same.
- * Errors: FS_E_NOMEM, FS_E_TOOBIG (over FS_CRYPTO_TEAM_DOCS_MAX documents).
+ * Adds one revision (a leaf) of a team document, its body as stored, and
+ * when it arrived (lower: earlier; the store's local sequence). Arrival
+ * only decides between two key versions whose signers revoke each other:
+ * the one that arrived first stands (docs/team.md). A document that does
+ * not parse, is stored under another document's id or (for a device) does
+ * not verify is kept as a problem: FS_OK all the same. Errors: FS_E_NOMEM,
+ * FS_E_TOOBIG (over FS_CRYPTO_TEAM_DOCS_MAX documents).
  */
-int fs_crypto_team_add(fs_team *t, const char *doc_id, const uint8_t *body, size_t len,
-                       fs_errbuf *eb) FS_WUR;
+int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const uint8_t *body,
+                       size_t len, fs_errbuf *eb) FS_WUR;
 
 /*
  * Resolves what was added: from the first version (genesis, the kid a
  * device pinned when it joined; NULL takes the only one there is) along
- * the chain of key versions, each signed by a member of the one before or
- * by its recovery key; members, revoked devices and the current version.
+ * the chain of key versions, each signed by a member of the one before (not
+ * revoked) or by its recovery key; members, revoked devices and the
+ * current version.
  * Errors: FS_E_TEAM_NOSPACE (no valid first version, or not the pinned
  * one), FS_E_TEAM_AMBIGUOUS (several and none pinned), FS_E_NOMEM.
  */

@@ -69,6 +69,7 @@ struct tepoch {
 	struct tsig s;
 	int state; /* resolve: 0 not reached, 1 valid, -1 refused */
 	int dup;   /* another, different document claims the same kid */
+	uint64_t arrival;
 	int on_chain;
 };
 
@@ -643,8 +644,8 @@ static void want_id(enum kind k, const void *x, char out[FS_CRYPTO_TEAM_ID_MAX])
 	}
 }
 
-int fs_crypto_team_add(fs_team *t, const char *doc_id, const uint8_t *body, size_t len,
-                       fs_errbuf *eb)
+int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const uint8_t *body,
+                       size_t len, fs_errbuf *eb)
 {
 	cJSON *w = NULL, *b = NULL;
 	const char *kname, *text, *s64, *why = "not a team document";
@@ -759,6 +760,7 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, const uint8_t *body, size
 			goto bad;
 		}
 		e.s = s;
+		e.arrival = arrival;
 		for (size_t i = 0; i < t->nep; i++)
 			if (strcmp(t->eps[i].kid, e.kid) == 0) {
 				/* Two different documents for one kid: neither can be
@@ -914,35 +916,45 @@ static int by_recovery(const fs_team *t, const struct tepoch *c)
 	return 0;
 }
 
-static int revokes(const struct tepoch *e, const char *id)
+static int by_arrival(const void *a, const void *b)
 {
-	for (size_t i = 0; i < e->nr; i++)
-		if (strcmp(e->revoked[i], id) == 0)
-			return 1;
-	return 0;
+	const struct tepoch *x = *(struct tepoch *const *)a, *y = *(struct tepoch *const *)b;
+
+	if (x->arrival != y->arrival)
+		return x->arrival < y->arrival ? -1 : 1;
+	return strcmp(x->kid, y->kid);
 }
 
 /*
- * Of the valid children of one epoch, the one the chain follows: signed by
- * the recovery key first; then one whose signer no sibling revokes; then
- * the lowest kid. Every device computes the same from the same documents.
+ * Of the valid children v of one version, the one the chain follows, and
+ * the revocations that count (added to rev). Children signed by the
+ * recovery key come first, then the others in the order they arrived; a
+ * child whose signer an earlier one revoked is set aside with its
+ * revocations, so a revoked device cannot answer its revocation with a
+ * version that revokes its revoker. Of those that stand, a recovery-signed
+ * one is followed, else the lowest kid: concurrent rotations by members
+ * converge whatever order they arrived in, and all their revocations hold.
  */
-static struct tepoch *pick(fs_team *t, struct tepoch **v, size_t n)
+static struct tepoch *pick(fs_team *t, struct tepoch **v, size_t n, struct idset *rev)
 {
 	struct tepoch *best = NULL;
-	int best_rank = 0;
+	int best_rec = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		int rank = by_recovery(t, v[i]) ? 0 : 2;
-		for (size_t j = 0; j < n && rank == 2; j++)
-			if (j != i && revokes(v[j], v[i]->by))
-				rank = 3;
-		if (best == NULL || rank < best_rank ||
-		    (rank == best_rank && strcmp(v[i]->kid, best->kid) < 0)) {
-			best = v[i];
-			best_rank = rank;
+	qsort(v, n, sizeof(*v), by_arrival);
+	for (int pass = 1; pass >= 0; pass--)
+		for (size_t i = 0; i < n; i++) {
+			int rec = by_recovery(t, v[i]);
+			if (rec != pass || (!rec && ids_has(rev, v[i]->by)))
+				continue;
+			for (size_t j = 0; j < v[i]->nr; j++)
+				if (ids_add(rev, v[i]->revoked[j]) != 0)
+					return NULL;
+			if (best == NULL || (rec && !best_rec) ||
+			    (rec == best_rec && strcmp(v[i]->kid, best->kid) < 0)) {
+				best = v[i];
+				best_rec = rec;
+			}
 		}
-	}
 	return best;
 }
 
@@ -1071,15 +1083,10 @@ int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb)
 		}
 		if (nk == 0)
 			break;
-		next = pick(t, kids, nk);
-		for (size_t i = 0; i < next->nr; i++)
-			if (ids_add(&t->revoked, next->revoked[i]) != 0)
-				goto nomem;
-		for (size_t j = 0; j < nk; j++)
-			if (kids[j] != next && !ids_has(&t->revoked, kids[j]->by))
-				for (size_t i = 0; i < kids[j]->nr; i++)
-					if (ids_add(&t->revoked, kids[j]->revoked[i]) != 0)
-						goto nomem;
+		/* Every child was signed by a member that was not revoked: at
+		 * least the first to arrive stands. */
+		if ((next = pick(t, kids, nk, &t->revoked)) == NULL)
+			goto nomem;
 		next->on_chain = 1;
 		cur = next;
 	}

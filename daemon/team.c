@@ -132,10 +132,11 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
 
 /* ---- reading the team ---- */
 
-static int add_leaf(void *ctx, const char *id, const char *rev, const uint8_t *body, size_t len)
+static int add_leaf(void *ctx, const char *id, const char *rev, uint64_t seq, const uint8_t *body,
+                    size_t len)
 {
 	(void)rev;
-	return fs_crypto_team_add(ctx, id, body, len, NULL);
+	return fs_crypto_team_add(ctx, id, seq, body, len, NULL);
 }
 
 static int build(struct fsd *d, fs_team **out, fs_store_prefix_stats *stats, fs_errbuf *eb)

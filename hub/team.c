@@ -15,10 +15,11 @@
 #define META_GENESIS "team.genesis"
 #define DEVICE_DOC   FS_CRYPTO_TEAM_PREFIX "device:"
 
-static int add_leaf(void *ctx, const char *id, const char *rev, const uint8_t *body, size_t len)
+static int add_leaf(void *ctx, const char *id, const char *rev, uint64_t seq, const uint8_t *body,
+                    size_t len)
 {
 	(void)rev;
-	return fs_crypto_team_add(ctx, id, body, len, NULL);
+	return fs_crypto_team_add(ctx, id, seq, body, len, NULL);
 }
 
 /* The database's team, resolved against its pinned space (pinned now when

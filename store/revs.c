@@ -1267,9 +1267,9 @@ int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb
 	if ((unsigned char)hi[n - 1] == 0xff)
 		return fs_err_set(eb, FS_E_ARG, "store: a prefix may not end in byte 0xff");
 	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT " WALK_COLS " FROM docs WHERE id >= ?1 AND id < ?2 ORDER BY id",
-	                        -1, &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT " WALK_COLS " FROM docs WHERE id >= ?1 AND id < ?2 ORDER BY id", -1, &s,
+	    NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "read documents by prefix", eb);
 	sqlite3_bind_text(s, 1, prefix, (int)n, SQLITE_STATIC);
@@ -1304,7 +1304,7 @@ static int leafwalk_doc(void *ctx, const fs_store_change *c)
 		if (r == FS_E_NOTFOUND) /* a stub: its body never arrived */
 			continue;
 		if (r == FS_OK)
-			r = w->cb(w->ctx, c->id, d->rev, d->body, d->body_len);
+			r = w->cb(w->ctx, c->id, d->rev, d->seq, d->body, d->body_len);
 		fs_store_doc_free(d);
 		if (r != FS_OK) {
 			w->rc = r;

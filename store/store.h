@@ -395,10 +395,11 @@ typedef struct fs_store_prefix_stats {
 	uint64_t max_seq; /* the highest local sequence among them: any change raises it */
 } fs_store_prefix_stats;
 
-/* One live leaf with its body; pointers valid during the call. Returns
- * FS_OK to go on; anything else stops the walk and is returned. */
-typedef int (*fs_store_leaf_cb)(void *ctx, const char *id, const char *rev, const uint8_t *body,
-                                size_t len);
+/* One live leaf with its body and the local sequence at which it arrived;
+ * pointers valid during the call. Returns FS_OK to go on; anything else
+ * stops the walk and is returned. */
+typedef int (*fs_store_leaf_cb)(void *ctx, const char *id, const char *rev, uint64_t seq,
+                                const uint8_t *body, size_t len);
 
 /*
  * Calls cb for every live (not deleted) leaf of each document whose id

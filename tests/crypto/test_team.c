@@ -107,8 +107,9 @@ static fs_team *resolve(const struct docs *s, const char *genesis, int want)
 
 	assert_int_equal(fs_crypto_team_new(&t, &eb), FS_OK);
 	for (size_t i = 0; i < s->n; i++)
-		assert_int_equal(fs_crypto_team_add(t, s->d[i].id, (const uint8_t *)s->d[i].body,
-		                                    s->d[i].len, &eb),
+		assert_int_equal(fs_crypto_team_add(t, s->d[i].id, i + 1,
+		                                    (const uint8_t *)s->d[i].body, s->d[i].len,
+		                                    &eb),
 		                 FS_OK);
 	assert_int_equal(fs_crypto_team_resolve(t, genesis, &eb), want);
 	return t;
@@ -382,6 +383,48 @@ static void team_forks(void **state)
 	world_free(&w);
 }
 
+/* C, about to be revoked, answers with a version that revokes its revoker:
+ * the one that arrived first stands (a revoked device's answer always
+ * arrives after its revocation); the other and its revocations are set
+ * aside. Without the race, the revoker's version holds either way. */
+static void team_mutual(void **state)
+{
+	struct world w;
+	fs_space_key *k2 = NULL, *k2c = NULL;
+	fs_team *t;
+	fs_errbuf eb;
+
+	(void)state;
+	world_new(&w, 0);
+	dev_new(&w.c, &w.s, "C");
+	member(&w.s, &w.a, w.k1, &w.c);
+	assert_int_equal(fs_crypto_spacekey_new(SPACE, 2, &k2, &eb), FS_OK);
+	assert_int_equal(fs_crypto_spacekey_new(SPACE, 2, &k2c, &eb), FS_OK);
+	const char *mab[] = {w.a.did, w.b.did}, *rc[] = {w.c.did};
+	const char *mbc[] = {w.b.did, w.c.did}, *ra[] = {w.a.did};
+	epoch(&w.s, &w.a, k2, fs_crypto_spacekey_kid(w.k1), mab, 2, rc, 1, NULL);
+	epoch(&w.s, &w.c, k2c, fs_crypto_spacekey_kid(w.k1), mbc, 2, ra, 1, NULL);
+	t = resolve(&w.s, NULL, FS_OK);
+	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(k2));
+	assert_int_equal(status(t, &w.a), FS_TEAM_MEMBER);
+	assert_int_equal(status(t, &w.c), FS_TEAM_REVOKED);
+	assert_int_equal(fs_crypto_team_revoked_count(t), 1);
+	fs_crypto_team_free(t);
+
+	/* Swapped arrival: C rotated first, while still a member. */
+	fs_team_doc tmp = w.s.d[w.s.n - 1];
+	w.s.d[w.s.n - 1] = w.s.d[w.s.n - 2];
+	w.s.d[w.s.n - 2] = tmp;
+	t = resolve(&w.s, NULL, FS_OK);
+	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(k2c));
+	assert_int_equal(status(t, &w.a), FS_TEAM_REVOKED);
+	assert_int_equal(status(t, &w.c), FS_TEAM_MEMBER);
+	fs_crypto_team_free(t);
+	fs_crypto_spacekey_free(k2);
+	fs_crypto_spacekey_free(k2c);
+	world_free(&w);
+}
+
 /* Two members rotate at once, each revoking someone: both revocations
  * hold, and the head is stale (sealed to a device revoked now) until a
  * member rotates again. */
@@ -530,7 +573,7 @@ static void team_tamper(void **state)
 		char id[32];
 		snprintf(id, sizeof(id), "fs:x:%zu", i);
 		assert_int_equal(
-		    fs_crypto_team_add(t, id, (const uint8_t *)junk[i], strlen(junk[i]), &eb),
+		    fs_crypto_team_add(t, id, i, (const uint8_t *)junk[i], strlen(junk[i]), &eb),
 		    FS_OK);
 	}
 	assert_int_equal(fs_crypto_team_problem_count(t), sizeof(junk) / sizeof(junk[0]));
@@ -672,7 +715,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(team_chain),    cmocka_unit_test(team_revoke),
 	    cmocka_unit_test(team_forks),    cmocka_unit_test(team_concurrent),
 	    cmocka_unit_test(team_tamper),   cmocka_unit_test(team_genesis),
-	    cmocka_unit_test(team_recovery),
+	    cmocka_unit_test(team_recovery), cmocka_unit_test(team_mutual),
 	};
 
 	if (fs_crypto_init() != FS_OK)

@@ -773,11 +773,13 @@ struct leaves_seen {
 	size_t n, bodies, stop_at;
 };
 
-static int leaf_cb(void *ctx, const char *id, const char *rev, const uint8_t *body, size_t len)
+static int leaf_cb(void *ctx, const char *id, const char *rev, uint64_t seq, const uint8_t *body,
+                   size_t len)
 {
 	struct leaves_seen *l = ctx;
 	(void)id;
 	(void)rev;
+	assert_true(seq > 0);
 	(void)body;
 	l->n++;
 	l->bodies += len;
