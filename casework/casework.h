@@ -368,6 +368,25 @@ void fs_cw_caseload_free(fs_cw_caseload *c);
 int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n,
                fs_errbuf *eb) FS_WUR;
 
+/* Signature states of a visit or addendum in the index. */
+enum fs_cw_sig {
+	FS_CW_SIG_NONE = 0,    /* a draft: nothing signed */
+	FS_CW_SIG_PENDING = 1, /* not checked yet (fs_cw_index_verify) */
+	FS_CW_SIG_OK = 2,      /* verifies with its author device's trusted key */
+	FS_CW_SIG_BAD = 3,     /* does not verify, or another key: reported, never hidden */
+};
+
+/* The signature state of document id; -1 when id is not an indexed visit
+ * or addendum. */
+int fs_cw_index_sig(fs_cw_index *idx, const char *id);
+
+/*
+ * The addenda of visit_id in the index, by id. *ids holds borrowed ids
+ * (valid until the index changes); the caller frees the array with free().
+ */
+int fs_cw_addenda(fs_cw_index *idx, const char *visit_id, const char ***ids, size_t *n,
+                  fs_errbuf *eb) FS_WUR;
+
 /* ------------------------------------------------------------------------
  * Answers for the daemon's local API, as JSON text (docs/casework.md). Each
  * *out is malloc'ed, *len bytes plus a NUL not counted; it holds names, so

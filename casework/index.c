@@ -14,7 +14,13 @@
 
 #include "casework_int.h"
 
-enum { SIG_NONE, SIG_PENDING, SIG_OK, SIG_BAD };
+/* The values of enum fs_cw_sig (casework.h). */
+enum {
+	SIG_NONE = FS_CW_SIG_NONE,
+	SIG_PENDING = FS_CW_SIG_PENDING,
+	SIG_OK = FS_CW_SIG_OK,
+	SIG_BAD = FS_CW_SIG_BAD
+};
 
 struct ivisit {
 	char case_id[FS_CW_ID_MAX + 1];
@@ -828,6 +834,47 @@ int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n
 				continue;
 			if (k == cap) {
 				size_t nc = cap ? cap * 2 : 16;
+				const char **nv = realloc(v, nc * sizeof(*nv));
+
+				if (nv == NULL) {
+					free(v);
+					return fs_err_set(eb, FS_E_NOMEM, "out of memory");
+				}
+				v = nv;
+				cap = nc;
+			}
+			v[k++] = e->id;
+		}
+	if (k)
+		qsort(v, k, sizeof(*v), str_cmp);
+	*ids = v;
+	*n = k;
+	return FS_OK;
+}
+
+int fs_cw_index_sig(fs_cw_index *idx, const char *id)
+{
+	struct ent *e = find(idx, id);
+
+	if (e == NULL || (e->type != FS_CW_VISIT && e->type != FS_CW_ADDENDUM))
+		return -1;
+	return e->sig; /* SIG_* has the values of enum fs_cw_sig */
+}
+
+int fs_cw_addenda(fs_cw_index *idx, const char *visit_id, const char ***ids, size_t *n,
+                  fs_errbuf *eb)
+{
+	const char **v = NULL;
+	size_t k = 0, cap = 0;
+
+	*ids = NULL;
+	*n = 0;
+	for (size_t i = 0; i < idx->cap; i++)
+		for (struct ent *e = idx->tab[i]; e; e = e->next) {
+			if (e->type != FS_CW_ADDENDUM || strcmp(e->a->visit_id, visit_id) != 0)
+				continue;
+			if (k == cap) {
+				size_t nc = cap ? cap * 2 : 8;
 				const char **nv = realloc(v, nc * sizeof(*nv));
 
 				if (nv == NULL) {

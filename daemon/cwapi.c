@@ -345,6 +345,47 @@ out:
 	return rc;
 }
 
+static const char *sig_word(int sig)
+{
+	return sig == FS_CW_SIG_OK        ? "verified"
+	       : sig == FS_CW_SIG_BAD     ? "FAILED"
+	       : sig == FS_CW_SIG_PENDING ? "not checked yet"
+	                                  : "none (draft)";
+}
+
+/* A visit's signature state and its addenda, each with its own state: a
+ * signature that does not verify is shown, never hidden. */
+static int visit_extras(struct fsd *d, const char *id, cJSON *o, fs_errbuf *eb)
+{
+	const char **ids = NULL;
+	cJSON *arr;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = fsd_cw_index(d, eb)) != FS_OK ||
+	    (rc = fs_cw_addenda(d->cw, id, &ids, &n, eb)) != FS_OK)
+		return rc;
+	cJSON_AddStringToObject(o, "signature", sig_word(fs_cw_index_sig(d->cw, id)));
+	arr = cJSON_AddArrayToObject(o, "addenda");
+	for (size_t i = 0; arr && i < n; i++) {
+		char rev[FS_REV_MAX], *plain = NULL;
+		const char *type = NULL;
+		fs_errbuf e2;
+		cJSON *a;
+		if (get_record(d, ids[i], NULL, &plain, rev, &type, &e2) != FS_OK)
+			continue; /* deleted since it was indexed */
+		a = cJSON_CreateObject();
+		cJSON_AddStringToObject(a, "id", ids[i]);
+		cJSON_AddStringToObject(a, "rev", rev);
+		cJSON_AddStringToObject(a, "signature", sig_word(fs_cw_index_sig(d->cw, ids[i])));
+		cJSON_AddItemToObject(a, "data", cJSON_Parse(plain));
+		cJSON_AddItemToArray(arr, a);
+		cJSON_free(plain);
+	}
+	free(ids);
+	return FS_OK;
+}
+
 static int show(struct fsd *d, const char *want, const char *id, cJSON **out, fs_errbuf *eb)
 {
 	char rev[FS_REV_MAX], *plain = NULL;
@@ -362,6 +403,10 @@ static int show(struct fsd *d, const char *want, const char *id, cJSON **out, fs
 	cJSON_AddStringToObject(*out, "id", id);
 	cJSON_AddStringToObject(*out, "rev", rev);
 	cJSON_AddItemToObject(*out, "data", cJSON_Parse(plain));
+	if (strcmp(want, "visit") == 0 && (rc = visit_extras(d, id, *out, eb)) != FS_OK) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
 out:
 	if (plain)
 		cJSON_free(plain);

@@ -82,6 +82,10 @@ cli a visit show "$pid" | grep -q "$marker edited note" || fail "editor note not
 cli a visit finalize "$pid" >/dev/null || fail "finalize"
 [ "$(cli a --json visit show "$pid" | jget data.state)" = final ] || fail "not final"
 echo "late change" | cli a visit addendum "$pid" >/dev/null || fail "addendum"
+cli a --json visit show "$pid" >"$T/show.json" || fail "visit show"
+[ "$(jget signature <"$T/show.json")" = verified ] || fail "finalized visit: $(jget signature <"$T/show.json")"
+[ "$(jget addenda.0.signature <"$T/show.json")" = verified ] || fail "addendum signature"
+jget addenda.0.data.note <"$T/show.json" | grep -q "late change" || fail "visit show lacks its addendum"
 cli a --json case edit "$cid" '{"name":"x"}' >/dev/null || fail "case edit"
 rc=0; printf 'x' | cli a --json visit add "$cid" --kind nowhere >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || fail "a bad visit kind: exit $rc, want 1"
@@ -129,6 +133,8 @@ wait_for 15 b_reads || fail "b does not list a's case: $(cli b case list)"
 cli b visit show "$vid" | grep -q "$marker home visit note" || fail "b cannot read a's visit"
 cli b visit show "$pid" | grep -q "$marker edited note" || fail "b cannot read the finalized visit"
 [ "$(cli b --json due --all | jget cases.0.alerts)" = "[]" ] || fail "a's signature not trusted on b"
+[ "$(cli b --json visit show "$pid" | jget addenda.0.signature)" = verified ] ||
+	fail "b does not verify a's addendum"
 say "device b joined, was approved, and reads a's case and visits (signature trusted)"
 
 marker_absent "$T/a/data" "$T/b/data" "$T/tmp" "$T/a/log" "$T/b/log"
