@@ -325,13 +325,16 @@ static int act(struct fsd *d)
 	}
 	/* Keys sealed to this device. */
 	if ((rc = fs_crypto_keyring_new(&got, &eb)) != FS_OK ||
-	    (rc = fs_crypto_team_open_keys(d->team, me, d->dev_id, got, &added, &eb)) != FS_OK)
+	    (rc = fs_crypto_team_open_keys(d->team, me, d->dev_id, got, NULL, &eb)) != FS_OK)
 		goto out;
-	for (size_t i = 0; i < fs_crypto_keyring_count(got); i++)
-		if (fs_crypto_keyring_find(
-		        d->ring, fs_crypto_spacekey_kid(fs_crypto_keyring_at(got, i))) == NULL &&
-		    (rc = fsd_vault_key_add(d, fs_crypto_keyring_at(got, i), &eb)) != FS_OK)
+	for (size_t i = 0; i < fs_crypto_keyring_count(got); i++) {
+		const fs_space_key *k = fs_crypto_keyring_at(got, i);
+		if (fs_crypto_keyring_find(d->ring, fs_crypto_spacekey_kid(k)))
+			continue; /* e.g. the key document this device sealed to itself */
+		if ((rc = fsd_vault_key_add(d, k, &eb)) != FS_OK)
 			goto out;
+		added++;
+	}
 	if (added) {
 		fsd_log(FS_DAEMON_LOG_INFO, "team: received %zu space key(s)", added);
 		fsd_cw_reset(d); /* records that could not be read may be readable now */
