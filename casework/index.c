@@ -811,17 +811,51 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* A growing list of borrowed ids, answered sorted. */
+struct idlist {
+	const char **v;
+	size_t n, cap;
+};
+
+static int idlist_push(struct idlist *l, const char *id)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		const char **nv = realloc(l->v, nc * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+static int idlist_answer(struct idlist *l, int failed, const char ***ids, size_t *n, fs_errbuf *eb)
+{
+	if (failed) {
+		free(l->v);
+		return fs_err_set(eb, FS_E_NOMEM, "out of memory");
+	}
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+	*ids = l->v;
+	*n = l->n;
+	return FS_OK;
+}
+
 int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n, fs_errbuf *eb)
 {
-	const char **v = NULL;
-	size_t k = 0, cap = 0;
+	struct idlist l = {0};
+	int failed = 0;
 
 	*ids = NULL;
 	*n = 0;
 	if (query == NULL || strlen(query) == 0 || strlen(query) > FS_CW_NAME_MAX)
 		return fs_err_set(eb, FS_E_ARG, "search text must be 1-200 bytes");
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
+	for (size_t i = 0; i < idx->cap && !failed; i++)
+		for (struct ent *e = idx->tab[i]; e && !failed; e = e->next) {
 			const struct cw_case *c = e->c;
 			int hit;
 
@@ -830,26 +864,10 @@ int fs_cw_find(fs_cw_index *idx, const char *query, const char ***ids, size_t *n
 			hit = contains(c->name, query) || contains(c->alias, query);
 			for (size_t t = 0; !hit && t < c->ntags; t++)
 				hit = contains(c->tags[t], query);
-			if (!hit)
-				continue;
-			if (k == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				const char **nv = realloc(v, nc * sizeof(*nv));
-
-				if (nv == NULL) {
-					free(v);
-					return fs_err_set(eb, FS_E_NOMEM, "out of memory");
-				}
-				v = nv;
-				cap = nc;
-			}
-			v[k++] = e->id;
+			if (hit)
+				failed = idlist_push(&l, e->id) != 0;
 		}
-	if (k)
-		qsort(v, k, sizeof(*v), str_cmp);
-	*ids = v;
-	*n = k;
-	return FS_OK;
+	return idlist_answer(&l, failed, ids, n, eb);
 }
 
 int fs_cw_index_sig(fs_cw_index *idx, const char *id)
@@ -864,33 +882,16 @@ int fs_cw_index_sig(fs_cw_index *idx, const char *id)
 int fs_cw_addenda(fs_cw_index *idx, const char *visit_id, const char ***ids, size_t *n,
                   fs_errbuf *eb)
 {
-	const char **v = NULL;
-	size_t k = 0, cap = 0;
+	struct idlist l = {0};
+	int failed = 0;
 
 	*ids = NULL;
 	*n = 0;
-	for (size_t i = 0; i < idx->cap; i++)
-		for (struct ent *e = idx->tab[i]; e; e = e->next) {
-			if (e->type != FS_CW_ADDENDUM || strcmp(e->a->visit_id, visit_id) != 0)
-				continue;
-			if (k == cap) {
-				size_t nc = cap ? cap * 2 : 8;
-				const char **nv = realloc(v, nc * sizeof(*nv));
-
-				if (nv == NULL) {
-					free(v);
-					return fs_err_set(eb, FS_E_NOMEM, "out of memory");
-				}
-				v = nv;
-				cap = nc;
-			}
-			v[k++] = e->id;
-		}
-	if (k)
-		qsort(v, k, sizeof(*v), str_cmp);
-	*ids = v;
-	*n = k;
-	return FS_OK;
+	for (size_t i = 0; i < idx->cap && !failed; i++)
+		for (struct ent *e = idx->tab[i]; e && !failed; e = e->next)
+			if (e->type == FS_CW_ADDENDUM && strcmp(e->a->visit_id, visit_id) == 0)
+				failed = idlist_push(&l, e->id) != 0;
+	return idlist_answer(&l, failed, ids, n, eb);
 }
 
 /* ---- the sealed snapshot ----

@@ -381,7 +381,6 @@ static int cmd_init(int argc, char **argv)
 {
 	char p1[CLI_PASS_MAX];
 	const char *name = NULL, *rec = NULL;
-	char *body;
 	cJSON *o, *req;
 	int code;
 
@@ -404,10 +403,7 @@ static int cmd_init(int argc, char **argv)
 		cJSON_AddStringToObject(req, "name", name);
 	if (rec)
 		cJSON_AddStringToObject(req, "recovery", rec);
-	body = cJSON_PrintUnformatted(req);
-	cli_free_tree(req);
-	code = cli_call("POST", "/v1/init", body, &o, 0);
-	cli_free_secret_text(body);
+	code = cli_post_tree("/v1/init", req, &o);
 	if (code == FS_OK && !cli_json_out) {
 		const cJSON *t = cJSON_GetObjectItem(o, "team");
 		const cJSON *me = cJSON_GetObjectItem(t, "this_device");
@@ -547,14 +543,18 @@ static int cmd_sync(int wait, double timeout_s)
 	}
 }
 
-int cli_server_opt(cJSON *req, char *pins, size_t pins_cap, int argc, char **argv, int *i)
+int cli_server_opt(cJSON *req, int argc, char **argv, int *i)
 {
 	char secret[CLI_PASS_MAX];
 	const char *a = argv[*i];
 
 	if (!strcmp(a, "--pin") && *i + 1 < argc) {
-		size_t l = strlen(pins);
-		snprintf(pins + l, pins_cap - l, "%s%s", l ? ";" : "", argv[++*i]);
+		/* Several pins (a certificate rotation) are kept as "p1;p2". */
+		const char *had = cJSON_GetStringValue(cJSON_GetObjectItem(req, "pins"));
+		char pins[1024];
+		snprintf(pins, sizeof(pins), "%s%s%s", had ? had : "", had ? ";" : "", argv[++*i]);
+		cJSON_DeleteItemFromObject(req, "pins");
+		cJSON_AddStringToObject(req, "pins", pins);
 	} else if (!strcmp(a, "--ca") && *i + 1 < argc) {
 		char abs[FS_DAEMON_PATH_MAX];
 		const char *ca = argv[++*i];
@@ -576,6 +576,22 @@ int cli_server_opt(cJSON *req, char *pins, size_t pins_cap, int argc, char **arg
 		return 0;
 	}
 	return 1;
+}
+
+int cli_post_tree(const char *path, cJSON *req, cJSON **out)
+{
+	char *body = cJSON_PrintUnformatted(req);
+	int code;
+
+	cli_free_tree(req);
+	if (body == NULL) {
+		*out = NULL;
+		fprintf(stderr, "fieldsync: out of memory\n");
+		return FS_E_NOMEM;
+	}
+	code = cli_call("POST", path, body, out, 0);
+	cli_free_secret_text(body);
+	return code;
 }
 
 void cli_free_tree(cJSON *o)
@@ -609,12 +625,10 @@ static int cmd_remote(int argc, char **argv)
 	}
 	if (!strcmp(argv[0], "add") && argc >= 3) {
 		cJSON *req = cJSON_CreateObject();
-		char pins[1024] = "";
-		char *body;
 		cJSON_AddStringToObject(req, "name", argv[1]);
 		cJSON_AddStringToObject(req, "url", argv[2]);
 		for (int i = 3; i < argc; i++) {
-			int r = cli_server_opt(req, pins, sizeof(pins), argc, argv, &i);
+			int r = cli_server_opt(req, argc, argv, &i);
 			if (r <= 0) {
 				cli_free_tree(req);
 				if (r == 0)
@@ -624,12 +638,7 @@ static int cmd_remote(int argc, char **argv)
 				return EX_USAGE;
 			}
 		}
-		if (pins[0])
-			cJSON_AddStringToObject(req, "pins", pins);
-		body = cJSON_PrintUnformatted(req);
-		cli_free_tree(req);
-		code = cli_call("POST", "/v1/remotes", body, &o, 0);
-		cli_free_secret_text(body);
+		code = cli_post_tree("/v1/remotes", req, &o);
 		return cli_done(code, o, "added: the daemon syncs with it from now on");
 	}
 	fprintf(stderr, "fieldsync: see \"fieldsync remote --help\"\n");

@@ -44,10 +44,13 @@ void cli_free_secret_text(char *t);
 void cli_wipe(char *s, size_t n);
 /* The exit status for an error code. */
 int cli_exit_of(int code);
-/* Reads one server option of `remote add` and `join` (--pin, --ca, --user,
- * --password, --token: the last two read without echo) at argv[*i] into
- * req: 1 read (and *i moved on), 0 not one of them, -1 failed (said why). */
-int cli_server_opt(cJSON *req, char *pins, size_t pins_cap, int argc, char **argv, int *i);
+/* Reads one server option of `remote add` and `join` (--pin, again for
+ * more pins, --ca, --user, --password, --token: the last two read without
+ * echo) at argv[*i] into req: 1 read (and *i moved on), 0 not one of them,
+ * -1 failed (said why). */
+int cli_server_opt(cJSON *req, int argc, char **argv, int *i);
+/* POSTs req (which it frees, wiped) to path: cli_call's result. */
+int cli_post_tree(const char *path, cJSON *req, cJSON **out);
 /* A new passphrase into p1 (asked twice on a terminal): 0, or an exit status. */
 int cli_new_pass(const char *prompt, char *p1, size_t cap);
 /* cJSON_Delete after wiping the tree's strings (passwords, tokens). */

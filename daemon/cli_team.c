@@ -115,11 +115,10 @@ static int approved(const cJSON *t)
 
 int cli_join(int argc, char **argv)
 {
-	char p[CLI_PASS_MAX], url[2048], pins[1024] = "";
+	char p[CLI_PASS_MAX], url[2048];
 	double timeout = 600;
 	int wait = 0, code, i;
 	cJSON *req, *o = NULL;
-	char *body;
 
 	if (argc < 2 || argv[0][0] == '-' || argv[1][0] == '-') {
 		fprintf(stderr, "fieldsync: join needs SERVER-URL and SPACE (see \"fieldsync join "
@@ -137,7 +136,7 @@ int cli_join(int argc, char **argv)
 	cli_wipe(p, sizeof(p));
 	cJSON_AddStringToObject(req, "url", url);
 	for (i = 2; i < argc; i++) {
-		int r = cli_server_opt(req, pins, sizeof(pins), argc, argv, &i);
+		int r = cli_server_opt(req, argc, argv, &i);
 		if (r == 1)
 			continue;
 		if (r == 0 && !strcmp(argv[i], "--name") && i + 1 < argc)
@@ -156,12 +155,7 @@ int cli_join(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (pins[0])
-		cJSON_AddStringToObject(req, "pins", pins);
-	body = cJSON_PrintUnformatted(req);
-	cli_free_tree(req);
-	code = cli_call("POST", "/v1/join", body, &o, 0);
-	cli_free_secret_text(body);
+	code = cli_post_tree("/v1/join", req, &o);
 	if (code != FS_OK)
 		return cli_done(code, o, NULL);
 	if (!cli_json_out)
@@ -391,7 +385,6 @@ int cli_recover(int argc, char **argv)
 {
 	char p[CLI_PASS_MAX], text[FS_CRYPTO_RECOVERY_TEXT_MAX + 1];
 	cJSON *o = NULL, *req;
-	char *body;
 	size_t n;
 	FILE *f;
 	int code;
@@ -420,10 +413,7 @@ int cli_recover(int argc, char **argv)
 	cJSON_AddStringToObject(req, "passphrase", p);
 	cli_wipe(p, sizeof(p));
 	cli_wipe(text, sizeof(text));
-	body = cJSON_PrintUnformatted(req);
-	cli_free_tree(req);
-	code = cli_call("POST", "/v1/recover", body, &o, 0);
-	cli_free_secret_text(body);
+	code = cli_post_tree("/v1/recover", req, &o);
 	if (code == FS_OK && !cli_json_out)
 		printf("recovered %.0f key version(s): this device reads the whole space and is a "
 		       "member (%s)\n",
