@@ -81,7 +81,10 @@ static int db_url(const char *server, const char *space, char *out, size_t cap)
 	return w < 0 || (size_t)w >= cap ? -1 : 0;
 }
 
-/* Polls the team until want(status) or the timeout; the last answer in *out. */
+static int server_refuses(void);
+
+/* Polls the team until want(status) or the timeout; the last answer in
+ * *out. Stops early, said why, when the server refuses this device. */
 static int wait_team(double timeout, int (*want)(const cJSON *), cJSON **out)
 {
 	double end = now_s() + timeout;
@@ -95,14 +98,45 @@ static int wait_team(double timeout, int (*want)(const cJSON *), cJSON **out)
 			return FS_OK;
 		cJSON_Delete(*out);
 		*out = NULL;
+		if ((code = server_refuses()) != FS_OK)
+			return code;
 		sleep_ms(POLL_MS);
 	}
 }
 
+/* Whether the (first) remote failed for a reason a person must fix (the
+ * token, the certificate, the address): said in plain words, and its code. */
+static int server_refuses(void)
+{
+	static const char *const fatal[] = {"FS_E_SYNC_AUTH",     "FS_E_SYNC_TLS_CERT",
+	                                    "FS_E_SYNC_TLS_PIN",  "FS_E_SYNC_NODB",
+	                                    "FS_E_SYNC_INSECURE", "FS_E_SYNC_DNS"};
+	cJSON *o = NULL, *r;
+	int code = cli_call("GET", "/v1/remotes", NULL, &o, 1);
+
+	if (code != FS_OK)
+		return FS_OK;
+	r = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "remotes"), 0);
+	for (size_t i = 0; r && i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		if (!strcmp(cli_str(r, "last_error"), fatal[i])) {
+			fprintf(stderr,
+			        "fieldsync: %s (%s)\nthis device is set up; fix the server with "
+			        "\"fieldsync remote remove %s\" and \"fieldsync remote add\"\n",
+			        cli_str(r, "last_error_text"), cli_str(r, "last_error_detail"),
+			        cli_str(r, "name"));
+			code = FS_E_SYNC_AUTH;
+			break;
+		}
+	cJSON_Delete(o);
+	return code;
+}
+
 static int found(const cJSON *t)
 {
-	const char *st = cli_str(me_of(t), "status");
-	return strcmp(st, "joining") != 0 || cli_str(t, "error")[0];
+	const char *st = cli_str(me_of(t), "status"), *err = cli_str(t, "error");
+
+	/* "No space yet" is what joining means; any other error ends the wait. */
+	return strcmp(st, "joining") != 0 || (err[0] && strcmp(err, "FS_E_TEAM_NOSPACE") != 0);
 }
 
 static int approved(const cJSON *t)
@@ -163,9 +197,10 @@ int cli_join(int argc, char **argv)
 		       cli_str(me_of(o), "name"), cli_str(me_of(o), "fingerprint"));
 	cJSON_Delete(o);
 	o = NULL;
-	/* The space shows itself at the first sync. */
+	/* The space shows itself at the first sync, unless the server refuses. */
 	if ((code = wait_team(timeout > 0 && timeout < 60 ? timeout : 60, found, &o)) != FS_OK)
-		return cli_done(code, o, NULL);
+		return cli_exit_of(code); /* said why */
+
 	if (cli_str(o, "error")[0] || !strcmp(cli_str(me_of(o), "status"), "joining")) {
 		if (!cli_json_out)
 			printf(
@@ -194,7 +229,7 @@ int cli_join(int argc, char **argv)
 	if (!cli_json_out)
 		printf("waiting for the approval...\n");
 	if ((code = wait_team(timeout, approved, &o)) != FS_OK)
-		return cli_done(code, o, NULL);
+		return cli_exit_of(code);
 	if (!approved(o)) {
 		fprintf(stderr, "fieldsync: not approved within %.0f s; it still can be\n",
 		        timeout);

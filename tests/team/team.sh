@@ -55,6 +55,17 @@ approve() { # approve FINGERPRINT NAME
 	wait_for 30 member_with_key "$2" || fail "$2 not let in: $(cli "$2" status)"
 }
 
+# A device given a bad token is told so at once, not left waiting.
+conf e "retry_max_seconds = 2"
+start_daemon e
+rc=0
+printf 'pass e\nAAAAAAAAAAAAAAAAAAAAAAAA.nope\n' | timeout 30 "$FS_BIN" --config "$T/e/conf" \
+	join "$url" team "${opts[@]}" --token >"$T/e/join.out" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "join with a bad token: exit $rc, want 1: $(cat "$T/e/join.out")"
+grep -q "refused our credentials" "$T/e/join.out" || fail "join: $(cat "$T/e/join.out")"
+stop_daemon e >/dev/null
+say "a join with a bad token is refused in plain words"
+
 # A founds the space.
 conf a "retry_max_seconds = 2"
 start_daemon a
