@@ -83,6 +83,10 @@ static int loop(struct fsd *d, const char *config, const char *data_dir)
 			fsd_remotes_network_changed(d);
 		}
 		wait = min64(wait, fsd_remotes_step(d, now));
+		/* A step that started a transfer also performed it: one that ended
+		 * at once (a refused connection) left its message to read now. */
+		if (fsd_remotes_multi_done(d) > 0)
+			wait = 0;
 		now = fsd_now_ms();
 		if (d->master && d->cfg.auto_lock_s) {
 			uint64_t at = d->last_use_ms + (uint64_t)d->cfg.auto_lock_s * 1000u;

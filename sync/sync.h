@@ -253,24 +253,51 @@ typedef struct fs_sync_live fs_sync_live;
  */
 int fs_sync_live_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, uint32_t debounce_ms,
                      fs_sync_live **out, fs_errbuf *eb) FS_WUR;
-/* Frees l; NULL is a no-op. Remove a running longpoll handle from the
- * daemon's multi handle first. */
+/* Frees l, abandoning a sync under way; NULL is a no-op. Remove a running
+ * longpoll handle from the daemon's multi handle first. */
 void fs_sync_live_free(fs_sync_live *l);
+
+/*
+ * From now on l's syncs and probes run as transfers on multi (the daemon's
+ * loop): a step never waits for them. The caller reads multi's messages
+ * and hands each to fs_sync_live_transfer_done; a step after one that was
+ * l's moves the sync on. Without a multi handle (the default) a step runs
+ * its sync to the end. Refused while a sync is under way.
+ */
+int fs_sync_live_set_multi(fs_sync_live *l, CURLM *multi, fs_errbuf *eb) FS_WUR;
+
+/* A transfer on the multi handle ended: 1 if it was one of l's syncs or
+ * probes (step l soon), else 0. The longpoll has its own call below. */
+int fs_sync_live_transfer_done(fs_sync_live *l, CURL *easy, CURLcode cc);
 
 /* A local edit was saved: push within the debounce delay. */
 void fs_sync_live_changed(fs_sync_live *l, uint64_t now_ms);
 
-/* The network changed: forget the backoff and sync at the next step. */
+/* The network changed: abandon a sync under way (its connection may be on
+ * a dead route), forget the backoff, and at the next step probe the server
+ * (GET /{db}, FS_SYNC_PROBE_TIMEOUT_MS): an answer starts a sync at once,
+ * a failure backs off. Failures that lose the server (offline, DNS,
+ * timeout, broken connection) are also retried with a probe first. */
 void fs_sync_live_network_changed(fs_sync_live *l);
 
+/* A person asked for a sync: at the next step, without waiting for the
+ * backoff; a sync under way goes on and another follows it. */
+void fs_sync_live_sync_now(fs_sync_live *l);
+
 /*
- * Does what is due at now_ms (a push and pull, blocking for their
- * transfers) and sets *wait_ms to when the next step is wanted. Returns
- * FS_OK, or the error of a sync tried in this call (a retry is then
- * scheduled with backoff). *prog (may be NULL) gets the counts of the sync.
+ * Does what is due at now_ms and sets *wait_ms to when the next step is
+ * wanted. With a multi handle it starts or moves on a sync and returns at
+ * once; without, a sync runs to its end in the call. Returns FS_OK, or the
+ * error of a sync or probe that ended in this call (a retry is then
+ * scheduled with backoff). *prog (may be NULL) gets what was pushed and
+ * pulled since the previous step.
  */
 int fs_sync_live_step(fs_sync_live *l, uint64_t now_ms, uint32_t *wait_ms, fs_sync_progress *prog,
                       fs_errbuf *eb) FS_WUR;
+
+/* 1 when the last step ended a sync (its return says how), else 0 (a
+ * sync still under way, only a probe, or nothing was due). */
+int fs_sync_live_synced(const fs_sync_live *l);
 
 /*
  * After a step: the longpoll request to run, or NULL. The handle belongs to
