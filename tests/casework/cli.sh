@@ -12,27 +12,11 @@ lib_no_pouch=1
 : "${FS_HUB_BIN:?}"
 
 hub="$T/hub"
-"$FS_HUB_BIN" init "$hub" >"$T/hub.pin" 2>"$T/hub-init.log" || fail "hub init"
-pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$T/hub.pin")
-"$FS_HUB_BIN" db create team --dir "$hub" >/dev/null || fail "hub db create"
-tok_a=$("$FS_HUB_BIN" token add dev-a --db team --dir "$hub" | tail -n 1)
-tok_b=$("$FS_HUB_BIN" token add dev-b --db team --dir "$hub" | tail -n 1)
 port=$(free_port)
-start_hub() {
-	setsid "$FS_HUB_BIN" serve "$hub" --port "$port" --quiet >>"$T/hub.log" 2>&1 </dev/null &
-	hub_pgid=$!
-	pgids+=("$hub_pgid")
-	for _ in $(seq 100); do
-		curl -s -o /dev/null --cacert "$hub/cert.pem" "https://127.0.0.1:$port/" && return 0
-		sleep 0.1
-	done
-	fail "fieldsync-hub did not start on $port"
-}
-stop_hub() {
-	kill -TERM -- "-$hub_pgid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 -- "-$hub_pgid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL -- "-$hub_pgid" 2>/dev/null || true
-}
+hub_init "$hub" "$port"
+pin=$hub_pin
+tok_a=$(hub_token dev-a)
+tok_b=$(hub_token dev-b)
 hub_get() { curl -sf --cacert "$hub/cert.pem" -H "Authorization: Bearer $tok_a" "https://127.0.0.1:$port/team/$1"; }
 
 start_hub
