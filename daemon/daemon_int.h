@@ -51,6 +51,7 @@ struct fsd_remote {
 	unsigned fails; /* failed syncs in a row */
 	char last_msg[FS_ERRMSG_MAX];
 	uint64_t pushed, pulled, refused;
+	fs_sync_progress run; /* counts of the sync under way, for its log line */
 };
 
 struct fsd {
@@ -144,9 +145,12 @@ void fsd_remotes_unlocked(struct fsd *d);
 void fsd_remotes_sync_now(struct fsd *d);
 void fsd_remotes_network_changed(struct fsd *d);
 void fsd_remotes_local_edit(struct fsd *d);
-/* Steps what is due; returns ms until the next step wanted (UINT32_MAX: none). */
+/* Steps what is due, never waiting for the network; returns ms until the
+ * next step wanted (UINT64_MAX: none). */
 uint64_t fsd_remotes_step(struct fsd *d, uint64_t now);
-void fsd_remotes_multi_done(struct fsd *d);
+/* Hands the multi handle's finished transfers to their remotes; returns
+ * how many there were. */
+int fsd_remotes_multi_done(struct fsd *d);
 cJSON *fsd_remotes_json(struct fsd *d);
 
 /* api.c */

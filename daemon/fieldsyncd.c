@@ -18,6 +18,7 @@
 #define STORE_FILE   "store.db"
 #define KEY_FILE     "key"
 #define SLEEP_MAX_MS 3600000u /* a wait with nothing due; nothing is due is the usual case */
+#define STEP_ROUNDS  4        /* steps again in one turn for transfers that ended at once */
 
 static void usage(FILE *f)
 {
@@ -83,6 +84,16 @@ static int loop(struct fsd *d, const char *config, const char *data_dir)
 			fsd_remotes_network_changed(d);
 		}
 		wait = min64(wait, fsd_remotes_step(d, now));
+		/* A step that started a transfer also performed it: one that ended
+		 * at once (a refused connection) is read and stepped now, not after
+		 * one more trip through poll. */
+		for (int i = 0; fsd_remotes_multi_done(d) > 0; i++) {
+			if (i == STEP_ROUNDS) {
+				wait = 0;
+				break;
+			}
+			wait = min64(SLEEP_MAX_MS, fsd_remotes_step(d, fsd_now_ms()));
+		}
 		now = fsd_now_ms();
 		if (d->master && d->cfg.auto_lock_s) {
 			uint64_t at = d->last_use_ms + (uint64_t)d->cfg.auto_lock_s * 1000u;

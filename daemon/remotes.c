@@ -3,7 +3,9 @@
  * settings (the store's meta "remotes", JSON without secrets), their
  * credentials (wrapped under the master key, unwrapped at the first unlock
  * and kept in locked memory until exit), and continuous replication of each
- * through sync/'s live state, stepped by the daemon's loop.
+ * through sync/'s live state, stepped by the daemon's loop; every transfer
+ * (syncs, probes, longpolls) runs on the loop's multi handle, so a step
+ * never waits for the network.
  */
 #include "daemon_int.h"
 
@@ -87,7 +89,9 @@ static int start_remote(struct fsd *d, struct fsd_remote *rm, fs_errbuf *eb)
 		rc = fs_sync_remote_set_bearer(rm->r, fs_crypto_secret_data(rm->cred), eb);
 	if (rc != FS_OK)
 		goto out;
-	if ((rc = fs_sync_live_new(d->st, rm->r, &so, d->cfg.debounce_ms, &rm->live, eb)) != FS_OK)
+	if ((rc = fs_sync_live_new(d->st, rm->r, &so, d->cfg.debounce_ms, &rm->live, eb)) !=
+	        FS_OK ||
+	    (rc = fs_sync_live_set_multi(rm->live, d->multi, eb)) != FS_OK)
 		goto out;
 	rm->next_ms = 0;
 	rm->fails = 0;
@@ -365,7 +369,7 @@ static void abort_longpoll(struct fsd *d, struct fsd_remote *rm, uint64_t now)
 void fsd_remotes_sync_now(struct fsd *d)
 {
 	for (size_t i = 0; i < d->n_remotes; i++) {
-		fs_sync_live_network_changed(d->remotes[i].live);
+		fs_sync_live_sync_now(d->remotes[i].live);
 		d->remotes[i].next_ms = 0;
 	}
 }
@@ -382,11 +386,13 @@ void fsd_remotes_network_changed(struct fsd *d)
 		abort_longpoll(d, rm, now);
 		/* Kept-alive connections from before the change may sit on a dead
 		 * route, and a request on one would wait for the low-speed timeout:
-		 * a fresh connection (and live state, which syncs at once) instead. */
+		 * a fresh connection (and live state) instead, which probes the
+		 * server first and syncs at once when it answers. */
 		if (start_remote(d, rm, &eb) != FS_OK) {
 			rm->last_err = eb.code;
 			snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", eb.msg);
 		}
+		fs_sync_live_network_changed(rm->live);
 		rm->next_ms = 0;
 	}
 }
@@ -405,6 +411,39 @@ void fsd_remotes_local_edit(struct fsd *d)
 	}
 }
 
+/* A sync or probe ended with rc (wait: ms until the live state's retry). */
+static void sync_ended(struct fsd *d, struct fsd_remote *rm, int rc, uint32_t *wait,
+                       const fs_errbuf *eb)
+{
+	if (rc != FS_OK) {
+		if (rc != rm->last_err)
+			fsd_log(FS_DAEMON_LOG_WARN, "remote %s: %s (%s); retrying in %u ms",
+			        rm->name, fs_strerror(rc), fs_errname(rc), *wait);
+		else
+			fsd_log(FS_DAEMON_LOG_DEBUG, "remote %s: still %s", rm->name,
+			        fs_errname(rc));
+		rm->last_try = fsd_wall_ms();
+		rm->last_err = rc;
+		if (++rm->fails >= FSD_FAILS_SETTLED && *wait < d->cfg.backoff_max_s * 1000u)
+			*wait = d->cfg.backoff_max_s * 1000u;
+		snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", eb->msg);
+		memset(&rm->run, 0, sizeof(rm->run));
+		return;
+	}
+	if (rm->last_err != FS_OK || rm->last_ok == 0)
+		fsd_log(FS_DAEMON_LOG_INFO, "remote %s: in sync", rm->name);
+	if (rm->run.docs_pushed || rm->run.docs_pulled || rm->run.docs_refused)
+		fsd_log(FS_DAEMON_LOG_INFO, "remote %s: pushed %llu, pulled %llu, quarantined %llu",
+		        rm->name, (unsigned long long)rm->run.docs_pushed,
+		        (unsigned long long)rm->run.docs_pulled,
+		        (unsigned long long)rm->run.docs_refused);
+	memset(&rm->run, 0, sizeof(rm->run));
+	rm->last_err = FS_OK;
+	rm->fails = 0;
+	rm->last_msg[0] = '\0';
+	rm->last_ok = rm->last_try = fsd_wall_ms();
+}
+
 uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 {
 	uint64_t next = UINT64_MAX, pulled = 0;
@@ -420,42 +459,19 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 			continue;
 		if (rm->next_ms <= now) {
 			fs_err_clear(&eb);
+			/* Never waits: the sync's transfers run on d->multi. */
 			rc = fs_sync_live_step(rm->live, now, &wait, &p, &eb);
+			/* What this step confirmed and stored (a sync's batches
+			 * arrive over several steps). */
 			rm->pushed += p.docs_pushed;
 			rm->pulled += p.docs_pulled;
 			rm->refused += p.docs_refused;
+			rm->run.docs_pushed += p.docs_pushed;
+			rm->run.docs_pulled += p.docs_pulled;
+			rm->run.docs_refused += p.docs_refused;
 			pulled += p.docs_pulled;
-			if (rc != FS_OK) {
-				if (rc != rm->last_err)
-					fsd_log(FS_DAEMON_LOG_WARN,
-					        "remote %s: %s (%s); retrying in %u ms", rm->name,
-					        fs_strerror(rc), fs_errname(rc), wait);
-				else
-					fsd_log(FS_DAEMON_LOG_DEBUG, "remote %s: still %s",
-					        rm->name, fs_errname(rc));
-				rm->last_try = fsd_wall_ms();
-				rm->last_err = rc;
-				if (++rm->fails >= FSD_FAILS_SETTLED &&
-				    wait < d->cfg.backoff_max_s * 1000u)
-					wait = d->cfg.backoff_max_s * 1000u;
-				snprintf(rm->last_msg, sizeof(rm->last_msg), "%s", eb.msg);
-			} else {
-				if (rm->last_err != FS_OK || rm->last_ok == 0)
-					fsd_log(FS_DAEMON_LOG_INFO, "remote %s: in sync", rm->name);
-				if (p.docs_pushed || p.docs_pulled || p.docs_refused)
-					fsd_log(
-					    FS_DAEMON_LOG_INFO,
-					    "remote %s: pushed %llu, pulled %llu, quarantined %llu",
-					    rm->name, (unsigned long long)p.docs_pushed,
-					    (unsigned long long)p.docs_pulled,
-					    (unsigned long long)p.docs_refused);
-				rm->last_err = FS_OK;
-				rm->fails = 0;
-				rm->last_msg[0] = '\0';
-				rm->last_ok = rm->last_try = fsd_wall_ms();
-			}
-			/* Time moved on during a blocking sync. */
-			now = fsd_now_ms();
+			if (rc != FS_OK || fs_sync_live_synced(rm->live))
+				sync_ended(d, rm, rc, &wait, &eb);
 			rm->next_ms = now + wait;
 			if (rm->lp == NULL && (rm->lp = fs_sync_live_longpoll(rm->live)) != NULL &&
 			    curl_multi_add_handle(d->multi, rm->lp) != CURLM_OK) {
@@ -481,18 +497,24 @@ uint64_t fsd_remotes_step(struct fsd *d, uint64_t now)
 	return next == UINT64_MAX ? UINT64_MAX : (next > now ? next - now : 0);
 }
 
-void fsd_remotes_multi_done(struct fsd *d)
+int fsd_remotes_multi_done(struct fsd *d)
 {
 	CURLMsg *m;
-	int left;
+	int left, n = 0;
 
 	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
+		n++;
 		for (size_t i = 0; i < d->n_remotes; i++) {
 			struct fsd_remote *rm = &d->remotes[i];
 			fs_errbuf eb;
 			CURLcode cc = m->data.result;
+			/* A sync's or probe's request: the next step reads it. */
+			if (fs_sync_live_transfer_done(rm->live, m->easy_handle, cc)) {
+				rm->next_ms = 0;
+				break;
+			}
 			if (rm->lp != m->easy_handle)
 				continue;
 			curl_multi_remove_handle(d->multi, rm->lp);
@@ -504,6 +526,7 @@ void fsd_remotes_multi_done(struct fsd *d)
 			break;
 		}
 	}
+	return n;
 }
 
 cJSON *fsd_remotes_json(struct fsd *d)

@@ -1,8 +1,9 @@
 /*
  * sync/http.c: the connection to one remote database. It owns the libcurl
- * easy handle (kept alive between requests), the TLS and URL policy, the
- * credentials in locked memory, the bounded response buffer, and the mapping
- * of every transfer failure to a named fs_err code.
+ * easy handles (request slots, kept alive between requests) and where they
+ * run (the remote's own multi handle, or a caller's), the TLS and URL
+ * policy, the credentials in locked memory, the bounded response buffers,
+ * and the mapping of every transfer failure to a named fs_err code.
  */
 #include "sync_int.h"
 
@@ -33,15 +34,15 @@ struct slot {
 	long retry_after;
 	long status;
 	char cerr[CURL_ERROR_SIZE];
-	int encoded;  /* the answer came with a Content-Encoding */
-	int in_multi; /* added to the remote's multi handle */
-	int done;     /* its transfer ended with result */
+	int encoded; /* the answer came with a Content-Encoding */
+	CURLM *m;    /* the multi handle running it (ours or a caller's), NULL when idle */
+	int done;    /* its transfer ended with result */
 	CURLcode result;
 };
 
 struct fs_sync_remote {
 	struct slot slot[FS_SYNC_SLOTS];
-	CURLM *multi; /* runs the slots' transfers, sharing one connection cache */
+	CURLM *multi; /* runs the slots' transfers for blocking callers (one connection cache) */
 	struct curl_slist *hdrs;
 	char *db_url;   /* without a trailing slash */
 	char *root_url; /* scheme://host[:port] */
@@ -407,8 +408,8 @@ void fs_sync_remote_free(fs_sync_remote *r)
 	if (r == NULL)
 		return;
 	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
-		if (r->slot[i].in_multi)
-			curl_multi_remove_handle(r->multi, r->slot[i].h);
+		if (r->slot[i].m)
+			curl_multi_remove_handle(r->slot[i].m, r->slot[i].h);
 		if (r->slot[i].h)
 			curl_easy_cleanup(r->slot[i].h);
 		free(r->slot[i].buf);
@@ -685,7 +686,21 @@ static int multi_err(CURLMcode mc, fs_errbuf *eb)
 	                  "libcurl multi: %s", curl_multi_strerror(mc));
 }
 
-/* Moves the multi handle's finished transfers into their slots. */
+/* Records a finished transfer in its slot; -1 when easy is not one of r's. */
+int fs_sync_req_ended(fs_sync_remote *r, CURL *easy, CURLcode cc)
+{
+	if (r == NULL || easy == NULL)
+		return -1;
+	for (int i = 0; i < FS_SYNC_SLOTS; i++)
+		if (r->slot[i].m && r->slot[i].h == easy) {
+			r->slot[i].done = 1;
+			r->slot[i].result = cc;
+			return i;
+		}
+	return -1;
+}
+
+/* Moves the remote's own multi handle's finished transfers into their slots. */
 static int pump(fs_sync_remote *r, fs_errbuf *eb)
 {
 	CURLMsg *msg;
@@ -694,62 +709,107 @@ static int pump(fs_sync_remote *r, fs_errbuf *eb)
 
 	if ((mc = curl_multi_perform(r->multi, &running)) != CURLM_OK)
 		return multi_err(mc, eb);
-	while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		for (int i = 0; i < FS_SYNC_SLOTS; i++)
-			if (r->slot[i].in_multi && r->slot[i].h == msg->easy_handle) {
-				r->slot[i].done = 1;
-				r->slot[i].result = msg->data.result;
-			}
-	}
+	while ((msg = curl_multi_info_read(r->multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE)
+			(void)fs_sync_req_ended(r, msg->easy_handle, msg->data.result);
 	return FS_OK;
+}
+
+int fs_sync_remote_pump(fs_sync_remote *r, int timeout_ms, fs_errbuf *eb)
+{
+	CURLMcode mc;
+	int rc;
+
+	if (r == NULL || timeout_ms < 0)
+		return fs_err_set(eb, FS_E_ARG, "no remote");
+	if ((mc = curl_multi_poll(r->multi, NULL, 0, timeout_ms, NULL)) != CURLM_OK)
+		return multi_err(mc, eb);
+	rc = pump(r, eb);
+	return rc;
+}
+
+int fs_sync_req_start_on(fs_sync_remote *r, int slot, CURLM *m, fs_errbuf *eb)
+{
+	CURLMcode mc;
+	int running, rc = FS_OK;
+
+	if (r == NULL || slot < 0 || slot >= FS_SYNC_SLOTS || r->slot[slot].m)
+		return fs_err_set(eb, FS_E_ARG, "slot busy or invalid");
+	if (m == NULL)
+		m = r->multi;
+	if ((mc = curl_multi_add_handle(m, r->slot[slot].h)) != CURLM_OK)
+		return multi_err(mc, eb);
+	r->slot[slot].m = m;
+	r->slot[slot].done = 0;
+	/* Get the request onto the wire now, so the server works while we do
+	 * (a pull parses and stores one batch while the next is fetched). On a
+	 * caller's multi handle only perform: its owner reads the messages. */
+	if (m == r->multi)
+		rc = pump(r, eb);
+	else if ((mc = curl_multi_perform(m, &running)) != CURLM_OK)
+		rc = multi_err(mc, eb);
+	if (rc != FS_OK) /* leave the slot usable */
+		fs_sync_req_cancel(r, slot);
+	return rc;
 }
 
 int fs_sync_req_start(fs_sync_remote *r, int slot, fs_errbuf *eb)
 {
-	CURLMcode mc;
+	return fs_sync_req_start_on(r, slot, NULL, eb);
+}
 
-	if (r == NULL || slot < 0 || slot >= FS_SYNC_SLOTS || r->slot[slot].in_multi)
-		return fs_err_set(eb, FS_E_ARG, "slot busy or invalid");
-	if ((mc = curl_multi_add_handle(r->multi, r->slot[slot].h)) != CURLM_OK)
-		return multi_err(mc, eb);
-	r->slot[slot].in_multi = 1;
+int fs_sync_req_busy(const fs_sync_remote *r, int slot)
+{
+	return r && slot >= 0 && slot < FS_SYNC_SLOTS && r->slot[slot].m != NULL;
+}
+
+int fs_sync_req_ready(const fs_sync_remote *r, int slot)
+{
+	return fs_sync_req_busy(r, slot) && r->slot[slot].done;
+}
+
+void fs_sync_req_cancel(fs_sync_remote *r, int slot)
+{
+	if (!fs_sync_req_busy(r, slot))
+		return;
+	/* Removing a running transfer closes its connection: nothing half-read
+	 * can be mistaken for the next answer. */
+	(void)curl_multi_remove_handle(r->slot[slot].m, r->slot[slot].h);
+	r->slot[slot].m = NULL;
 	r->slot[slot].done = 0;
-	/* Get the request onto the wire now, so the server works while we do. */
-	int rc = pump(r, eb);
-	if (rc != FS_OK) { /* leave the slot usable */
-		curl_multi_remove_handle(r->multi, r->slot[slot].h);
-		r->slot[slot].in_multi = 0;
-	}
-	return rc;
+}
+
+int fs_sync_req_collect(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb)
+{
+	CURLcode cc;
+
+	if (resp)
+		memset(resp, 0, sizeof(*resp));
+	if (!fs_sync_req_ready(r, slot))
+		return fs_err_set(eb, FS_E_ARG, "no finished request in the slot");
+	cc = r->slot[slot].result;
+	fs_sync_req_cancel(r, slot);
+	return fs_sync_req_finish_on(r, slot, cc, resp, eb);
 }
 
 int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb)
 {
-	struct slot *sl;
-	CURLMcode mc;
 	int rc;
 
 	if (resp)
 		memset(resp, 0, sizeof(*resp));
-	if (r == NULL || slot < 0 || slot >= FS_SYNC_SLOTS || !r->slot[slot].in_multi)
+	if (!fs_sync_req_busy(r, slot) || r->slot[slot].m != r->multi)
 		return fs_err_set(eb, FS_E_ARG, "no request under way in the slot");
-	sl = &r->slot[slot];
-	while (!sl->done) {
+	while (!r->slot[slot].done) {
 		rc = pump(r, eb);
-		if (rc == FS_OK && !sl->done &&
-		    (mc = curl_multi_poll(r->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
-			rc = multi_err(mc, eb);
+		if (rc == FS_OK && !r->slot[slot].done)
+			rc = fs_sync_remote_pump(r, 1000, eb);
 		if (rc != FS_OK) { /* abandon the transfer, keep the slot usable */
-			curl_multi_remove_handle(r->multi, sl->h);
-			sl->in_multi = 0;
+			fs_sync_req_cancel(r, slot);
 			return rc;
 		}
 	}
-	curl_multi_remove_handle(r->multi, sl->h);
-	sl->in_multi = 0;
-	return fs_sync_req_finish_on(r, slot, sl->result, resp, eb);
+	return fs_sync_req_collect(r, slot, resp, eb);
 }
 
 int fs_sync_req_perform(fs_sync_remote *r, enum fs_sync_method m, const char *path,

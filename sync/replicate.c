@@ -1,14 +1,16 @@
 /*
  * sync/replicate.c: push and pull between the store and one remote, as the
- * CouchDB replication protocol does it. Push: outbox batch → _revs_diff →
- * _bulk_docs (new_edits:false), confirming rows only after the server has
- * them. Pull: _changes → local revs_diff → _bulk_get or open_revs → one
- * store transaction with the checkpoint. Bodies pass through as opaque JSON.
+ * CouchDB replication protocol does it, as one state machine (a job) whose
+ * requests run on a curl multi handle and which never waits itself. Push:
+ * outbox batch → _revs_diff → _bulk_docs (new_edits:false), confirming rows
+ * only after the server has them. Pull: _changes → local revs_diff →
+ * _bulk_get or open_revs → one store transaction with the checkpoint.
+ * fs_sync_push/pull/once drive the same job on the remote's own multi
+ * handle. Bodies pass through as opaque JSON.
  */
 #include "sync_int.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,17 +21,21 @@
 #define REQ_MAX               (256u << 20) /* a request body never grows past this */
 #define PATH_MAX_LEN          8192
 #define QUARANTINE_REASON_MAX 300
+#define SEND_STACK            64 /* halvings of a refused batch: log2(FS_SYNC_MAX_ITEMS) < 32 */
+#define DRIVER_POLL_MS        1000
+#define SKIPPED               SIZE_MAX /* a row taken out of a push batch (quarantined) */
 
-struct ctx {
-	fs_store *st;
-	fs_sync_remote *r;
-	const char *name;
-	size_t batch_docs, batch_bytes;
-	int no_bulk_get;
-	const fs_sync_opts *o;
-	fs_sync_progress *p;
-	long retry_after;
-	uint64_t sent0, recv0;
+/* Where the job is: between steps, or waiting for one answer. */
+enum phase {
+	PH_IDLE,      /* the next step starts at the next run */
+	PH_PROBE,     /* GET /{db} on slot 0 */
+	PH_REVS_DIFF, /* push: _revs_diff of the batch on slot 0 */
+	PH_BULK_DOCS, /* push: _bulk_docs of the range on top of the send stack, slot 0 */
+	PH_CHANGES,   /* pull: _changes on slot 0 */
+	PH_FETCH,     /* pull: the current fetch batch's _bulk_get on its slot */
+	PH_OPEN_REVS, /* pull: one open_revs GET on the current batch's slot */
+	PH_RETRY,     /* a transient failure: the step starts over at retry_at */
+	PH_DONE,
 };
 
 /* ---- a growable request body ---- */
@@ -38,6 +44,69 @@ struct buf {
 	char *p;
 	size_t len, cap;
 	int err; /* sticky: FS_E_NOMEM or FS_E_TOOBIG */
+};
+
+/* A part of a push batch's rows (positions in need[]) sent as one _bulk_docs. */
+struct range {
+	size_t off, n;
+};
+
+/* Revisions fetched for one batch, from one _bulk_get or many open_revs. */
+struct fetched {
+	fs_sync_revs **v;
+	size_t n, cap;
+};
+
+/*
+ * One fetch batch of a pull: the revisions the store lacks and, while the
+ * server prepares them, the _bulk_get request on its own slot.
+ */
+struct batch {
+	fs_store_diff *d;
+	struct buf body; /* must live until the slot's transfer ends */
+	int slot;
+	int started;
+};
+
+struct fs_sync_job {
+	fs_store *st;
+	fs_sync_remote *r;
+	CURLM *multi; /* NULL: the remote's own */
+	const char *name;
+	size_t batch_docs, batch_bytes;
+	int no_bulk_get;
+	fs_sync_opts o;
+	fs_sync_progress prog;
+	fs_sync_progress *p; /* &prog: the helpers count through it */
+	long retry_after;
+	uint64_t sent0, recv0;
+
+	unsigned todo; /* FS_SYNC_JOB_* kinds not finished yet */
+	enum phase ph;
+	int result; /* once PH_DONE */
+	fs_sync_backoff bo;
+	unsigned tries; /* transient failures retried in the current kind */
+	uint64_t retry_at;
+	char path[PATH_MAX_LEN]; /* of the request under way on slot 0, for db_missing */
+
+	/* push: one outbox batch */
+	fs_store_outbox *ob;
+	struct buf body; /* _revs_diff, then each _bulk_docs; lives until its answer */
+	size_t *need, nneed;
+	struct range stack[SEND_STACK];
+	size_t nstack;
+	struct range cur; /* what the _bulk_docs under way carries */
+	size_t retry_rows;
+
+	/* pull: one _changes window */
+	char *since; /* the checkpoint it starts from, NULL for none */
+	fs_sync_changes *ch;
+	int drained;   /* the feed ends with this window */
+	size_t fb, nb; /* fetch batch size, number of batches */
+	size_t bi;     /* the batch being fetched */
+	struct batch bt[2];
+	struct fetched f;
+	size_t or_i; /* the next document to fetch with open_revs */
 };
 
 static void buf_add(struct buf *b, const char *s, size_t n)
@@ -118,14 +187,14 @@ static int buf_done(struct buf *b, fs_errbuf *eb)
 
 /* ---- shared ---- */
 
-static void report(struct ctx *c)
+static void report(fs_sync_job *c)
 {
 	uint64_t s, r;
 	fs_sync_remote_bytes(c->r, &s, &r);
 	c->p->bytes_sent = s - c->sent0;
 	c->p->bytes_received = r - c->recv0;
-	if (c->o && c->o->progress)
-		c->o->progress(c->o->progress_ctx, c->p);
+	if (c->o.progress)
+		c->o.progress(c->o.progress_ctx, c->p);
 }
 
 /*
@@ -142,7 +211,7 @@ static int db_missing(const char *path, const fs_sync_resp *resp)
 	                      memmem(resp->body, resp->len, "Database does not exist", 23));
 }
 
-static int answered(struct ctx *c, int rc, const char *path, const fs_sync_resp *resp,
+static int answered(fs_sync_job *c, int rc, const char *path, const fs_sync_resp *resp,
                     fs_errbuf *eb)
 {
 	c->retry_after = resp->retry_after_s;
@@ -151,79 +220,27 @@ static int answered(struct ctx *c, int rc, const char *path, const fs_sync_resp 
 	return rc;
 }
 
-static int post(struct ctx *c, const char *path, struct buf *body, fs_sync_resp *resp,
-                fs_errbuf *eb)
+/* Puts a request on slot on the wire; path is kept for reading its answer. */
+static int send_req(fs_sync_job *c, int slot, enum fs_sync_method m, const char *path,
+                    struct buf *body, long timeout_ms, fs_errbuf *eb)
 {
-	int rc = buf_done(body, eb);
-	if (rc != FS_OK)
+	CURL *h;
+	int rc;
+
+	if (body && (rc = buf_done(body, eb)) != FS_OK)
 		return rc;
-	rc = fs_sync_req_perform(c->r, FS_SYNC_POST, path, body->p, body->len, resp, eb);
-	return answered(c, rc, path, resp, eb);
+	if (slot == 0 && path != c->path)
+		snprintf(c->path, sizeof(c->path), "%s", path);
+	if ((rc = fs_sync_req_prepare_on(c->r, slot, m, path, body ? body->p : NULL,
+	                                 body ? body->len : 0, timeout_ms, &h, eb)) != FS_OK)
+		return rc;
+	return fs_sync_req_start_on(c->r, slot, c->multi, eb);
 }
 
-static int get(struct ctx *c, const char *path, fs_sync_resp *resp, fs_errbuf *eb)
+/* The answer on slot, read and classified. */
+static int collect(fs_sync_job *c, int slot, const char *path, fs_sync_resp *resp, fs_errbuf *eb)
 {
-	int rc = fs_sync_req_perform(c->r, FS_SYNC_GET, path, NULL, 0, resp, eb);
-	return answered(c, rc, path, resp, eb);
-}
-
-static void sleep_ms(uint32_t ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/*
- * Runs step until it reports done (1), retrying transient failures up to
- * max_retries times with backoff. step returns 0 after progress, 1 when
- * finished, or a negative fs_err code.
- */
-static int drive(struct ctx *c, int (*step)(struct ctx *, fs_errbuf *), fs_errbuf *eb)
-{
-	fs_sync_backoff bo;
-	unsigned tries = 0;
-	unsigned max = c->o ? c->o->max_retries : 0;
-
-	fs_sync_backoff_init(&bo, c->o ? c->o->backoff_min_ms : 0, c->o ? c->o->backoff_max_ms : 0);
-	for (;;) {
-		int rc = step(c, eb);
-		if (rc == 1)
-			return FS_OK;
-		if (rc == 0) {
-			fs_sync_backoff_reset(&bo);
-			continue;
-		}
-		rc = -rc;
-		if (!fs_sync_err_transient(rc) || tries >= max)
-			return rc;
-		tries++;
-		c->p->retries++;
-		sleep_ms(fs_sync_backoff_fail(&bo, randombytes_random(), c->retry_after));
-	}
-}
-
-static int ctx_init(struct ctx *c, fs_store *st, fs_sync_remote *r, const fs_sync_opts *o,
-                    fs_sync_progress *prog, fs_errbuf *eb)
-{
-	memset(c, 0, sizeof(*c));
-	if (st == NULL || r == NULL || prog == NULL)
-		return fs_err_set(eb, FS_E_ARG, "no store or remote");
-	c->st = st;
-	c->r = r;
-	c->o = o;
-	c->p = prog;
-	c->name = o && o->remote_name ? o->remote_name : fs_sync_remote_url(r);
-	if (strlen(c->name) > FS_STORE_NAME_MAX)
-		return fs_err_set(eb, FS_E_ARG, "remote name longer than %d bytes",
-		                  FS_STORE_NAME_MAX);
-	c->batch_docs = o && o->batch_docs ? o->batch_docs : FS_SYNC_BATCH_DOCS;
-	c->batch_bytes = o && o->batch_bytes ? o->batch_bytes : FS_SYNC_BATCH_BYTES;
-	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
-		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
-	c->no_bulk_get = o ? o->no_bulk_get : 0;
-	fs_sync_remote_bytes(r, &c->sent0, &c->recv0);
-	return FS_OK;
+	return answered(c, fs_sync_req_collect(c->r, slot, resp, eb), path, resp, eb);
 }
 
 /* ---- push ---- */
@@ -255,7 +272,7 @@ static int body_members(const uint8_t *body, size_t len, const char **start, siz
 }
 
 /* One outbox row as a wire document: our members plus _id, _rev, _revisions, _deleted. */
-static int add_doc(struct ctx *c, struct buf *b, const fs_store_outbox_row *row, fs_errbuf *eb)
+static int add_doc(fs_sync_job *c, struct buf *b, const fs_store_outbox_row *row, fs_errbuf *eb)
 {
 	fs_store_history *h = NULL;
 	const char *m;
@@ -292,7 +309,7 @@ static int add_doc(struct ctx *c, struct buf *b, const fs_store_outbox_row *row,
 	return buf_done(b, eb);
 }
 
-static int quarantine(struct ctx *c, const fs_store_outbox_row *row, int status, const char *why,
+static int quarantine(fs_sync_job *c, const fs_store_outbox_row *row, int status, const char *why,
                       fs_errbuf *eb)
 {
 	char reason[QUARANTINE_REASON_MAX];
@@ -329,155 +346,74 @@ static int doc_status(const char *error)
 	return 400;
 }
 
-/*
- * Sends rows idx[0..n) with _bulk_docs; confirms what the server stored.
- * A batch refused as a whole is halved until the refused document is alone
- * and goes to the quarantine. *retry counts rows the server failed for now.
- */
-static int send_docs(struct ctx *c, const fs_store_outbox *ob, const size_t *idx, size_t n,
-                     size_t *retry, fs_errbuf *eb)
+static void push_clear(fs_sync_job *c)
 {
-	struct buf b = {0};
-	fs_sync_resp resp;
-	fs_sync_bulk_result *res = NULL;
-	int64_t *oids = NULL;
-	size_t nok = 0;
-	int rc;
-
-	if (n == 0)
-		return FS_OK;
-	/* Sized once for the batch: growing by doubling would hold the old and
-	 * the new copy of a megabyte body at once. History is the guess. */
-	size_t want = 64;
-	for (size_t i = 0; i < n; i++)
-		want += ob->v[idx[i]].body_len + 2 * strlen(ob->v[idx[i]].id) + 160;
-	buf_reserve(&b, want);
-	buf_str(&b, "{\"new_edits\":false,\"docs\":[");
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			buf_add(&b, ",", 1);
-		if ((rc = add_doc(c, &b, &ob->v[idx[i]], eb)) != FS_OK) {
-			if (rc != FS_E_INPUT)
-				goto out;
-			/* A body that is not an object can never be sent. */
-			if ((rc = quarantine(c, &ob->v[idx[i]], 0,
-			                     "stored body is not a JSON object", eb)) != FS_OK)
-				goto out;
-			free(b.p);
-			size_t *rest = malloc(sizeof(*rest) * (n ? n : 1));
-			if (rest == NULL) {
-				rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-				b.p = NULL;
-				goto out;
-			}
-			size_t k = 0;
-			for (size_t j = 0; j < n; j++)
-				if (j != i)
-					rest[k++] = idx[j];
-			rc = send_docs(c, ob, rest, k, retry, eb);
-			free(rest);
-			return rc;
-		}
-	}
-	buf_str(&b, "]}");
-	rc = post(c, "_bulk_docs", &b, &resp, eb);
-	if (rc == FS_E_SYNC_REFUSED) {
-		if (n == 1) {
-			char why[QUARANTINE_REASON_MAX];
-			error_reason(&resp, why, sizeof(why));
-			rc = quarantine(c, &ob->v[idx[0]], (int)resp.status, why, eb);
-		} else {
-			rc = send_docs(c, ob, idx, n / 2, retry, eb);
-			if (rc == FS_OK)
-				rc = send_docs(c, ob, idx + n / 2, n - n / 2, retry, eb);
-		}
-		goto out;
-	}
-	if (rc != FS_OK)
-		goto out;
-	if ((rc = fs_sync_parse_bulk_docs(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &res,
-	                                  eb)) != FS_OK)
-		goto out;
-	if ((oids = malloc(sizeof(*oids) * n)) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const fs_store_outbox_row *row = &ob->v[idx[i]];
-		const fs_sync_doc_result *d = NULL;
-		/* Servers answer in request order: look there first. */
-		for (size_t t = 0; t < res->n && d == NULL; t++) {
-			size_t k = (i + t) % res->n;
-			if (strcmp(res->v[k].id, row->id) == 0 &&
-			    (res->v[k].rev == NULL || strcmp(res->v[k].rev, row->rev) == 0))
-				d = &res->v[k];
-		}
-		if (d == NULL || d->cls == FS_SYNC_DOC_OK) {
-			oids[nok++] = row->oid;
-		} else if (d->cls == FS_SYNC_DOC_REFUSED) {
-			char why[QUARANTINE_REASON_MAX];
-			snprintf(why, sizeof(why), "%s%s%s", d->error, d->reason ? ": " : "",
-			         d->reason ? d->reason : "");
-			if ((rc = quarantine(c, row, doc_status(d->error), why, eb)) != FS_OK)
-				goto out;
-		} else {
-			(*retry)++;
-		}
-	}
-	if (nok && (rc = fs_store_outbox_confirm(c->st, oids, nok, eb)) != FS_OK)
-		goto out;
-	c->p->docs_pushed += nok;
-	rc = FS_OK;
-out:
-	fs_sync_bulk_result_free(res);
-	free(oids);
-	free(b.p);
-	return rc;
+	fs_sync_req_cancel(c->r, 0);
+	fs_store_outbox_free(c->ob);
+	c->ob = NULL;
+	free(c->need);
+	c->need = NULL;
+	c->nneed = c->nstack = c->retry_rows = 0;
+	free(c->body.p);
+	memset(&c->body, 0, sizeof(c->body));
 }
 
-static int push_step(struct ctx *c, fs_errbuf *eb)
+/* The step's batch: the oldest outbox rows, and _revs_diff for them. */
+static int push_begin(fs_sync_job *c, fs_errbuf *eb)
 {
-	fs_store_outbox *ob = NULL;
-	fs_sync_revs_diff *diff = NULL;
-	fs_sync_resp resp;
-	struct buf b = {0};
-	size_t *need = NULL, nneed = 0, retry = 0;
-	int64_t *have = NULL;
-	size_t nhave = 0;
 	int rc;
 
-	if ((rc = fs_store_outbox_read(c->st, c->batch_docs, c->batch_bytes, &ob, eb)) != FS_OK)
-		return -rc;
-	if (ob->n == 0) {
-		fs_store_outbox_free(ob);
-		return 1;
+	if ((rc = fs_store_outbox_read(c->st, c->batch_docs, c->batch_bytes, &c->ob, eb)) != FS_OK)
+		return rc;
+	if (c->ob->n == 0) {
+		push_clear(c);
+		c->todo &= ~FS_SYNC_JOB_PUSH;
+		return FS_OK;
 	}
-	need = malloc(sizeof(*need) * ob->n);
-	have = malloc(sizeof(*have) * ob->n);
-	if (need == NULL || have == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
+	if ((c->need = malloc(sizeof(*c->need) * c->ob->n)) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	/* _revs_diff for every batch, as the protocol does: the server may have
 	 * a revision by another way (an earlier try that got through, another
 	 * replication), and its body then need not travel again.
 	 * {"id":["rev",...],...}; rows of one id may repeat the key, which
 	 * servers merge, so no grouping is needed. */
-	buf_add(&b, "{", 1);
-	for (size_t i = 0; i < ob->n; i++) {
+	buf_add(&c->body, "{", 1);
+	for (size_t i = 0; i < c->ob->n; i++) {
 		if (i)
-			buf_add(&b, ",", 1);
-		buf_json_str(&b, ob->v[i].id);
-		buf_add(&b, ":[", 2);
-		buf_json_str(&b, ob->v[i].rev);
-		buf_add(&b, "]", 1);
+			buf_add(&c->body, ",", 1);
+		buf_json_str(&c->body, c->ob->v[i].id);
+		buf_add(&c->body, ":[", 2);
+		buf_json_str(&c->body, c->ob->v[i].rev);
+		buf_add(&c->body, "]", 1);
 	}
-	buf_add(&b, "}", 1);
-	if ((rc = post(c, "_revs_diff", &b, &resp, eb)) != FS_OK)
-		goto out;
+	buf_add(&c->body, "}", 1);
+	if ((rc = send_req(c, 0, FS_SYNC_POST, "_revs_diff", &c->body, 0, eb)) != FS_OK)
+		return rc;
+	c->ph = PH_REVS_DIFF;
+	return FS_OK;
+}
+
+static int push_next_range(fs_sync_job *c, fs_errbuf *eb);
+
+/* _revs_diff answered: rows the server has are confirmed, the rest sent. */
+static int push_on_revs_diff(fs_sync_job *c, fs_errbuf *eb)
+{
+	fs_sync_resp resp;
+	fs_sync_revs_diff *diff = NULL;
+	int64_t *have = NULL;
+	size_t nhave = 0;
+	const fs_store_outbox *ob = c->ob;
+	int rc;
+
+	if ((rc = collect(c, 0, "_revs_diff", &resp, eb)) != FS_OK)
+		return rc;
 	if ((rc = fs_sync_parse_revs_diff(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
 	                                  &diff, eb)) != FS_OK)
+		return rc;
+	if ((have = malloc(sizeof(*have) * ob->n)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
+	}
 	/* The answer lists missing documents in request order on the servers we
 	 * know: each search starts where the last one matched. */
 	for (size_t i = 0, k0 = 0; i < ob->n; i++) {
@@ -492,7 +428,7 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 				k0 = k;
 		}
 		if (missing)
-			need[nneed++] = i;
+			c->need[c->nneed++] = i;
 		else
 			have[nhave++] = ob->v[i].oid;
 	}
@@ -500,28 +436,176 @@ static int push_step(struct ctx *c, fs_errbuf *eb)
 	if (nhave && (rc = fs_store_outbox_confirm(c->st, have, nhave, eb)) != FS_OK)
 		goto out;
 	c->p->docs_pushed += nhave;
-	if ((rc = send_docs(c, ob, need, nneed, &retry, eb)) != FS_OK)
-		goto out;
-	report(c);
-	if (retry)
-		rc = fs_err_set(eb, FS_E_SYNC_SERVER,
-		                "the server could not store %zu documents yet", retry);
+	c->stack[0] = (struct range){0, c->nneed};
+	c->nstack = c->nneed ? 1 : 0;
+	rc = push_next_range(c, eb);
 out:
 	fs_sync_revs_diff_free(diff);
-	fs_store_outbox_free(ob);
-	free(need);
 	free(have);
-	free(b.p);
-	return rc == FS_OK ? 0 : -rc;
+	return rc;
+}
+
+/* Rows of r still to send (not taken out), and the last one. */
+static size_t range_live(const fs_sync_job *c, struct range r, size_t *last)
+{
+	size_t n = 0;
+	for (size_t i = r.off; i < r.off + r.n; i++)
+		if (c->need[i] != SKIPPED) {
+			n++;
+			*last = i;
+		}
+	return n;
+}
+
+/*
+ * The _bulk_docs body of the rows of r. A row whose stored body is not an
+ * object can never be sent: it goes to the quarantine, *taken is set and
+ * the caller builds again without it.
+ */
+static int build_range(fs_sync_job *c, struct range r, int *taken, fs_errbuf *eb)
+{
+	const fs_store_outbox *ob = c->ob;
+	size_t want = 64, k = 0;
+	int rc;
+
+	*taken = 0;
+	/* Sized once for the range: growing by doubling would hold the old and
+	 * the new copy of a megabyte body at once. History is the guess. */
+	for (size_t i = r.off; i < r.off + r.n; i++)
+		if (c->need[i] != SKIPPED)
+			want += ob->v[c->need[i]].body_len + 2 * strlen(ob->v[c->need[i]].id) + 160;
+	c->body.len = 0;
+	c->body.err = 0;
+	buf_reserve(&c->body, want);
+	buf_str(&c->body, "{\"new_edits\":false,\"docs\":[");
+	for (size_t i = r.off; i < r.off + r.n; i++) {
+		if (c->need[i] == SKIPPED)
+			continue;
+		if (k++)
+			buf_add(&c->body, ",", 1);
+		if ((rc = add_doc(c, &c->body, &ob->v[c->need[i]], eb)) == FS_OK)
+			continue;
+		if (rc != FS_E_INPUT)
+			return rc;
+		if ((rc = quarantine(c, &ob->v[c->need[i]], 0, "stored body is not a JSON object",
+		                     eb)) != FS_OK)
+			return rc;
+		c->need[i] = SKIPPED;
+		*taken = 1;
+		return FS_OK;
+	}
+	buf_str(&c->body, "]}");
+	return FS_OK;
+}
+
+/*
+ * Starts the _bulk_docs of the next range on the send stack (a batch
+ * refused as a whole is halved until the refused document is alone and
+ * goes to the quarantine); when the stack is empty the batch is done.
+ */
+static int push_next_range(fs_sync_job *c, fs_errbuf *eb)
+{
+	int rc, taken;
+
+	while (c->nstack > 0) {
+		struct range r = c->stack[--c->nstack];
+		size_t last = 0;
+		do {
+			if (range_live(c, r, &last) == 0)
+				break;
+			if ((rc = build_range(c, r, &taken, eb)) != FS_OK)
+				return rc;
+		} while (taken);
+		if (range_live(c, r, &last) == 0)
+			continue;
+		c->cur = r;
+		if ((rc = send_req(c, 0, FS_SYNC_POST, "_bulk_docs", &c->body, 0, eb)) != FS_OK)
+			return rc;
+		c->ph = PH_BULK_DOCS;
+		return FS_OK;
+	}
+	report(c);
+	if (c->retry_rows)
+		return fs_err_set(eb, FS_E_SYNC_SERVER,
+		                  "the server could not store %zu documents yet", c->retry_rows);
+	push_clear(c);
+	c->ph = PH_IDLE;
+	return FS_OK;
+}
+
+/* _bulk_docs answered: confirm what the server stored, quarantine what it
+ * refused for good, count what it failed for now. */
+static int push_on_bulk_docs(fs_sync_job *c, fs_errbuf *eb)
+{
+	const fs_store_outbox *ob = c->ob;
+	struct range r = c->cur;
+	fs_sync_resp resp;
+	fs_sync_bulk_result *res = NULL;
+	int64_t *oids = NULL;
+	size_t nok = 0, last = 0, nlive = range_live(c, r, &last);
+	int rc;
+
+	rc = collect(c, 0, "_bulk_docs", &resp, eb);
+	if (rc == FS_E_SYNC_REFUSED) {
+		if (nlive == 1) {
+			char why[QUARANTINE_REASON_MAX];
+			error_reason(&resp, why, sizeof(why));
+			if ((rc = quarantine(c, &ob->v[c->need[last]], (int)resp.status, why,
+			                     eb)) != FS_OK)
+				return rc;
+		} else if (c->nstack + 2 > SEND_STACK) {
+			return fs_err_set(eb, FS_E_INTERNAL, "push batch split too deep");
+		} else { /* the first half goes first: it is on top */
+			c->stack[c->nstack++] = (struct range){r.off + r.n / 2, r.n - r.n / 2};
+			c->stack[c->nstack++] = (struct range){r.off, r.n / 2};
+		}
+		return push_next_range(c, eb);
+	}
+	if (rc != FS_OK)
+		return rc;
+	if ((rc = fs_sync_parse_bulk_docs(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &res,
+	                                  eb)) != FS_OK)
+		goto out;
+	if ((oids = malloc(sizeof(*oids) * (nlive ? nlive : 1))) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
+	for (size_t i = r.off, q = 0; i < r.off + r.n; i++) {
+		if (c->need[i] == SKIPPED)
+			continue;
+		const fs_store_outbox_row *row = &ob->v[c->need[i]];
+		const fs_sync_doc_result *d = NULL;
+		/* Servers answer in request order: look there first. */
+		for (size_t t = 0; t < res->n && d == NULL; t++) {
+			size_t k = (q + t) % res->n;
+			if (strcmp(res->v[k].id, row->id) == 0 &&
+			    (res->v[k].rev == NULL || strcmp(res->v[k].rev, row->rev) == 0))
+				d = &res->v[k];
+		}
+		q++;
+		if (d == NULL || d->cls == FS_SYNC_DOC_OK) {
+			oids[nok++] = row->oid;
+		} else if (d->cls == FS_SYNC_DOC_REFUSED) {
+			char why[QUARANTINE_REASON_MAX];
+			snprintf(why, sizeof(why), "%s%s%s", d->error, d->reason ? ": " : "",
+			         d->reason ? d->reason : "");
+			if ((rc = quarantine(c, row, doc_status(d->error), why, eb)) != FS_OK)
+				goto out;
+		} else {
+			c->retry_rows++;
+		}
+	}
+	if (nok && (rc = fs_store_outbox_confirm(c->st, oids, nok, eb)) != FS_OK)
+		goto out;
+	c->p->docs_pushed += nok;
+	rc = push_next_range(c, eb);
+out:
+	fs_sync_bulk_result_free(res);
+	free(oids);
+	return rc;
 }
 
 /* ---- pull ---- */
-
-/* Revisions fetched for one batch, from one _bulk_get or many open_revs. */
-struct fetched {
-	fs_sync_revs **v;
-	size_t n, cap;
-};
 
 static void fetched_free(struct fetched *f)
 {
@@ -547,34 +631,34 @@ static int fetched_add(struct fetched *f, fs_sync_revs *r, fs_errbuf *eb)
 	return FS_OK;
 }
 
-static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f, fs_errbuf *eb);
-
-/*
- * One fetch batch of a pull: the revisions the store lacks and, while the
- * server prepares them, the _bulk_get request on its own slot.
- */
-struct batch {
-	fs_store_diff *d;
-	struct buf body; /* must live until the slot's transfer ends */
-	int slot;
-	int started;
-};
-
-static void batch_clear(struct ctx *c, struct batch *b)
+static void batch_clear(fs_sync_job *c, struct batch *b)
 {
-	if (b->started) /* an error left it running: let it end before reuse */
-		(void)fs_sync_req_wait(c->r, b->slot, NULL, NULL);
+	if (b->started) /* an error left it running: a read, safe to abandon */
+		fs_sync_req_cancel(c->r, b->slot);
 	fs_store_diff_free(b->d);
 	free(b->body.p);
 	memset(b, 0, sizeof(*b));
 }
 
-/* Local revs_diff of changes [off, off+k), then the _bulk_get request on its way. */
-static int batch_start(struct ctx *c, const fs_sync_changes *ch, size_t off, size_t k, int slot,
-                       struct batch *b, fs_errbuf *eb)
+static void pull_clear(fs_sync_job *c)
 {
+	fs_sync_req_cancel(c->r, 0);
+	batch_clear(c, &c->bt[0]);
+	batch_clear(c, &c->bt[1]);
+	fetched_free(&c->f);
+	fs_sync_changes_free(c->ch);
+	c->ch = NULL;
+	free(c->since);
+	c->since = NULL;
+	c->bi = c->nb = c->or_i = 0;
+}
+
+/* Local revs_diff of changes [off, off+k), then the _bulk_get request on its way. */
+static int batch_start(fs_sync_job *c, size_t off, size_t k, int slot, struct batch *b,
+                       fs_errbuf *eb)
+{
+	const fs_sync_changes *ch = c->ch;
 	fs_store_diff_query *q;
-	CURL *h;
 	int rc;
 
 	b->slot = slot;
@@ -606,86 +690,64 @@ static int batch_start(struct ctx *c, const fs_sync_changes *ch, size_t off, siz
 			buf_add(&b->body, "}", 1);
 		}
 	buf_str(&b->body, "]}");
-	if ((rc = buf_done(&b->body, eb)) != FS_OK ||
-	    (rc = fs_sync_req_prepare_on(c->r, slot, FS_SYNC_POST, "_bulk_get?revs=true", b->body.p,
-	                                 b->body.len, 0, &h, eb)) != FS_OK ||
-	    (rc = fs_sync_req_start(c->r, slot, eb)) != FS_OK)
+	if ((rc = send_req(c, slot, FS_SYNC_POST, "_bulk_get?revs=true", &b->body, 0, eb)) != FS_OK)
 		return rc;
 	b->started = 1;
 	return FS_OK;
 }
 
-/* Waits for the batch's _bulk_get, or fetches with open_revs; adds to f. */
-static int batch_fetch(struct ctx *c, struct batch *b, struct fetched *f, fs_errbuf *eb)
+/* The step's window: _changes since the saved checkpoint. */
+static int pull_begin(fs_sync_job *c, fs_errbuf *eb)
 {
-	fs_sync_resp resp;
-	fs_sync_revs *rv = NULL;
+	char *esc = NULL;
+	size_t limit = c->batch_docs * FS_SYNC_CHANGES_BATCHES;
 	int rc;
 
-	if (b->d->n == 0)
-		return FS_OK;
-	if (b->started) {
-		b->started = 0;
-		rc =
-		    answered(c, fs_sync_req_wait(c->r, b->slot, &resp, eb), "_bulk_get", &resp, eb);
-		/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
-		if (rc == FS_E_NOTFOUND ||
-		    (rc == FS_E_SYNC_REFUSED && (resp.status == 405 || resp.status == 400))) {
-			c->no_bulk_get = 1;
-		} else if (rc != FS_OK) {
-			return rc;
-		} else {
-			rc = fs_sync_parse_bulk_get(resp.body, resp.len,
-			                            fs_sync_remote_max_depth(c->r), &rv, eb);
-			return rc == FS_OK ? fetched_add(f, rv, eb) : rc;
-		}
+	if (limit > FS_SYNC_MAX_ITEMS)
+		limit = FS_SYNC_MAX_ITEMS;
+	free(c->since);
+	c->since = NULL;
+	rc = fs_store_checkpoint_get(c->st, c->name, FS_STORE_PULL, &c->since, eb);
+	if (rc == FS_E_NOTFOUND)
+		rc = FS_OK;
+	if (rc != FS_OK)
+		goto out;
+	if ((esc = curl_easy_escape(NULL, c->since ? c->since : "0", 0)) == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
 	}
-	return fetch_open_revs(c, b->d, f, eb);
-}
-
-static int fetch_open_revs(struct ctx *c, const fs_store_diff *d, struct fetched *f, fs_errbuf *eb)
-{
-	char path[PATH_MAX_LEN];
-	struct buf revs = {0};
-	fs_sync_resp resp;
-	fs_sync_revs *rv = NULL;
-	char *eid = NULL, *erevs = NULL;
-	int rc = FS_OK;
-
-	for (size_t i = 0; i < d->n && rc == FS_OK; i++) {
-		revs.len = 0;
-		buf_add(&revs, "[", 1);
-		for (size_t m = 0; m < d->v[i].n_missing; m++) {
-			if (m)
-				buf_add(&revs, ",", 1);
-			buf_json_str(&revs, d->v[i].missing[m]);
-		}
-		buf_add(&revs, "]", 1);
-		if ((rc = buf_done(&revs, eb)) != FS_OK)
-			break;
-		eid = curl_easy_escape(NULL, d->v[i].id, 0);
-		erevs = curl_easy_escape(NULL, revs.p, (int)revs.len);
-		if (eid == NULL || erevs == NULL) {
-			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		} else if ((size_t)snprintf(path, sizeof(path), "%s?revs=true&open_revs=%s", eid,
-		                            erevs) >= sizeof(path)) {
-			rc = fs_err_set(eb, FS_E_TOOBIG, "open_revs request too long");
-		} else if ((rc = get(c, path, &resp, eb)) == FS_OK &&
-		           (rc = fs_sync_parse_open_revs(resp.body, resp.len,
-		                                         fs_sync_remote_max_depth(c->r), d->v[i].id,
-		                                         &rv, eb)) == FS_OK) {
-			rc = fetched_add(f, rv, eb);
-		}
-		curl_free(eid);
-		curl_free(erevs);
-		eid = erevs = NULL;
+	if ((size_t)snprintf(c->path, sizeof(c->path), "_changes?style=all_docs&limit=%zu&since=%s",
+	                     limit, esc) >= sizeof(c->path)) {
+		rc = fs_err_set(eb, FS_E_TOOBIG, "sequence too long for a request");
+		goto out;
 	}
-	free(revs.p);
+	if ((rc = send_req(c, 0, FS_SYNC_GET, c->path, NULL, 0, eb)) != FS_OK)
+		goto out;
+	c->ph = PH_CHANGES;
+out:
+	curl_free(esc);
 	return rc;
 }
 
+/* The window is stored: the step ends, and the kind when the feed is drained. */
+static int pull_end(fs_sync_job *c)
+{
+	if (c->drained)
+		c->todo &= ~FS_SYNC_JOB_PULL;
+	pull_clear(c);
+	c->ph = PH_IDLE;
+	return FS_OK;
+}
+
+/* Offset and size of fetch batch i of the window. */
+static void batch_span(const fs_sync_job *c, size_t i, size_t *off, size_t *k)
+{
+	*off = i * c->fb;
+	*k = c->ch->n - *off < c->fb ? c->ch->n - *off : c->fb;
+}
+
 /* Writes what was fetched, with the checkpoint, in one store transaction. */
-static int store_fetched(struct ctx *c, struct fetched *f, const char *seq, fs_errbuf *eb)
+static int store_fetched(fs_sync_job *c, struct fetched *f, const char *seq, fs_errbuf *eb)
 {
 	fs_store_rev_in *in = NULL;
 	const char **hashes = NULL;
@@ -737,124 +799,443 @@ out:
 	return rc;
 }
 
-/*
- * One _changes request covering several fetch batches (the server's cost
- * is mostly per request); each batch is stored with its own checkpoint, so
- * an interruption loses at most one batch of work.
- */
-static int pull_step(struct ctx *c, fs_errbuf *eb)
+/* The checkpoint after the first n changes of the window. */
+static const char *window_seq(const fs_sync_changes *ch, size_t n)
 {
-	char path[PATH_MAX_LEN];
-	char *since = NULL, *esc = NULL;
+	if (n == ch->n && ch->last_seq)
+		return ch->last_seq;
+	return ch->v[n - 1].seq;
+}
+
+static int pull_enter_batch(fs_sync_job *c, fs_errbuf *eb);
+
+/* Batch bi's revisions are all fetched: store them, go on with the next. */
+static int pull_store_cur(fs_sync_job *c, fs_errbuf *eb)
+{
+	size_t off, k;
+	int rc;
+
+	batch_span(c, c->bi, &off, &k);
+	if ((rc = store_fetched(c, &c->f, window_seq(c->ch, off + k), eb)) != FS_OK)
+		return rc;
+	fetched_free(&c->f);
+	batch_clear(c, &c->bt[c->bi % 2]);
+	report(c);
+	if (++c->bi == c->nb)
+		return pull_end(c);
+	return pull_enter_batch(c, eb);
+}
+
+/* The next document of the current batch through open_revs, one at a time. */
+static int pull_open_revs_next(fs_sync_job *c, fs_errbuf *eb)
+{
+	const struct batch *cur = &c->bt[c->bi % 2];
+	const fs_store_diff *d = cur->d;
+	struct buf revs = {0};
+	char *eid = NULL, *erevs = NULL;
+	int rc;
+
+	if (c->or_i >= d->n)
+		return pull_store_cur(c, eb);
+	buf_add(&revs, "[", 1);
+	for (size_t m = 0; m < d->v[c->or_i].n_missing; m++) {
+		if (m)
+			buf_add(&revs, ",", 1);
+		buf_json_str(&revs, d->v[c->or_i].missing[m]);
+	}
+	buf_add(&revs, "]", 1);
+	if ((rc = buf_done(&revs, eb)) != FS_OK)
+		goto out;
+	eid = curl_easy_escape(NULL, d->v[c->or_i].id, 0);
+	erevs = curl_easy_escape(NULL, revs.p, (int)revs.len);
+	if (eid == NULL || erevs == NULL) {
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+	} else if ((size_t)snprintf(c->path, sizeof(c->path), "%s?revs=true&open_revs=%s", eid,
+	                            erevs) >= sizeof(c->path)) {
+		rc = fs_err_set(eb, FS_E_TOOBIG, "open_revs request too long");
+	} else if ((rc = send_req(c, cur->slot, FS_SYNC_GET, c->path, NULL, 0, eb)) == FS_OK) {
+		c->ph = PH_OPEN_REVS;
+	}
+out:
+	curl_free(eid);
+	curl_free(erevs);
+	free(revs.p);
+	return rc;
+}
+
+static int pull_on_open_revs(fs_sync_job *c, fs_errbuf *eb)
+{
+	const struct batch *cur = &c->bt[c->bi % 2];
 	fs_sync_resp resp;
-	fs_sync_changes *ch = NULL;
-	size_t limit = c->batch_docs * FS_SYNC_CHANGES_BATCHES;
-	struct batch bt[2] = {{0}};
-	int rc, done = 0;
+	fs_sync_revs *rv = NULL;
+	int rc;
+
+	if ((rc = collect(c, cur->slot, c->path, &resp, eb)) != FS_OK ||
+	    (rc = fs_sync_parse_open_revs(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
+	                                  cur->d->v[c->or_i].id, &rv, eb)) != FS_OK ||
+	    (rc = fetched_add(&c->f, rv, eb)) != FS_OK)
+		return rc;
+	c->or_i++;
+	return pull_open_revs_next(c, eb);
+}
+
+/*
+ * Batch bi becomes the current one: the next batch's _bulk_get goes on its
+ * way first (two quarter batches in flight, as much memory as half a batch:
+ * while the server prepares one we parse and store the other; quarters, not
+ * halves: 2.4 MB less peak RSS for 7% more time, bench/replicate).
+ */
+static int pull_enter_batch(fs_sync_job *c, fs_errbuf *eb)
+{
+	struct batch *cur = &c->bt[c->bi % 2];
+	size_t off, k;
+	int rc;
+
+	if (c->bi + 1 < c->nb) {
+		batch_span(c, c->bi + 1, &off, &k);
+		if ((rc = batch_start(c, off, k, (int)((c->bi + 1) % 2), &c->bt[(c->bi + 1) % 2],
+		                      eb)) != FS_OK)
+			return rc;
+	}
+	if (cur->d->n == 0)
+		return pull_store_cur(c, eb);
+	if (cur->started) {
+		c->ph = PH_FETCH;
+		return FS_OK;
+	}
+	c->or_i = 0;
+	return pull_open_revs_next(c, eb);
+}
+
+static int pull_on_fetch(fs_sync_job *c, fs_errbuf *eb)
+{
+	struct batch *cur = &c->bt[c->bi % 2];
+	fs_sync_resp resp;
+	fs_sync_revs *rv = NULL;
+	int rc;
+
+	cur->started = 0;
+	rc = collect(c, cur->slot, "_bulk_get", &resp, eb);
+	/* No _bulk_get: CouchDB before 2.0 answers 404 or 405. */
+	if (rc == FS_E_NOTFOUND ||
+	    (rc == FS_E_SYNC_REFUSED && (resp.status == 405 || resp.status == 400))) {
+		c->no_bulk_get = 1;
+		c->or_i = 0;
+		return pull_open_revs_next(c, eb);
+	}
+	if (rc != FS_OK ||
+	    (rc = fs_sync_parse_bulk_get(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &rv,
+	                                 eb)) != FS_OK ||
+	    (rc = fetched_add(&c->f, rv, eb)) != FS_OK)
+		return rc;
+	return pull_store_cur(c, eb);
+}
+
+/*
+ * _changes answered: one request covers several fetch batches (the
+ * server's cost is mostly per request); each batch is stored with its own
+ * checkpoint, so an interruption loses at most one batch of work.
+ */
+static int pull_on_changes(fs_sync_job *c, fs_errbuf *eb)
+{
+	size_t limit = c->batch_docs * FS_SYNC_CHANGES_BATCHES, k;
+	fs_sync_resp resp;
+	int rc;
 
 	if (limit > FS_SYNC_MAX_ITEMS)
 		limit = FS_SYNC_MAX_ITEMS;
-	rc = fs_store_checkpoint_get(c->st, c->name, FS_STORE_PULL, &since, eb);
-	if (rc == FS_E_NOTFOUND)
-		rc = FS_OK;
-	if (rc != FS_OK)
-		goto out;
-	if ((esc = curl_easy_escape(NULL, since ? since : "0", 0)) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	if ((size_t)snprintf(path, sizeof(path), "_changes?style=all_docs&limit=%zu&since=%s",
-	                     limit, esc) >= sizeof(path)) {
-		rc = fs_err_set(eb, FS_E_TOOBIG, "sequence too long for a request");
-		goto out;
-	}
-	if ((rc = get(c, path, &resp, eb)) != FS_OK)
-		goto out;
-	if ((rc = fs_sync_parse_changes(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &ch,
+	if ((rc = collect(c, 0, c->path, &resp, eb)) != FS_OK ||
+	    (rc = fs_sync_parse_changes(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &c->ch,
 	                                eb)) != FS_OK)
-		goto out;
-	done = ch->n < limit || ch->pending == 0;
-	if (ch->n == 0) {
-		const char *seq = ch->last_seq;
-		if (seq && (since == NULL || strcmp(seq, since) != 0))
-			rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb);
-		goto out;
+		return rc;
+	c->drained = c->ch->n < limit || c->ch->pending == 0;
+	if (c->ch->n == 0) {
+		const char *seq = c->ch->last_seq;
+		if (seq && (c->since == NULL || strcmp(seq, c->since) != 0) &&
+		    (rc = fs_store_checkpoint_set(c->st, c->name, FS_STORE_PULL, seq, eb)) != FS_OK)
+			return rc;
+		return pull_end(c);
 	}
-	/* Two quarter batches in flight (as much memory as half a batch): while
-	 * the server prepares one we parse and store the other. Quarters, not
-	 * halves: 2.4 MB less peak RSS for 7% more time (bench/replicate). */
-	size_t fb = c->batch_docs >= FS_SYNC_FETCH_PARTS ? c->batch_docs / FS_SYNC_FETCH_PARTS : 1;
-	size_t nb = (ch->n + fb - 1) / fb;
-	rc = batch_start(c, ch, 0, ch->n < fb ? ch->n : fb, 0, &bt[0], eb);
-	for (size_t i = 0; i < nb && rc == FS_OK; i++) {
-		struct batch *cur = &bt[i % 2], *nxt = &bt[(i + 1) % 2];
-		size_t off = i * fb;
-		size_t k = ch->n - off < fb ? ch->n - off : fb;
-		struct fetched f = {0};
-		const char *seq = ch->v[off + k - 1].seq;
-
-		if (i + 1 < nb) {
-			size_t off2 = off + k;
-			size_t k2 = ch->n - off2 < fb ? ch->n - off2 : fb;
-			if ((rc = batch_start(c, ch, off2, k2, (int)((i + 1) % 2), nxt, eb)) !=
-			    FS_OK)
-				break;
-		}
-		if (off + k == ch->n && ch->last_seq)
-			seq = ch->last_seq;
-		if ((rc = batch_fetch(c, cur, &f, eb)) == FS_OK)
-			rc = store_fetched(c, &f, seq, eb);
-		fetched_free(&f);
-		batch_clear(c, cur);
-		report(c);
-	}
-out:
-	batch_clear(c, &bt[0]);
-	batch_clear(c, &bt[1]);
-	fs_sync_changes_free(ch);
-	curl_free(esc);
-	free(since);
-	if (rc != FS_OK)
-		return -rc;
-	return done ? 1 : 0;
+	c->fb = c->batch_docs >= FS_SYNC_FETCH_PARTS ? c->batch_docs / FS_SYNC_FETCH_PARTS : 1;
+	c->nb = (c->ch->n + c->fb - 1) / c->fb;
+	c->bi = 0;
+	batch_span(c, 0, &(size_t){0}, &k);
+	if ((rc = batch_start(c, 0, k, 0, &c->bt[0], eb)) != FS_OK)
+		return rc;
+	return pull_enter_batch(c, eb);
 }
 
-/* ---- the public calls ---- */
+/* ---- probe ---- */
 
-/* One public call: push, pull or both in turn, with retries. */
-static int run(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
-               int push, int pull, fs_errbuf *eb)
+static int probe_begin(fs_sync_job *c, fs_errbuf *eb)
 {
-	fs_sync_progress local = {0};
-	struct ctx c;
+	int rc = send_req(c, 0, FS_SYNC_GET, "", NULL, FS_SYNC_PROBE_TIMEOUT_MS, eb);
+	if (rc == FS_OK)
+		c->ph = PH_PROBE;
+	return rc;
+}
+
+static int probe_on_answer(fs_sync_job *c, fs_errbuf *eb)
+{
+	fs_sync_db_info *info = NULL;
+	fs_sync_resp resp;
+	int rc;
+
+	rc = fs_sync_req_collect(c->r, 0, &resp, eb);
+	c->retry_after = resp.retry_after_s;
+	if (rc == FS_E_NOTFOUND)
+		return fs_err_set(eb, FS_E_SYNC_NODB, "the database does not exist on the server");
+	if (rc != FS_OK ||
+	    (rc = fs_sync_parse_db_info(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &info,
+	                                eb)) != FS_OK)
+		return rc;
+	fs_sync_db_info_free(info);
+	c->todo &= ~FS_SYNC_JOB_PROBE;
+	c->ph = PH_IDLE;
+	return FS_OK;
+}
+
+/* ---- the job ---- */
+
+int fs_sync_job_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, unsigned what,
+                    CURLM *multi, fs_sync_job **out, fs_errbuf *eb)
+{
+	fs_sync_job *c;
+
+	if (out == NULL)
+		return fs_err_set(eb, FS_E_ARG, "no output for the job");
+	*out = NULL;
+	if (st == NULL || r == NULL)
+		return fs_err_set(eb, FS_E_ARG, "no store or remote");
+	if (what == 0 || (what & ~(FS_SYNC_JOB_PUSH | FS_SYNC_JOB_PULL | FS_SYNC_JOB_PROBE)))
+		return fs_err_set(eb, FS_E_ARG, "unknown kind of sync job");
+	/* One job per remote: they would share its request slots. */
+	if (fs_sync_req_busy(r, 0) || fs_sync_req_busy(r, 1))
+		return fs_err_set(eb, FS_E_ARG, "the remote has a job under way");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	c->st = st;
+	c->r = r;
+	c->multi = multi;
+	if (o)
+		c->o = *o;
+	c->p = &c->prog;
+	c->name = c->o.remote_name ? c->o.remote_name : fs_sync_remote_url(r);
+	if (strlen(c->name) > FS_STORE_NAME_MAX) {
+		free(c);
+		return fs_err_set(eb, FS_E_ARG, "remote name longer than %d bytes",
+		                  FS_STORE_NAME_MAX);
+	}
+	c->batch_docs = c->o.batch_docs ? c->o.batch_docs : FS_SYNC_BATCH_DOCS;
+	c->batch_bytes = c->o.batch_bytes ? c->o.batch_bytes : FS_SYNC_BATCH_BYTES;
+	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
+		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
+	c->no_bulk_get = c->o.no_bulk_get;
+	c->todo = what;
+	c->ph = PH_IDLE;
+	fs_sync_backoff_init(&c->bo, c->o.backoff_min_ms, c->o.backoff_max_ms);
+	fs_sync_remote_bytes(r, &c->sent0, &c->recv0);
+	*out = c;
+	return FS_OK;
+}
+
+void fs_sync_job_free(fs_sync_job *c)
+{
+	if (c == NULL)
+		return;
+	push_clear(c);
+	pull_clear(c);
+	free(c);
+}
+
+int fs_sync_job_transfer_done(fs_sync_job *c, CURL *easy, CURLcode cc)
+{
+	int slot = c ? fs_sync_req_ended(c->r, easy, cc) : -1;
+	return slot >= 0 && slot != FS_SYNC_SLOT_LONGPOLL;
+}
+
+void fs_sync_job_progress(const fs_sync_job *c, fs_sync_progress *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (c && out)
+		*out = c->prog;
+}
+
+long fs_sync_job_retry_after(const fs_sync_job *c)
+{
+	return c ? c->retry_after : 0;
+}
+
+/* Starts the next step of the first kind not finished, or ends the job. */
+static int begin(fs_sync_job *c, fs_errbuf *eb)
+{
+	if (c->todo & FS_SYNC_JOB_PROBE)
+		return probe_begin(c, eb);
+	if (c->todo & FS_SYNC_JOB_PUSH)
+		return push_begin(c, eb);
+	if (c->todo & FS_SYNC_JOB_PULL)
+		return pull_begin(c, eb);
+	report(c);
+	c->ph = PH_DONE;
+	c->result = FS_OK;
+	return FS_OK;
+}
+
+/* The answer the current phase waits for has come: read it, go on. */
+static int on_answer(fs_sync_job *c, fs_errbuf *eb)
+{
+	switch (c->ph) {
+	case PH_PROBE:
+		return probe_on_answer(c, eb);
+	case PH_REVS_DIFF:
+		return push_on_revs_diff(c, eb);
+	case PH_BULK_DOCS:
+		return push_on_bulk_docs(c, eb);
+	case PH_CHANGES:
+		return pull_on_changes(c, eb);
+	case PH_FETCH:
+		return pull_on_fetch(c, eb);
+	case PH_OPEN_REVS:
+		return pull_on_open_revs(c, eb);
+	default:
+		return fs_err_set(eb, FS_E_INTERNAL, "no answer awaited");
+	}
+}
+
+/*
+ * A step failed: what it had confirmed or stored stays; its requests are
+ * abandoned and its batch forgotten. A transient failure is retried from
+ * the step's start (outbox or checkpoint) after the backoff, up to
+ * max_retries times in a kind; anything else ends the job.
+ */
+static void step_failed(fs_sync_job *c, int rc, uint64_t now)
+{
+	push_clear(c);
+	pull_clear(c);
+	if (fs_sync_err_transient(rc) && c->tries < c->o.max_retries) {
+		c->tries++;
+		c->p->retries++;
+		c->retry_at =
+		    now + fs_sync_backoff_fail(&c->bo, randombytes_random(), c->retry_after);
+		c->ph = PH_RETRY;
+		return;
+	}
+	report(c);
+	c->ph = PH_DONE;
+	c->result = rc;
+}
+
+int fs_sync_job_run(fs_sync_job *c, uint64_t now, uint32_t *wait_ms, fs_errbuf *eb)
+{
+	if (wait_ms)
+		*wait_ms = UINT32_MAX;
+	if (c == NULL || wait_ms == NULL)
+		return fs_err_set(eb, FS_E_ARG, "no job");
+	for (;;) {
+		enum phase was = c->ph;
+		unsigned todo = c->todo;
+		int rc, slot = 0;
+
+		switch (c->ph) {
+		case PH_DONE:
+			return c->result;
+		case PH_RETRY:
+			if (now < c->retry_at) {
+				uint64_t w = c->retry_at - now;
+				*wait_ms = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+				return FS_SYNC_PENDING;
+			}
+			c->ph = PH_IDLE;
+			continue;
+		case PH_IDLE:
+			rc = begin(c, eb);
+			break;
+		case PH_FETCH:
+		case PH_OPEN_REVS:
+			slot = c->bt[c->bi % 2].slot;
+			/* fall through */
+		default:
+			if (!fs_sync_req_ready(c->r, slot))
+				return FS_SYNC_PENDING;
+			rc = on_answer(c, eb);
+			break;
+		}
+		if (rc != FS_OK) {
+			step_failed(c, rc, now);
+			continue;
+		}
+		/* A step that ended made progress: the next failure starts the
+		 * backoff over; a kind that ended starts its retries over. */
+		if (c->ph == PH_IDLE && was != PH_IDLE)
+			fs_sync_backoff_reset(&c->bo);
+		if (c->todo != todo) {
+			fs_sync_backoff_reset(&c->bo);
+			c->tries = 0;
+		}
+	}
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int fs_sync_job_wait(fs_sync_job *c, fs_errbuf *eb)
+{
+	if (c == NULL || c->multi != NULL)
+		return fs_err_set(eb, FS_E_ARG,
+		                  "only a job on the remote's own multi handle waits");
+	for (;;) {
+		uint32_t w;
+		int rc = fs_sync_job_run(c, mono_ms(), &w, eb);
+		if (rc != FS_SYNC_PENDING)
+			return rc;
+		/* The only wait: for an answer, or for a retry's time. */
+		if ((rc = fs_sync_remote_pump(c->r, w < DRIVER_POLL_MS ? (int)w : DRIVER_POLL_MS,
+		                              eb)) != FS_OK) {
+			step_failed(c, rc, mono_ms());
+			c->ph = PH_DONE;
+			c->result = rc;
+			return rc;
+		}
+	}
+}
+
+/* ---- the blocking calls: the job on the remote's own multi handle ---- */
+
+static int run_blocking(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o,
+                        fs_sync_progress *prog, unsigned what, fs_errbuf *eb)
+{
+	fs_sync_job *j = NULL;
 	int rc;
 
 	if (prog)
 		memset(prog, 0, sizeof(*prog));
-	if ((rc = ctx_init(&c, st, r, o, prog ? prog : &local, eb)) != FS_OK)
+	if ((rc = fs_sync_job_new(st, r, o, what, NULL, &j, eb)) != FS_OK)
 		return rc;
-	if (push)
-		rc = drive(&c, push_step, eb);
-	if (pull && rc == FS_OK)
-		rc = drive(&c, pull_step, eb);
-	report(&c);
+	rc = fs_sync_job_wait(j, eb);
+	fs_sync_job_progress(j, prog);
+	fs_sync_job_free(j);
 	return rc;
 }
 
 int fs_sync_push(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb)
 {
-	return run(st, r, o, prog, 1, 0, eb);
+	return run_blocking(st, r, o, prog, FS_SYNC_JOB_PUSH, eb);
 }
 
 int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb)
 {
-	return run(st, r, o, prog, 0, 1, eb);
+	return run_blocking(st, r, o, prog, FS_SYNC_JOB_PULL, eb);
 }
 
 int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb)
 {
-	return run(st, r, o, prog, 1, 1, eb);
+	return run_blocking(st, r, o, prog, FS_SYNC_JOB_PUSH | FS_SYNC_JOB_PULL, eb);
 }

@@ -182,6 +182,60 @@ int fs_sync_pull(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync
 int fs_sync_once(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, fs_sync_progress *prog,
                  fs_errbuf *eb) FS_WUR;
 
+/* ---- Replication as a state machine on a caller's curl multi handle ---- */
+
+/*
+ * The calls above are drivers of this one engine: a job does a push, a
+ * pull, both, or a probe, and never waits. Its requests run as easy
+ * handles on the caller's multi handle (the daemon's loop), which reads
+ * the multi messages and hands each to fs_sync_job_transfer_done; between
+ * answers the job only does local work (store reads and writes).
+ */
+typedef struct fs_sync_job fs_sync_job;
+
+#define FS_SYNC_JOB_PUSH         1u   /* the outbox, batch by batch, until empty */
+#define FS_SYNC_JOB_PULL         2u   /* the changes feed, until drained */
+#define FS_SYNC_JOB_PROBE        4u   /* GET /{db} within FS_SYNC_PROBE_TIMEOUT_MS, nothing else */
+#define FS_SYNC_PENDING          (-1) /* fs_sync_job_run: not finished, not an error */
+#define FS_SYNC_PROBE_TIMEOUT_MS 10000L
+
+/*
+ * A job of the kinds in what (push before pull; a probe alone). multi is
+ * the caller's handle, or NULL for the remote's own (then only
+ * fs_sync_job_wait drives it). st, r, multi and o's strings are borrowed
+ * and must outlive *out, which the caller frees with fs_sync_job_free.
+ * Nothing is sent before the first fs_sync_job_run.
+ */
+int fs_sync_job_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, unsigned what,
+                    CURLM *multi, fs_sync_job **out, fs_errbuf *eb) FS_WUR;
+
+/* Abandons the job's transfers (removed from the multi handle, their
+ * connections closed: confirmed work stays confirmed) and frees it; NULL
+ * is a no-op. */
+void fs_sync_job_free(fs_sync_job *j);
+
+/* A transfer on the multi handle ended (from its CURLMSG_DONE message):
+ * returns 1 if it was one of j's (call fs_sync_job_run next), else 0. */
+int fs_sync_job_transfer_done(fs_sync_job *j, CURL *easy, CURLcode cc);
+
+/*
+ * Does all that can be done at now_ms without waiting: reads the answers
+ * that arrived, writes to the store, starts the next requests. Returns
+ * FS_SYNC_PENDING while requests are under way or a retry waits (*wait_ms:
+ * when it wants to be called even if no transfer ends; UINT32_MAX: only
+ * then), FS_OK when done, or the error that ended it (as fs_sync_push).
+ */
+int fs_sync_job_run(fs_sync_job *j, uint64_t now_ms, uint32_t *wait_ms, fs_errbuf *eb) FS_WUR;
+
+/* Drives a job made with multi NULL to its end on the remote's own multi
+ * handle, sleeping only in curl_multi_poll. Returns as fs_sync_job_run. */
+int fs_sync_job_wait(fs_sync_job *j, fs_errbuf *eb) FS_WUR;
+
+/* The job's counts so far; a server's Retry-After from its last answer
+ * (seconds, 0 if none). */
+void fs_sync_job_progress(const fs_sync_job *j, fs_sync_progress *out);
+long fs_sync_job_retry_after(const fs_sync_job *j);
+
 /* ---- Continuous replication, driven by the daemon's event loop ---- */
 
 #define FS_SYNC_DEBOUNCE_MS  2000u  /* a local edit is pushed this soon */
@@ -199,24 +253,51 @@ typedef struct fs_sync_live fs_sync_live;
  */
 int fs_sync_live_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, uint32_t debounce_ms,
                      fs_sync_live **out, fs_errbuf *eb) FS_WUR;
-/* Frees l; NULL is a no-op. Remove a running longpoll handle from the
- * daemon's multi handle first. */
+/* Frees l, abandoning a sync under way; NULL is a no-op. Remove a running
+ * longpoll handle from the daemon's multi handle first. */
 void fs_sync_live_free(fs_sync_live *l);
+
+/*
+ * From now on l's syncs and probes run as transfers on multi (the daemon's
+ * loop): a step never waits for them. The caller reads multi's messages
+ * and hands each to fs_sync_live_transfer_done; a step after one that was
+ * l's moves the sync on. Without a multi handle (the default) a step runs
+ * its sync to the end. Refused while a sync is under way.
+ */
+int fs_sync_live_set_multi(fs_sync_live *l, CURLM *multi, fs_errbuf *eb) FS_WUR;
+
+/* A transfer on the multi handle ended: 1 if it was one of l's syncs or
+ * probes (step l soon), else 0. The longpoll has its own call below. */
+int fs_sync_live_transfer_done(fs_sync_live *l, CURL *easy, CURLcode cc);
 
 /* A local edit was saved: push within the debounce delay. */
 void fs_sync_live_changed(fs_sync_live *l, uint64_t now_ms);
 
-/* The network changed: forget the backoff and sync at the next step. */
+/* The network changed: abandon a sync under way (its connection may be on
+ * a dead route), forget the backoff, and at the next step probe the server
+ * (GET /{db}, FS_SYNC_PROBE_TIMEOUT_MS): an answer starts a sync at once,
+ * a failure backs off. Failures that lose the server (offline, DNS,
+ * timeout, broken connection) are also retried with a probe first. */
 void fs_sync_live_network_changed(fs_sync_live *l);
 
+/* A person asked for a sync: at the next step, without waiting for the
+ * backoff; a sync under way goes on and another follows it. */
+void fs_sync_live_sync_now(fs_sync_live *l);
+
 /*
- * Does what is due at now_ms (a push and pull, blocking for their
- * transfers) and sets *wait_ms to when the next step is wanted. Returns
- * FS_OK, or the error of a sync tried in this call (a retry is then
- * scheduled with backoff). *prog (may be NULL) gets the counts of the sync.
+ * Does what is due at now_ms and sets *wait_ms to when the next step is
+ * wanted. With a multi handle it starts or moves on a sync and returns at
+ * once; without, a sync runs to its end in the call. Returns FS_OK, or the
+ * error of a sync or probe that ended in this call (a retry is then
+ * scheduled with backoff). *prog (may be NULL) gets what was pushed and
+ * pulled since the previous step.
  */
 int fs_sync_live_step(fs_sync_live *l, uint64_t now_ms, uint32_t *wait_ms, fs_sync_progress *prog,
                       fs_errbuf *eb) FS_WUR;
+
+/* 1 when the last step ended a sync (its return says how), else 0 (a
+ * sync still under way, only a probe, or nothing was due). */
+int fs_sync_live_synced(const fs_sync_live *l);
 
 /*
  * After a step: the longpoll request to run, or NULL. The handle belongs to

@@ -59,12 +59,28 @@ int fs_sync_req_finish_on(fs_sync_remote *r, int slot, CURLcode cc, fs_sync_resp
                           fs_errbuf *eb);
 
 /*
- * Runs a prepared slot on the remote's own multi handle (slots 0 and 1;
- * the longpoll slot goes to the daemon's multi instead): start puts the
- * request on the wire and returns; wait drives every started slot until
- * this one ends, then finishes it as fs_sync_req_finish does.
+ * Runs a prepared slot as a transfer on multi handle m: the remote's own
+ * (m NULL; blocking callers drive it with fs_sync_remote_pump or
+ * fs_sync_req_wait) or a caller's (the daemon's loop). start puts the
+ * request on the wire and returns. On a caller's handle the caller reads
+ * the multi messages and hands each to fs_sync_req_ended; collect then
+ * removes the finished transfer and reads it as fs_sync_req_finish does.
+ * cancel abandons a transfer (its connection is closed). The longpoll slot
+ * is not run this way: the daemon adds it to its handle itself.
  */
-int fs_sync_req_start(fs_sync_remote *r, int slot, fs_errbuf *eb);
+int fs_sync_req_start_on(fs_sync_remote *r, int slot, CURLM *m, fs_errbuf *eb);
+int fs_sync_req_start(fs_sync_remote *r, int slot, fs_errbuf *eb); /* on the remote's own */
+/* The slot of r that ran easy (now marked finished with cc), or -1. */
+int fs_sync_req_ended(fs_sync_remote *r, CURL *easy, CURLcode cc);
+int fs_sync_req_busy(const fs_sync_remote *r, int slot);  /* started, not collected */
+int fs_sync_req_ready(const fs_sync_remote *r, int slot); /* started and finished */
+int fs_sync_req_collect(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb);
+void fs_sync_req_cancel(fs_sync_remote *r, int slot);
+/* Waits on the remote's own multi handle up to timeout_ms for activity,
+ * then moves its finished transfers into their slots. */
+int fs_sync_remote_pump(fs_sync_remote *r, int timeout_ms, fs_errbuf *eb);
+/* Drives the remote's own multi handle until the slot's transfer ends,
+ * then collects it. */
 int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb);
 
 /* The easy handle of a slot, as last prepared. */

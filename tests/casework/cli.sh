@@ -10,9 +10,12 @@ lib_no_pouch=1
 . "$(dirname "$0")/../daemon/lib.sh"
 : "${FS_HUB_BIN:?}"
 
-hub_init team
-tok_a=$(hub_token dev-a team)
-tok_b=$(hub_token dev-b team)
+hub="$T/hub"
+port=$(free_port)
+hub_init "$hub" "$port"
+pin=$hub_pin
+tok_a=$(hub_token dev-a)
+tok_b=$(hub_token dev-b)
 hub_get() { curl -sf --cacert "$hub/cert.pem" -H "Authorization: Bearer $tok_a" "https://127.0.0.1:$port/team/$1"; }
 
 start_hub

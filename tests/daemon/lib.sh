@@ -1,6 +1,7 @@
 # tests/daemon/lib.sh: sourced by the daemon's end-to-end tests. Starts real
-# fieldsyncd processes, pouchdb-server and the CLI on run-time ports and
-# paths under one temporary folder, and stops all of it on exit.
+# fieldsyncd processes, pouchdb-server or fieldsync-hub and the CLI on
+# run-time ports and paths under one temporary folder, and stops all of it
+# on exit.
 # Needs FSD_BIN (fieldsyncd) and FS_BIN (fieldsync) in the environment.
 set -euo pipefail
 
@@ -67,6 +68,39 @@ start_pouch() {
 		sleep 0.1
 	done
 	fail "pouchdb-server did not start on $port"
+}
+
+# hub_init DIR PORT: a fieldsync-hub folder (self-signed certificate) with
+# the database "team", served later on PORT by start_hub; sets hub_dir,
+# hub_port and hub_pin. Needs FS_HUB_BIN.
+hub_init() {
+	: "${FS_HUB_BIN:?}"
+	hub_dir=$1
+	hub_port=$2
+	"$FS_HUB_BIN" init "$hub_dir" >"$T/hub.pin" 2>"$T/hub-init.log" || fail "hub init"
+	hub_pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$T/hub.pin")
+	"$FS_HUB_BIN" db create team --dir "$hub_dir" >/dev/null || fail "hub db create"
+}
+
+# hub_token NAME [DB]: prints a new device token for DB (default "team").
+hub_token() { "$FS_HUB_BIN" token add "$1" --db "${2:-team}" --dir "$hub_dir" | tail -n 1; }
+
+# start_hub: serves hub_dir on hub_port over https; sets hub_pgid.
+start_hub() {
+	setsid "$FS_HUB_BIN" serve "$hub_dir" --port "$hub_port" --quiet >>"$T/hub.log" 2>&1 </dev/null &
+	hub_pgid=$!
+	pgids+=("$hub_pgid")
+	for _ in $(seq 100); do
+		curl -s -o /dev/null --cacert "$hub_dir/cert.pem" "https://127.0.0.1:$hub_port/" && return 0
+		sleep 0.1
+	done
+	fail "fieldsync-hub did not start on $hub_port"
+}
+
+stop_hub() {
+	kill -TERM -- "-$hub_pgid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 -- "-$hub_pgid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL -- "-$hub_pgid" 2>/dev/null || true
 }
 
 stop_pouch() {
@@ -155,36 +189,4 @@ marker_absent() {
 	local hits
 	hits=$(grep -rla -- "$marker" "$@" 2>/dev/null || true)
 	[ -z "$hits" ] || fail "marker found in: $hits"
-}
-
-# ---- fieldsync-hub (needs FS_HUB_BIN) ----
-
-# hub_init DB: a hub folder under $T with database DB; sets hub, pin, port.
-hub_init() {
-	: "${FS_HUB_BIN:?}"
-	hub="$T/hub"
-	"$FS_HUB_BIN" init "$hub" >"$T/hub.pin" 2>"$T/hub-init.log" || fail "hub init"
-	pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$T/hub.pin")
-	"$FS_HUB_BIN" db create "$1" --dir "$hub" >/dev/null || fail "hub db create"
-	port=$(free_port)
-}
-
-# hub_token NAME DB: prints a new device token for DB.
-hub_token() { "$FS_HUB_BIN" token add "$1" --db "$2" --dir "$hub" | tail -n 1; }
-
-start_hub() {
-	setsid "$FS_HUB_BIN" serve "$hub" --port "$port" --quiet >>"$T/hub.log" 2>&1 </dev/null &
-	hub_pgid=$!
-	pgids+=("$hub_pgid")
-	for _ in $(seq 100); do
-		curl -s -o /dev/null --cacert "$hub/cert.pem" "https://127.0.0.1:$port/" && return 0
-		sleep 0.1
-	done
-	fail "fieldsync-hub did not start on $port"
-}
-
-stop_hub() {
-	kill -TERM -- "-$hub_pgid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 -- "-$hub_pgid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL -- "-$hub_pgid" 2>/dev/null || true
 }

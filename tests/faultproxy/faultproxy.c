@@ -7,12 +7,17 @@
  *
  * MODE: pass | reset (RST halfway through the body) | truncate (valid HTTP,
  * half the JSON) | garbage (bytes that are not JSON) | oversize (an endless
- * body) | slow (the whole answer, one byte every 200 ms) | 500 | 503 | 429 (Retry-After: 1).
+ * body) | slow (the whole answer, one byte every 200 ms) | hold (the headers
+ * and half the body, then silence with the connection open, as a peer on a
+ * dead route) | 500 | 503 | 429 (Retry-After: 1).
  * COUNT: damage only the next COUNT matching connections, then write "pass"
  * back (absent: forever). MATCH: damage only requests whose request line
- * contains it (e.g. "_bulk_docs"); others pass.
+ * contains it (e.g. "_bulk_docs"); others pass. Each damaged connection is
+ * logged to stderr as "fault MODE pid PID: REQUEST LINE".
  *
- * Usage: faultproxy LISTEN_HOST LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT CTLFILE
+ * Usage: faultproxy LISTEN_HOST LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT CTLFILE [--fork]
+ * --fork serves each connection in a child process, so one held or dripping
+ * answer does not stop the others (a daemon's longpoll, its next request).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +29,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,6 +287,11 @@ static void serve(int cfd, const char *uhost, int uport, const char *ctlpath)
 		c.count--;
 		write_ctl(ctlpath, &c);
 	}
+	if (fault) {
+		char *eol = strstr(req.p, "\r\n");
+		fprintf(stderr, "fault %s pid %ld: %.*s\n", c.mode, (long)getpid(),
+		        eol ? (int)(eol - req.p) : 0, req.p);
+	}
 	if (fault && (strcmp(c.mode, "500") == 0 || strcmp(c.mode, "503") == 0 ||
 	              strcmp(c.mode, "429") == 0)) {
 		canned(cfd, atoi(c.mode));
@@ -326,7 +337,7 @@ static void serve(int cfd, const char *uhost, int uport, const char *ctlpath)
 	long send_len = blen, declared = blen;
 	if (fault && strcmp(c.mode, "truncate") == 0)
 		send_len = declared = blen / 2;
-	if (fault && strcmp(c.mode, "reset") == 0)
+	if (fault && (strcmp(c.mode, "reset") == 0 || strcmp(c.mode, "hold") == 0))
 		send_len = blen / 2;
 	if (fault && strcmp(c.mode, "garbage") == 0)
 		for (long i = 0; i < blen; i++)
@@ -352,6 +363,12 @@ static void serve(int cfd, const char *uhost, int uport, const char *ctlpath)
 		reset_close(cfd);
 		cfd = -1;
 	}
+	if (fault && strcmp(c.mode, "hold") == 0) {
+		/* Silent until the client gives up (or our I/O timeout ends it). */
+		char x;
+		while (read(cfd, &x, 1) > 0)
+			;
+	}
 out:
 	if (up >= 0)
 		close(up);
@@ -367,12 +384,16 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	int one = 1, lfd;
 
-	if (argc != 6) {
-		fprintf(stderr,
-		        "usage: faultproxy LISTEN_HOST LISTEN_PORT UP_HOST UP_PORT CTLFILE\n");
+	int forking = argc == 7 && strcmp(argv[6], "--fork") == 0;
+
+	if (argc != 6 && !forking) {
+		fprintf(stderr, "usage: faultproxy LISTEN_HOST LISTEN_PORT UP_HOST UP_PORT CTLFILE "
+		                "[--fork]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (forking)
+		signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
 	a.sin_port = htons((uint16_t)atoi(argv[2]));
 	if (inet_pton(AF_INET, argv[1], &a.sin_addr) != 1 ||
 	    (lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
@@ -389,6 +410,18 @@ int main(int argc, char **argv)
 			perror("faultproxy: accept");
 			return 1;
 		}
-		serve(cfd, argv[3], atoi(argv[4]), argv[5]);
+		if (!forking) {
+			serve(cfd, argv[3], atoi(argv[4]), argv[5]);
+			continue;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(lfd);
+			serve(cfd, argv[3], atoi(argv[4]), argv[5]);
+			_exit(0);
+		}
+		if (pid < 0)
+			perror("faultproxy: fork");
+		close(cfd);
 	}
 }

@@ -4,7 +4,9 @@
  * pushed after the debounce delay and not before; the other device's
  * longpoll, run through a curl multi handle, wakes on the server's change
  * and its next step pulls it; a dead server schedules retries with backoff
- * and a network change brings the retry forward.
+ * and a network change brings the retry forward. On a caller's multi
+ * handle a step never waits: the sync goes on as the caller hands back its
+ * finished transfers, and after a network change a probe goes first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,11 +160,107 @@ static void test_backoff_and_network_change(void **state)
 	fs_sync_remote_free(dead);
 }
 
+/* Runs m until one of l's transfers ends and hands it back; returns how
+ * many of l's ended (0 after ms without one). */
+static int pump_live(CURLM *m, fs_sync_live *l, int ms)
+{
+	struct timespec t0, t;
+	int ended = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ended == 0) {
+		int running, left;
+		CURLMsg *msg;
+		assert_int_equal(curl_multi_perform(m, &running), CURLM_OK);
+		while ((msg = curl_multi_info_read(m, &left)) != NULL)
+			if (msg->msg == CURLMSG_DONE)
+				ended += fs_sync_live_transfer_done(l, msg->easy_handle,
+				                                    msg->data.result);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms)
+			break;
+		if (ended == 0)
+			assert_int_equal(curl_multi_poll(m, NULL, 0, 100, NULL), CURLM_OK);
+	}
+	return ended;
+}
+
+/* Steps l until a sync ends; returns its result, *transfers counts the
+ * requests it took (probe included). */
+static int step_until_synced(CURLM *m, fs_sync_live *l, uint64_t now, fs_sync_progress *sum,
+                             int *transfers)
+{
+	fs_sync_progress p;
+	fs_errbuf eb;
+	uint32_t wait;
+	int rc;
+
+	memset(sum, 0, sizeof(*sum));
+	*transfers = 0;
+	for (int i = 0; i < 50; i++) {
+		rc = fs_sync_live_step(l, now, &wait, &p, &eb);
+		sum->docs_pushed += p.docs_pushed;
+		sum->docs_pulled += p.docs_pulled;
+		if (rc != FS_OK || fs_sync_live_synced(l))
+			return rc;
+		int n = pump_live(m, l, 5000);
+		assert_true(n > 0);
+		*transfers += n;
+	}
+	fail_msg("no sync ended in 50 steps");
+	return -1;
+}
+
+static void test_steps_on_a_multi_handle(void **state)
+{
+	(void)state;
+	fs_sync_opts o = {.remote_name = "multi"};
+	fs_sync_live *l = NULL;
+	fs_sync_progress sum, p;
+	fs_errbuf eb;
+	uint32_t wait;
+	char rev[FS_REV_MAX];
+	int transfers;
+	CURLM *m = curl_multi_init();
+
+	assert_non_null(m);
+	assert_int_equal(
+	    fs_store_put_local(sa, "multi-1", NULL, (const uint8_t *)"{\"fs\":1}", 8, 0, rev, &eb),
+	    FS_OK);
+	assert_int_equal(fs_sync_live_new(sa, ra, &o, 1000, &l, &eb), FS_OK);
+	assert_int_equal(fs_sync_live_set_multi(l, m, &eb), FS_OK);
+
+	/* The first step puts the push on the wire and returns: nothing is
+	 * confirmed until the caller hands the answer back. */
+	assert_int_equal(fs_sync_live_step(l, 0, &wait, &p, &eb), FS_OK);
+	assert_false(fs_sync_live_synced(l));
+	assert_int_equal(tsync_queued(sa, 0), 1);
+	assert_int_equal(step_until_synced(m, l, 0, &sum, &transfers), FS_OK);
+	assert_int_equal(sum.docs_pushed + p.docs_pushed, 1);
+	assert_int_equal(tsync_queued(sa, 0), 0);
+	/* _revs_diff, _bulk_docs, then the pull's _changes (live-1 from the
+	 * other test, and this one coming back, are fetched too). */
+	assert_true(transfers >= 3);
+
+	/* Asked to sync now: no probe, the sync itself (_changes only). */
+	fs_sync_live_sync_now(l);
+	assert_int_equal(step_until_synced(m, l, 1, &sum, &transfers), FS_OK);
+	assert_int_equal(transfers, 1);
+
+	/* After a network change a probe (GET /{db}) goes first, then the sync. */
+	fs_sync_live_network_changed(l);
+	assert_int_equal(step_until_synced(m, l, 2, &sum, &transfers), FS_OK);
+	assert_int_equal(transfers, 2);
+
+	fs_sync_live_free(l); /* nothing left on m */
+	curl_multi_cleanup(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_edit_pushed_and_longpoll_pulls),
 	    cmocka_unit_test(test_backoff_and_network_change),
+	    cmocka_unit_test(test_steps_on_a_multi_handle),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -13,8 +13,11 @@ lib_no_pouch=1
 . "$(dirname "$0")/../daemon/lib.sh"
 : "${FS_HUB_BIN:?}"
 
-hub_init team
-for n in a b c c2 d; do eval "tok_$n=\$(hub_token dev-$n team)"; done
+hub="$T/hub"
+port=$(free_port)
+hub_init "$hub" "$port"
+pin=$hub_pin
+for n in a b c c2 d; do eval "tok_$n=\$(hub_token dev-$n)"; done
 start_hub
 url="https://127.0.0.1:$port"
 opts=(--ca "$hub/cert.pem" --pin "$pin")
