@@ -531,9 +531,12 @@ const char *fs_crypto_team_member_at(const fs_team *t, size_t i);
 size_t fs_crypto_team_revoked_count(const fs_team *t);
 const char *fs_crypto_team_revoked_at(const fs_team *t, size_t i);
 
-/* Documents that count for nothing, with why (resolve adds its own). */
+/* Documents that count for nothing, with why (resolve adds its own): the
+ * first FS_CRYPTO_TEAM_PROBLEMS_MAX, and how many more there were. */
+#define FS_CRYPTO_TEAM_PROBLEMS_MAX 256
 size_t fs_crypto_team_problem_count(const fs_team *t);
 const fs_team_problem *fs_crypto_team_problem_at(const fs_team *t, size_t i);
+size_t fs_crypto_team_problems_more(const fs_team *t);
 
 /*
  * Opens the key documents sealed to to_id (me's id) and adds their keys to

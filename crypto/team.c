@@ -68,7 +68,7 @@ struct tepoch {
 	uint8_t commit[FS_CRYPTO_COMMIT_BYTES];
 	struct tsig s;
 	int state; /* resolve: 0 not reached, 1 valid, -1 refused */
-	int dup;   /* another, different document claims the same kid */
+	int dup;   /* resolve: another document signed for the same kid */
 	uint64_t arrival;
 	int on_chain;
 };
@@ -81,6 +81,7 @@ struct tkey {
 	uint8_t sealed[FS_CRYPTO_SPACEKEY_SEALED_MAX];
 	size_t sealed_len;
 	struct tsig s;
+	int ok; /* resolve: of this space, a valid version, signed by a known sender */
 };
 
 /* A growable array of ids (members of an epoch, revoked devices). */
@@ -99,6 +100,7 @@ struct fs_team {
 	size_t cd, cmem, cep, ck, cp;
 	size_t ndocs;
 	size_t np_added; /* problems found by fs_crypto_team_add; resolve appends after */
+	size_t np_more, np_more_added; /* problems past FS_CRYPTO_TEAM_PROBLEMS_MAX */
 
 	/* resolved state */
 	int resolved;
@@ -482,6 +484,11 @@ static int problem(fs_team *t, const char *doc, int code, const char *fmt, ...)
 	for (size_t i = 0; i < t->np; i++)
 		if (strcmp(t->probs[i].doc, doc) == 0)
 			return FS_OK; /* one problem per document is enough */
+	/* A flood of junk is counted, not kept one by one. */
+	if (t->np >= FS_CRYPTO_TEAM_PROBLEMS_MAX) {
+		t->np_more++;
+		return FS_OK;
+	}
 	if (grow((void **)&t->probs, &t->cp, t->np, sizeof(*t->probs)) != 0)
 		return FS_E_NOMEM;
 	p = &t->probs[t->np++];
@@ -656,10 +663,10 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const u
 
 	if (t == NULL || doc_id == NULL || (body == NULL && len))
 		return fs_err_set(eb, FS_E_ARG, "bad arguments to team add");
-	if (!fs_crypto_team_doc_id(doc_id) || strlen(doc_id) >= FS_CRYPTO_TEAM_ID_MAX)
-		return problem(t, doc_id, FS_E_INPUT, "not a team document id") == FS_OK
-		           ? FS_OK
-		           : fs_err_set(eb, FS_E_NOMEM, "no memory for the team");
+	if (!fs_crypto_team_doc_id(doc_id) || strlen(doc_id) >= FS_CRYPTO_TEAM_ID_MAX) {
+		why = "not a team document id";
+		goto bad;
+	}
 	if (t->ndocs >= FS_CRYPTO_TEAM_DOCS_MAX)
 		return fs_err_set(eb, FS_E_TOOBIG, "more than %u team documents",
 		                  FS_CRYPTO_TEAM_DOCS_MAX);
@@ -761,18 +768,17 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const u
 		}
 		e.s = s;
 		e.arrival = arrival;
-		for (size_t i = 0; i < t->nep; i++)
-			if (strcmp(t->eps[i].kid, e.kid) == 0) {
-				/* Two different documents for one kid: neither can be
-				 * trusted, and which came first differs per device. */
-				t->eps[i].dup = 1;
+		want_id(k, &e, want);
+		for (size_t i = 0; strcmp(want, doc_id) == 0 && i < t->nep; i++)
+			if (strcmp(t->eps[i].kid, e.kid) == 0 &&
+			    strcmp(t->eps[i].s.text, s.text) == 0) {
+				/* The same document again (a copy kept by the device,
+				 * another leaf): once is enough. */
 				free(s.text);
 				free(e.members);
 				free(e.revoked);
-				why = "a second, different document for the same key version";
-				goto bad;
+				goto out;
 			}
-		want_id(k, &e, want);
 		if (strcmp(want, doc_id) != 0 ||
 		    grow((void **)&t->eps, &t->cep, t->nep, sizeof(*t->eps)) != 0) {
 			free(s.text);
@@ -826,6 +832,7 @@ out:
 	cJSON_Delete(w);
 	cJSON_Delete(b);
 	t->np_added = t->np;
+	t->np_more_added = t->np_more;
 	if (rc == FS_E_NOMEM)
 		return fs_err_set(eb, FS_E_NOMEM, "no memory for the team");
 	return FS_OK;
@@ -894,26 +901,15 @@ static int members_of(fs_team *t, const struct tepoch *e, const struct idset *re
 	return FS_OK;
 }
 
-/* Whether child c of p is signed by p's recovery key or by a member of p. */
-static int child_ok(fs_team *t, const struct tepoch *p, struct tepoch *c, const struct idset *pm,
-                    const struct idset *rev)
-{
-	const struct tdev *d;
+static const uint8_t *sender_key(const fs_team *t, const char *by);
 
-	if (p->has_rec && strcmp(c->by, p->rec_id) == 0)
-		return sig_ok(&c->s, K_EPOCH, p->rec_sign);
-	if (ids_has(rev, c->by) || !ids_has(pm, c->by) || (d = dev_find(t, c->by)) == NULL)
-		return 0;
-	return sig_ok(&c->s, K_EPOCH, d->pub.sign);
-}
-
-static int by_recovery(const fs_team *t, const struct tepoch *c)
+/* The valid version with this kid (resolve marks them), or NULL. */
+static const struct tepoch *valid_epoch(const fs_team *t, const char *kid)
 {
 	for (size_t i = 0; i < t->nep; i++)
-		if (strcmp(t->eps[i].kid, c->prev) == 0 && t->eps[i].has_rec &&
-		    strcmp(t->eps[i].rec_id, c->by) == 0)
-			return 1;
-	return 0;
+		if (t->eps[i].state == 1 && strcmp(t->eps[i].kid, kid) == 0)
+			return &t->eps[i];
+	return NULL;
 }
 
 static int by_arrival(const void *a, const void *b)
@@ -926,41 +922,65 @@ static int by_arrival(const void *a, const void *b)
 }
 
 /*
- * Of the valid children v of one version, the one the chain follows, and
- * the revocations that count (added to rev). Children signed by the
- * recovery key come first, then the others in the order they arrived; a
- * child whose signer an earlier one revoked is set aside with its
- * revocations, so a revoked device cannot answer its revocation with a
- * version that revokes its revoker. Of those that stand, a recovery-signed
- * one is followed, else the lowest kid: concurrent rotations by members
- * converge whatever order they arrived in, and all their revocations hold.
+ * Of the children v of version p (each signed by someone), those that
+ * stand and the one the chain follows, adding the revocations that count to
+ * rev. Children signed by p's recovery key come first, then the others in
+ * the order they arrived; each is judged against the members of p given the
+ * revocations so far, recomputed after each one that stands: a child whose
+ * signer an earlier one revoked, or who was let in only by a device an
+ * earlier one revoked, is set aside with its revocations. So a revoked
+ * device cannot answer its revocation, itself or through a device it let
+ * in, with a version that revokes its revoker. Of those that stand the
+ * recovery-signed one is followed, else the lowest kid: concurrent
+ * rotations by members converge whatever order they arrived in, and all
+ * their revocations hold. *out is NULL when none stands.
  */
-static struct tepoch *pick(fs_team *t, struct tepoch **v, size_t n, struct idset *rev)
+static int pick(fs_team *t, struct tepoch *p, struct tepoch **v, size_t n, struct idset *rev,
+                struct idset *pm, struct tepoch **out)
 {
 	struct tepoch *best = NULL;
-	int best_rec = 0;
+	int best_rec = 0, stale = 1;
 
+	*out = NULL;
 	qsort(v, n, sizeof(*v), by_arrival);
 	for (int pass = 1; pass >= 0; pass--)
 		for (size_t i = 0; i < n; i++) {
-			int rec = by_recovery(t, v[i]);
-			if (rec != pass || (!rec && ids_has(rev, v[i]->by)))
+			int rec = p->has_rec && strcmp(v[i]->by, p->rec_id) == 0;
+			if (rec != pass)
 				continue;
+			if (!rec && stale) {
+				if (members_of(t, p, rev, pm) != FS_OK)
+					return FS_E_NOMEM;
+				stale = 0;
+			}
+			if (!rec && (ids_has(rev, v[i]->by) || !ids_has(pm, v[i]->by))) {
+				v[i]->state = -1;
+				if (problem(
+				        t, v[i]->s.doc, FS_E_SIGNATURE,
+				        "a key version by a device revoked by an earlier one") !=
+				    FS_OK)
+					return FS_E_NOMEM;
+				continue;
+			}
+			v[i]->state = 1;
 			for (size_t j = 0; j < v[i]->nr; j++)
 				if (ids_add(rev, v[i]->revoked[j]) != 0)
-					return NULL;
+					return FS_E_NOMEM;
+			stale |= v[i]->nr > 0;
 			if (best == NULL || (rec && !best_rec) ||
 			    (rec == best_rec && strcmp(v[i]->kid, best->kid) < 0)) {
 				best = v[i];
 				best_rec = rec;
 			}
 		}
-	return best;
+	*out = best;
+	return FS_OK;
 }
 
 static void reset(fs_team *t)
 {
 	t->np = t->np_added;
+	t->np_more = t->np_more_added;
 	t->resolved = 0;
 	t->space[0] = '\0';
 	t->revoked.n = 0;
@@ -970,6 +990,7 @@ static void reset(fs_team *t)
 	for (size_t i = 0; i < t->nep; i++) {
 		t->eps[i].state = 0;
 		t->eps[i].on_chain = 0;
+		t->eps[i].dup = 0;
 	}
 	for (size_t i = 0; i < t->nd; i++) {
 		t->devs[i].pub.status = 0;
@@ -986,7 +1007,7 @@ static int find_genesis(fs_team *t, const char *genesis, size_t *out, fs_errbuf 
 		struct tepoch *e = &t->eps[i];
 		const struct tdev *d = NULL;
 		int listed = 0;
-		if (e->prev[0] != '\0' || e->dup || (genesis && strcmp(e->kid, genesis) != 0))
+		if (e->prev[0] != '\0' || (genesis && strcmp(e->kid, genesis) != 0))
 			continue;
 		/* The founding device lists itself and signs with its own key. */
 		for (size_t j = 0; j < e->nm; j++)
@@ -1010,9 +1031,69 @@ static int find_genesis(fs_team *t, const char *genesis, size_t *out, fs_errbuf 
 		                            "the space's first version (%.40s) is not here (yet)",
 		                            genesis)
 		               : fs_err_set(eb, FS_E_TEAM_NOSPACE, NULL);
+	/* Two signed first versions (two spaces, or one founder that signed two
+	 * different documents for one kid): none is trusted. */
 	if (n > 1)
-		return fs_err_set(eb, FS_E_TEAM_AMBIGUOUS, "%zu spaces", n);
+		return fs_err_set(eb, FS_E_TEAM_AMBIGUOUS, "%zu signed first versions", n);
 	*out = found;
+	return FS_OK;
+}
+
+/* The signing key of an epoch's signer below parent p: p's recovery key,
+ * or a device of the space; NULL when neither. */
+static const uint8_t *epoch_signer(const fs_team *t, const struct tepoch *p, const struct tepoch *c,
+                                   int *by_rec)
+{
+	const struct tdev *d;
+
+	*by_rec = p->has_rec && strcmp(c->by, p->rec_id) == 0;
+	if (*by_rec)
+		return p->rec_sign;
+	return (d = dev_find(t, c->by)) ? d->pub.sign : NULL;
+}
+
+/*
+ * Children of p not judged yet, with the right version, into v (at most
+ * t->nep). Of two or more documents for one kid whose signatures verify,
+ * none counts: only a signer (a member, or the office) can make them, and
+ * which one a device saw first differs per device. A document whose
+ * signature fails counts for nothing either way.
+ */
+static int children(fs_team *t, const struct tepoch *p, struct tepoch **v, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < t->nep; i++) {
+		struct tepoch *c = &t->eps[i];
+		const uint8_t *pk;
+		int rec;
+		if (c->state != 0 || strcmp(c->prev, p->kid) != 0)
+			continue;
+		if (c->version != p->version + 1 || (pk = epoch_signer(t, p, c, &rec)) == NULL ||
+		    !sig_ok(&c->s, K_EPOCH, pk)) {
+			c->state = -1;
+			if (problem(t, c->s.doc, FS_E_SIGNATURE,
+			            "a key version not signed by a member of the one before") !=
+			    FS_OK)
+				return FS_E_NOMEM;
+			continue;
+		}
+		v[(*n)++] = c;
+	}
+	for (size_t i = 0; i < *n; i++)
+		for (size_t j = i + 1; j < *n; j++)
+			if (strcmp(v[i]->kid, v[j]->kid) == 0)
+				v[i]->dup = v[j]->dup = 1;
+	for (size_t i = 0; i < *n;) {
+		if (!v[i]->dup) {
+			i++;
+			continue;
+		}
+		v[i]->state = -1;
+		if (problem(t, v[i]->s.doc, FS_E_INPUT,
+		            "two signed documents for one key version") != FS_OK)
+			return FS_E_NOMEM;
+		v[i] = v[--*n];
+	}
 	return FS_OK;
 }
 
@@ -1038,13 +1119,7 @@ int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb)
 		    problem(t, t->devs[i].doc, FS_E_MISBOUND, "for another space") != FS_OK)
 			goto nomem;
 	for (size_t i = 0; i < t->nep; i++)
-		if (t->eps[i].dup) {
-			t->eps[i].state = -1;
-			if (problem(t, t->eps[i].s.doc, FS_E_INPUT,
-			            "a second, different document for the same key version") !=
-			    FS_OK)
-				goto nomem;
-		} else if (strcmp(t->eps[i].space, t->space) != 0) {
+		if (strcmp(t->eps[i].space, t->space) != 0) {
 			t->eps[i].state = -1;
 			if (problem(t, t->eps[i].s.doc, FS_E_MISBOUND, "for another space") !=
 			    FS_OK)
@@ -1061,32 +1136,11 @@ int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb)
 		if (ids_add(&t->revoked, cur->revoked[i]) != 0)
 			goto nomem;
 	for (;;) {
-		if (members_of(t, cur, &t->revoked, &pm) != FS_OK)
+		if (children(t, cur, kids, &nk) != FS_OK ||
+		    pick(t, cur, kids, nk, &t->revoked, &pm, &next) != FS_OK)
 			goto nomem;
-		nk = 0;
-		for (size_t i = 0; i < t->nep; i++) {
-			struct tepoch *c = &t->eps[i];
-			if (c->state != 0 || strcmp(c->prev, cur->kid) != 0)
-				continue;
-			if (c->version != cur->version + 1 ||
-			    !child_ok(t, cur, c, &pm, &t->revoked)) {
-				c->state = -1;
-				if (problem(
-				        t, c->s.doc, FS_E_SIGNATURE,
-				        "a key version not signed by a member of the one before") !=
-				    FS_OK)
-					goto nomem;
-				continue;
-			}
-			c->state = 1;
-			kids[nk++] = c;
-		}
-		if (nk == 0)
+		if (next == NULL)
 			break;
-		/* Every child was signed by a member that was not revoked: at
-		 * least the first to arrive stands. */
-		if ((next = pick(t, kids, nk, &t->revoked)) == NULL)
-			goto nomem;
 		next->on_chain = 1;
 		cur = next;
 	}
@@ -1099,26 +1153,26 @@ int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb)
 	do {
 		more = 0;
 		for (size_t i = 0; i < t->nep; i++) {
-			struct tepoch *c = &t->eps[i], *p = NULL;
-			if (c->state != 0)
+			struct tepoch *p = &t->eps[i];
+			if (p->state != 1)
 				continue;
-			for (size_t j = 0; j < t->nep && p == NULL; j++)
-				if (t->eps[j].state == 1 && strcmp(t->eps[j].kid, c->prev) == 0)
-					p = &t->eps[j];
-			if (p == NULL)
-				continue;
-			if (members_of(t, p, &t->revoked, &pm) != FS_OK)
+			if (children(t, p, kids, &nk) != FS_OK)
 				goto nomem;
-			c->state =
-			    c->version == p->version + 1 && child_ok(t, p, c, &pm, &t->revoked)
-			        ? 1
-			        : -1;
-			if (c->state < 0 &&
-			    problem(t, c->s.doc, FS_E_SIGNATURE,
-			            "a key version not signed by a member of the one before") !=
-			        FS_OK)
+			if (nk && members_of(t, p, &t->revoked, &pm) != FS_OK)
 				goto nomem;
-			more = 1;
+			for (size_t j = 0; j < nk; j++) {
+				struct tepoch *c = kids[j];
+				int rec = p->has_rec && strcmp(c->by, p->rec_id) == 0;
+				c->state =
+				    rec || (!ids_has(&t->revoked, c->by) && ids_has(&pm, c->by))
+				        ? 1
+				        : -1;
+				if (c->state < 0 &&
+				    problem(t, c->s.doc, FS_E_SIGNATURE,
+				            "a key version by a device that is no member") != FS_OK)
+					goto nomem;
+				more = 1;
+			}
 		}
 	} while (more);
 	for (size_t i = 0; i < t->nep; i++)
@@ -1148,13 +1202,25 @@ int fs_crypto_team_resolve(fs_team *t, const char *genesis, fs_errbuf *eb)
 			}
 		}
 	}
+	/* Key documents count only when signed by a known sender for a valid
+	 * version of this space: anyone can store one under any id. */
+	for (size_t i = 0; i < t->nk; i++) {
+		struct tkey *y = &t->keys[i];
+		const uint8_t *spk;
+		y->ok = strcmp(y->space, t->space) == 0 && valid_epoch(t, y->kid) != NULL &&
+		        (spk = sender_key(t, y->by)) != NULL && sig_ok(&y->s, K_KEY, spk);
+		if (!y->ok && problem(t, y->s.doc, FS_E_SIGNATURE,
+		                      "a key document not signed by a known device for a valid "
+		                      "version") != FS_OK)
+			goto nomem;
+	}
 	/* The head is stale when a device it was sealed to is revoked now
 	 * (concurrent rotations): a member rotates again (docs/team.md). */
 	for (size_t i = 0; i < cur->nm && !t->stale; i++)
 		t->stale = ids_has(&t->revoked, cur->members[i]);
 	for (size_t i = 0; i < t->nk && !t->stale; i++)
-		t->stale =
-		    strcmp(t->keys[i].kid, cur->kid) == 0 && ids_has(&t->revoked, t->keys[i].to);
+		t->stale = t->keys[i].ok && strcmp(t->keys[i].kid, cur->kid) == 0 &&
+		           ids_has(&t->revoked, t->keys[i].to);
 	if (cur->has_rec) {
 		t->has_recovery = 1;
 		memset(&t->recovery, 0, sizeof(t->recovery));
@@ -1250,12 +1316,7 @@ const char *fs_crypto_team_revoked_at(const fs_team *t, size_t i)
 
 int fs_crypto_team_valid_kid(const fs_team *t, const char *kid)
 {
-	if (t == NULL || !t->resolved || kid == NULL)
-		return 0;
-	for (size_t i = 0; i < t->nep; i++)
-		if (t->eps[i].state == 1 && strcmp(t->eps[i].kid, kid) == 0)
-			return 1;
-	return 0;
+	return t && t->resolved && kid && valid_epoch(t, kid) != NULL;
 }
 
 int fs_crypto_team_has_key(const fs_team *t, const char *kid, const char *to_id)
@@ -1263,7 +1324,8 @@ int fs_crypto_team_has_key(const fs_team *t, const char *kid, const char *to_id)
 	if (t == NULL || kid == NULL || to_id == NULL)
 		return 0;
 	for (size_t i = 0; i < t->nk; i++)
-		if (strcmp(t->keys[i].kid, kid) == 0 && strcmp(t->keys[i].to, to_id) == 0)
+		if (t->keys[i].ok && strcmp(t->keys[i].kid, kid) == 0 &&
+		    strcmp(t->keys[i].to, to_id) == 0)
 			return 1;
 	return 0;
 }
@@ -1271,6 +1333,11 @@ int fs_crypto_team_has_key(const fs_team *t, const char *kid, const char *to_id)
 size_t fs_crypto_team_problem_count(const fs_team *t)
 {
 	return t ? t->np : 0;
+}
+
+size_t fs_crypto_team_problems_more(const fs_team *t)
+{
+	return t ? t->np_more : 0;
 }
 
 const fs_team_problem *fs_crypto_team_problem_at(const fs_team *t, size_t i)
@@ -1307,23 +1374,12 @@ int fs_crypto_team_open_keys(fs_team *t, const fs_identity *me, const char *to_i
 		return fs_err_set(eb, FS_E_TEAM_NOSPACE, NULL);
 	for (size_t i = 0; i < t->nk; i++) {
 		struct tkey *y = &t->keys[i];
-		const struct tepoch *e = NULL;
-		const uint8_t *spk;
+		const struct tepoch *e;
 		fs_space_key *k = NULL;
-		if (strcmp(y->to, to_id) != 0 || strcmp(y->space, t->space) != 0 ||
-		    fs_crypto_keyring_find(ring, y->kid))
+		/* y->ok: signed by a known sender for a valid version (resolve). */
+		if (!y->ok || strcmp(y->to, to_id) != 0 || fs_crypto_keyring_find(ring, y->kid) ||
+		    (e = valid_epoch(t, y->kid)) == NULL)
 			continue;
-		for (size_t j = 0; j < t->nep && e == NULL; j++)
-			if (t->eps[j].state == 1 && strcmp(t->eps[j].kid, y->kid) == 0)
-				e = &t->eps[j];
-		if (e == NULL)
-			continue; /* its version has not arrived, or is not valid */
-		if ((spk = sender_key(t, y->by)) == NULL || !sig_ok(&y->s, K_KEY, spk)) {
-			if (problem(t, y->s.doc, FS_E_SIGNATURE,
-			            "a key not signed by a known device") != FS_OK)
-				return fs_err_set(eb, FS_E_NOMEM, "no memory for the team");
-			continue;
-		}
 		rc = fs_crypto_spacekey_open(y->sealed, y->sealed_len, me, t->space, &k, NULL);
 		if (rc == FS_E_NOMEM)
 			return fs_err_set(eb, rc, "no memory for a space key");

@@ -12,6 +12,7 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,9 +354,13 @@ static void team_forks(void **state)
 	t = resolve(&w.s, NULL, FS_OK);
 	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(k2));
 	assert_int_equal(status(t, &w.c), FS_TEAM_REVOKED);
-	/* C's fork stays valid for reading (nobody lost a record), X's not. */
-	assert_true(fs_crypto_team_valid_kid(t, fs_crypto_spacekey_kid(k2c)));
+	/* C's answer to its revocation is set aside (not even readable: only C
+	 * could have sealed records under it), X's was never a member's. */
+	assert_false(fs_crypto_team_valid_kid(t, fs_crypto_spacekey_kid(k2c)));
 	assert_false(fs_crypto_team_valid_kid(t, fs_crypto_spacekey_kid(k2x)));
+	char cdoc[FS_CRYPTO_TEAM_ID_MAX];
+	snprintf(cdoc, sizeof(cdoc), "fs:epoch:%s", fs_crypto_spacekey_kid(k2c));
+	assert_true(has_problem(t, cdoc, FS_E_SIGNATURE));
 	char xdoc[FS_CRYPTO_TEAM_ID_MAX];
 	snprintf(xdoc, sizeof(xdoc), "fs:epoch:%s", fs_crypto_spacekey_kid(k2x));
 	assert_true(has_problem(t, xdoc, FS_E_SIGNATURE));
@@ -423,6 +428,161 @@ static void team_mutual(void **state)
 	fs_crypto_spacekey_free(k2);
 	fs_crypto_spacekey_free(k2c);
 	world_free(&w);
+}
+
+/* A copy of src under id, with the signed text's member k replaced by v
+ * (a JSON value) and the old signature kept: a forgery. */
+static void forge(const fs_team_doc *src, const char *id, const char *k, const char *v,
+                  fs_team_doc *dst)
+{
+	cJSON *w = cJSON_Parse(src->body), *b;
+	char *bt;
+
+	assert_non_null(w);
+	assert_non_null(b = cJSON_Parse(cJSON_GetObjectItem(w, "b")->valuestring));
+	if (k) {
+		cJSON_DeleteItemFromObject(b, k);
+		cJSON_AddItemToObject(b, k, cJSON_Parse(v));
+	}
+	bt = cJSON_PrintUnformatted(b);
+	cJSON_DeleteItemFromObject(w, "b");
+	cJSON_AddStringToObject(w, "b", bt);
+	memset(dst, 0, sizeof(*dst));
+	snprintf(dst->id, sizeof(dst->id), "%s", id ? id : src->id);
+	dst->body = cJSON_PrintUnformatted(w);
+	dst->len = strlen(dst->body);
+	cJSON_free(bt);
+	cJSON_Delete(b);
+	cJSON_Delete(w);
+}
+
+static fs_team_doc *find_doc(struct docs *s, const char *prefix)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strncmp(s->d[i].id, prefix, strlen(prefix)) == 0)
+			return &s->d[i];
+	fail_msg("no document %s", prefix);
+	return NULL;
+}
+
+/* Revoked X had let in a puppet Y (a certificate for version 1, signed
+ * while X was a member). After X's revocation arrives, Y answers with a
+ * version that revokes X's revokers and takes the lowest kid: set aside,
+ * because Y was a member only through X. */
+static void team_puppet(void **state)
+{
+	struct world w;
+	struct dev x, y;
+	fs_space_key *k2 = NULL, *ky = NULL;
+	fs_team *t;
+	fs_errbuf eb;
+	const uint8_t key[32] = {7};
+
+	(void)state;
+	world_new(&w, 0);
+	dev_new(&x, &w.s, "X");
+	dev_new(&y, &w.s, "Y");
+	member(&w.s, &w.a, w.k1, &x);
+	assert_int_equal(fs_crypto_spacekey_new(SPACE, 2, &k2, &eb), FS_OK);
+	const char *mab[] = {w.a.did, w.b.did}, *rx[] = {x.did};
+	epoch(&w.s, &w.a, k2, fs_crypto_spacekey_kid(w.k1), mab, 2, rx, 1, NULL);
+	member(&w.s, &x, w.k1, &y); /* signed by X: counts only while X is not revoked */
+	assert_int_equal(fs_crypto_spacekey_from_bytes(SPACE, "2-0000000000000000", key, &ky, &eb),
+	                 FS_OK);
+	const char *my[] = {y.did}, *rab[] = {w.a.did, w.b.did};
+	epoch(&w.s, &y, ky, fs_crypto_spacekey_kid(w.k1), my, 1, rab, 2, NULL);
+	t = resolve(&w.s, NULL, FS_OK);
+	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(k2));
+	assert_int_equal(status(t, &w.a), FS_TEAM_MEMBER);
+	assert_int_equal(status(t, &w.b), FS_TEAM_MEMBER);
+	assert_int_equal(status(t, &x), FS_TEAM_REVOKED);
+	assert_int_equal(status(t, &y), FS_TEAM_PENDING);
+	assert_true(has_problem(t, "fs:epoch:2-0000000000000000", FS_E_SIGNATURE));
+	assert_false(fs_crypto_team_valid_kid(t, "2-0000000000000000"));
+	fs_crypto_team_free(t);
+	fs_crypto_spacekey_free(k2);
+	fs_crypto_spacekey_free(ky);
+	dev_free(&x);
+	dev_free(&y);
+	world_free(&w);
+}
+
+/* Forgeries of a version: under another id; as a conflicting leaf with the
+ * revocation taken out; key documents with a broken signature that would
+ * make the version look stale. None counts; the genuine version stands. A
+ * member signing two different documents for one kid gets neither counted. */
+static void team_forged(void **state)
+{
+	struct world w;
+	fs_space_key *k2 = NULL;
+	fs_team *t;
+	fs_errbuf eb;
+	char id[FS_CRYPTO_TEAM_ID_MAX];
+
+	(void)state;
+	world_new(&w, 0);
+	dev_new(&w.c, &w.s, "C");
+	member(&w.s, &w.a, w.k1, &w.c);
+	assert_int_equal(fs_crypto_spacekey_new(SPACE, 2, &k2, &eb), FS_OK);
+	const char *mab[] = {w.a.did, w.b.did}, *rc[] = {w.c.did};
+	epoch(&w.s, &w.a, k2, fs_crypto_spacekey_kid(w.k1), mab, 2, rc, 1, NULL);
+	keydoc(&w.s, &w.a, k2, &w.b);
+	snprintf(id, sizeof(id), "fs:epoch:%s", fs_crypto_spacekey_kid(k2));
+	fs_team_doc *v2 = find_doc(&w.s, id);
+	forge(v2, "fs:zz-forged", NULL, NULL, slot(&w.s)); /* another id */
+	forge(v2, NULL, "revoked", "[]", slot(&w.s));      /* a leaf of v2 */
+	forge(v2, NULL, "members", "[]", slot(&w.s));      /* another leaf */
+	snprintf(id, sizeof(id), "fs:key:%s:%s:", fs_crypto_spacekey_kid(k2), w.b.did);
+	fs_team_doc *kb = find_doc(&w.s, id);
+	char kid_c[FS_CRYPTO_TEAM_ID_MAX], to[64];
+	snprintf(kid_c, sizeof(kid_c), "fs:key:%s:%s:%s", fs_crypto_spacekey_kid(k2), w.c.did,
+	         w.a.did);
+	snprintf(to, sizeof(to), "\"%s\"", w.c.did);
+	forge(kb, kid_c, "to", to, slot(&w.s)); /* "sealed to revoked C": would look stale */
+	t = resolve(&w.s, NULL, FS_OK);
+	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(k2));
+	assert_int_equal(status(t, &w.c), FS_TEAM_REVOKED);
+	assert_true(has_problem(t, "fs:zz-forged", FS_E_INPUT));
+	assert_false(fs_crypto_team_stale(t));
+	assert_false(fs_crypto_team_has_key(t, fs_crypto_spacekey_kid(k2), w.c.did));
+	assert_true(fs_crypto_team_has_key(t, fs_crypto_spacekey_kid(k2), w.b.did));
+	assert_true(has_problem(t, kid_c, FS_E_SIGNATURE));
+	fs_crypto_team_free(t);
+
+	/* A signs a second, different version 2 under the same kid. */
+	const char *ma[] = {w.a.did};
+	epoch(&w.s, &w.a, k2, fs_crypto_spacekey_kid(w.k1), ma, 1, rc, 1, NULL);
+	t = resolve(&w.s, NULL, FS_OK);
+	assert_string_equal(fs_crypto_team_current(t), fs_crypto_spacekey_kid(w.k1));
+	assert_false(fs_crypto_team_valid_kid(t, fs_crypto_spacekey_kid(k2)));
+	fs_crypto_team_free(t);
+	fs_crypto_spacekey_free(k2);
+	world_free(&w);
+}
+
+/* A flood: more team documents than a team reads is an error (the daemon
+ * then refuses to write), and problems are kept up to their bound and
+ * counted past it. */
+static void team_flood(void **state)
+{
+	fs_team *t = NULL;
+	fs_errbuf eb;
+	char id[64];
+	int rc = FS_OK;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(fs_crypto_team_new(&t, &eb), FS_OK);
+	for (i = 0; i <= FS_CRYPTO_TEAM_DOCS_MAX && rc == FS_OK; i++) {
+		snprintf(id, sizeof(id), "fs:junk:%zu", i);
+		rc = fs_crypto_team_add(t, id, i, (const uint8_t *)"{}", 2, &eb);
+	}
+	assert_int_equal(rc, FS_E_TOOBIG);
+	assert_int_equal(i, FS_CRYPTO_TEAM_DOCS_MAX + 1);
+	assert_int_equal(fs_crypto_team_problem_count(t), FS_CRYPTO_TEAM_PROBLEMS_MAX);
+	assert_int_equal(fs_crypto_team_problems_more(t),
+	                 FS_CRYPTO_TEAM_DOCS_MAX - FS_CRYPTO_TEAM_PROBLEMS_MAX);
+	fs_crypto_team_free(t);
 }
 
 /* Two members rotate at once, each revoking someone: both revocations
@@ -716,6 +876,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(team_forks),    cmocka_unit_test(team_concurrent),
 	    cmocka_unit_test(team_tamper),   cmocka_unit_test(team_genesis),
 	    cmocka_unit_test(team_recovery), cmocka_unit_test(team_mutual),
+	    cmocka_unit_test(team_puppet),   cmocka_unit_test(team_forged),
+	    cmocka_unit_test(team_flood),
 	};
 
 	if (fs_crypto_init() != FS_OK)
