@@ -394,10 +394,10 @@ int fs_crypto_secret_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *
 #define FS_CRYPTO_DEVICE_ID_MAX    33 /* 32 hex characters and NUL */
 #define FS_CRYPTO_DEVICE_NAME_MAX  65 /* 1..64 bytes, no control characters, and NUL */
 #define FS_CRYPTO_TEAM_PREFIX      "fs:"
-#define FS_CRYPTO_TEAM_ID_MAX      128           /* "fs:key:<kid>:<to>:<by>" and NUL */
-#define FS_CRYPTO_TEAM_DOC_MAX     (64u << 10)   /* bytes of one team document */
-#define FS_CRYPTO_TEAM_DOCS_MAX    20000u        /* team documents one fs_team reads */
-#define FS_CRYPTO_TEAM_MEMBERS_MAX 1024          /* ids listed in one epoch */
+#define FS_CRYPTO_TEAM_ID_MAX      128         /* "fs:key:<kid>:<to>:<by>" and NUL */
+#define FS_CRYPTO_TEAM_DOC_MAX     (64u << 10) /* bytes of one team document */
+#define FS_CRYPTO_TEAM_DOCS_MAX    20000u      /* team documents one fs_team reads */
+#define FS_CRYPTO_TEAM_MEMBERS_MAX 1024        /* ids listed in one epoch */
 
 /* 1 if id names a team document (starts with FS_CRYPTO_TEAM_PREFIX). */
 int fs_crypto_team_doc_id(const char *id);
@@ -419,10 +419,14 @@ typedef struct fs_team_doc {
 void fs_crypto_team_doc_clear(fs_team_doc *d);
 
 /* The device's own key document ("fs:device:<id>"), self-signed: its
- * public keys and a name people see next to its fingerprint (not secret:
- * the server sees it). FS_E_ARG for a bad space id or name. */
+ * public keys, a name people see next to its fingerprint (not secret: the
+ * server sees it) and, if not NULL, the public id of its server token, so
+ * the hub knows which token to refuse when the device is revoked. FS_E_ARG
+ * for a bad space id, name or token id. */
+#define FS_CRYPTO_TOKEN_ID_MAX 65 /* 1..64 letters and digits, and NUL */
 int fs_crypto_team_device_doc(const fs_identity *self, const char *space_id, const char *name,
-                              int64_t at_ms, fs_team_doc *out, fs_errbuf *eb) FS_WUR;
+                              const char *token_id, int64_t at_ms, fs_team_doc *out,
+                              fs_errbuf *eb) FS_WUR;
 
 /* A member certificate ("fs:member:<kid>:<id>:<signer>"): signer admits
  * device_id to the key version kid. */
@@ -437,8 +441,9 @@ int fs_crypto_team_key_doc(const fs_identity *signer, const fs_space_key *k, con
                            fs_team_doc *out, fs_errbuf *eb) FS_WUR;
 
 typedef struct fs_team_epoch_in {
-	const fs_space_key *key; /* the version's key: its kid names the epoch, its space the space */
-	const char *prev;        /* kid of the version before; NULL for a new space (version 1) */
+	const fs_space_key
+	    *key;         /* the version's key: its kid names the epoch, its space the space */
+	const char *prev; /* kid of the version before; NULL for a new space (version 1) */
 	const char *const *members; /* device ids (the signer among them for version 1) */
 	size_t n_members;
 	const char *const *revoked; /* every device revoked so far */
@@ -468,6 +473,7 @@ typedef struct fs_team_device {
 	char fingerprint[FS_CRYPTO_FINGERPRINT_MAX];
 	int status; /* enum fs_team_status; 0 before resolve or for another space */
 	char approved_by[FS_CRYPTO_DEVICE_ID_MAX]; /* the first valid certificate's signer, or "" */
+	char token[FS_CRYPTO_TOKEN_ID_MAX];        /* the server token it names, or "" */
 	int64_t at_ms, approved_ms;
 } fs_team_device;
 
@@ -531,6 +537,12 @@ const char *fs_crypto_team_member_at(const fs_team *t, size_t i);
 size_t fs_crypto_team_revoked_count(const fs_team *t);
 const char *fs_crypto_team_revoked_at(const fs_team *t, size_t i);
 
+/* 1 when this stored revision of doc_id counts in the resolved team (a
+ * valid device, a verified certificate, a valid version, a key document
+ * from a known sender): a device keeps its own copy of those, so a server
+ * that deletes or edits them cannot roll the team back (docs/team.md). */
+int fs_crypto_team_counts(const fs_team *t, const char *doc_id, const uint8_t *body, size_t len);
+
 /* Documents that count for nothing, with why (resolve adds its own): the
  * first FS_CRYPTO_TEAM_PROBLEMS_MAX, and how many more there were. */
 #define FS_CRYPTO_TEAM_PROBLEMS_MAX 256
@@ -545,8 +557,8 @@ size_t fs_crypto_team_problems_more(const fs_team *t);
  * the number of new keys. Documents that fail become problems. Errors:
  * FS_E_TEAM_NOSPACE (not resolved), FS_E_NOMEM, and the ring's.
  */
-int fs_crypto_team_open_keys(fs_team *t, const fs_identity *me, const char *to_id,
-                             fs_keyring *ring, size_t *added, fs_errbuf *eb) FS_WUR;
+int fs_crypto_team_open_keys(fs_team *t, const fs_identity *me, const char *to_id, fs_keyring *ring,
+                             size_t *added, fs_errbuf *eb) FS_WUR;
 
 /* ------------------------------------------------------------------------
  * The office recovery key: an identity whose secret halves are wrapped by

@@ -22,6 +22,7 @@
 #define B64_64         89
 #define B64_SEALED_MAX (((FS_CRYPTO_SPACEKEY_SEALED_MAX + 2) / 3) * 4 + 1)
 #define WHY_MAX        sizeof(((fs_team_problem *)0)->why)
+#define BODY_HASH      16
 
 enum kind { K_DEVICE, K_MEMBER, K_EPOCH, K_KEY, K_N };
 static const char *const kind_name[K_N] = {"device", "member", "epoch", "key"};
@@ -35,6 +36,7 @@ typedef char devid[FS_CRYPTO_DEVICE_ID_MAX];
  * check (a signer's key is fixed by its id, so one check is enough). */
 struct tsig {
 	char doc[FS_CRYPTO_TEAM_ID_MAX];
+	uint8_t h[BODY_HASH]; /* of the stored body: fs_crypto_team_counts finds it */
 	char *text;
 	uint8_t sig[FS_CRYPTO_SIG_BYTES];
 	int checked, ok;
@@ -44,6 +46,7 @@ struct tdev {
 	fs_team_device pub;
 	char space[FS_CRYPTO_SPACE_ID_MAX];
 	char doc[FS_CRYPTO_TEAM_ID_MAX];
+	uint8_t h[BODY_HASH];
 };
 
 struct tmember {
@@ -182,6 +185,20 @@ static int name_ok(const char *s)
 	return 1;
 }
 
+/* A server token's public id: 1..64 letters and digits. */
+static int token_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n >= FS_CRYPTO_TOKEN_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
 int fs_crypto_team_doc_id(const char *id)
 {
 	return id && strncmp(id, FS_CRYPTO_TEAM_PREFIX, sizeof(FS_CRYPTO_TEAM_PREFIX) - 1) == 0;
@@ -288,7 +305,7 @@ static void self_id(const fs_identity *id, char out[FS_CRYPTO_DEVICE_ID_MAX])
 }
 
 int fs_crypto_team_device_doc(const fs_identity *self, const char *space_id, const char *name,
-                              int64_t at_ms, fs_team_doc *out, fs_errbuf *eb)
+                              const char *token_id, int64_t at_ms, fs_team_doc *out, fs_errbuf *eb)
 {
 	char box[B64_32], sign[B64_32], idc[FS_CRYPTO_TEAM_ID_MAX];
 	devid me;
@@ -302,12 +319,16 @@ int fs_crypto_team_device_doc(const fs_identity *self, const char *space_id, con
 		return fs_err_set(eb, FS_E_ARG,
 		                  "a device name is 1 to %d bytes without control characters",
 		                  FS_CRYPTO_DEVICE_NAME_MAX - 1);
+	if (token_id && !token_ok(token_id))
+		return fs_err_set(eb, FS_E_ARG, "a token id is 1 to %d letters and digits",
+		                  FS_CRYPTO_TOKEN_ID_MAX - 1);
 	self_id(self, me);
 	b64(box, sizeof(box), self->box_pk, FS_CRYPTO_BOX_PK_BYTES);
 	b64(sign, sizeof(sign), self->sign_pk, FS_CRYPTO_SIGN_PK_BYTES);
 	if ((b = body_new(space_id, at_ms)) == NULL || !cJSON_AddStringToObject(b, "id", me) ||
 	    !cJSON_AddStringToObject(b, "name", name) || !cJSON_AddStringToObject(b, "box", box) ||
-	    !cJSON_AddStringToObject(b, "sign", sign)) {
+	    !cJSON_AddStringToObject(b, "sign", sign) ||
+	    (token_id && !cJSON_AddStringToObject(b, "token", token_id))) {
 		cJSON_Delete(b);
 		return fs_err_set(eb, FS_E_NOMEM, "no memory for a team document");
 	}
@@ -572,6 +593,14 @@ static int read_device(const cJSON *b, struct tdev *d, const char **why)
 		*why = "not a valid device document";
 		return -1;
 	}
+	/* The server token the device says is its own (the hub binds it). */
+	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(b, "token");
+	if (tok && (!cJSON_IsString(tok) || !token_ok(tok->valuestring))) {
+		*why = "not a valid device document";
+		return -1;
+	}
+	if (tok)
+		memcpy(d->pub.token, tok->valuestring, strlen(tok->valuestring) + 1);
 	fs_crypto_device_id(d->pub.box, d->pub.sign, want);
 	if (strcmp(want, d->pub.id) != 0) {
 		*why = "the device id does not match its keys";
@@ -659,10 +688,12 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const u
 	char want[FS_CRYPTO_TEAM_ID_MAX];
 	uint8_t sig[FS_CRYPTO_SIG_BYTES];
 	enum kind k = K_N;
+	uint8_t h[BODY_HASH];
 	int rc = FS_OK, r;
 
 	if (t == NULL || doc_id == NULL || (body == NULL && len))
 		return fs_err_set(eb, FS_E_ARG, "bad arguments to team add");
+	crypto_generichash(h, sizeof(h), body, len, NULL, 0);
 	if (!fs_crypto_team_doc_id(doc_id) || strlen(doc_id) >= FS_CRYPTO_TEAM_ID_MAX) {
 		why = "not a team document id";
 		goto bad;
@@ -697,6 +728,7 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const u
 
 	struct tsig s = {0};
 	memcpy(s.sig, sig, sizeof(sig));
+	memcpy(s.h, h, sizeof(h));
 	snprintf(s.doc, sizeof(s.doc), "%s", doc_id);
 	if (k == K_DEVICE) {
 		struct tdev d;
@@ -722,11 +754,13 @@ int fs_crypto_team_add(fs_team *t, const char *doc_id, uint64_t arrival, const u
 				    (d.pub.at_ms == o->pub.at_ms &&
 				     strcmp(d.pub.name, o->pub.name) < 0)) {
 					snprintf(d.doc, sizeof(d.doc), "%s", doc_id);
+					memcpy(d.h, h, sizeof(h));
 					*o = d;
 				}
 				goto out;
 			}
 		snprintf(d.doc, sizeof(d.doc), "%s", doc_id);
+		memcpy(d.h, h, sizeof(h));
 		if (grow((void **)&t->devs, &t->cd, t->nd, sizeof(*t->devs)) != 0)
 			goto nomem;
 		t->devs[t->nd++] = d;
@@ -1327,6 +1361,28 @@ int fs_crypto_team_has_key(const fs_team *t, const char *kid, const char *to_id)
 		if (t->keys[i].ok && strcmp(t->keys[i].kid, kid) == 0 &&
 		    strcmp(t->keys[i].to, to_id) == 0)
 			return 1;
+	return 0;
+}
+
+int fs_crypto_team_counts(const fs_team *t, const char *doc_id, const uint8_t *body, size_t len)
+{
+	uint8_t h[BODY_HASH];
+
+	if (t == NULL || !t->resolved || doc_id == NULL)
+		return 0;
+	crypto_generichash(h, sizeof(h), body, len, NULL, 0);
+	for (size_t i = 0; i < t->nd; i++)
+		if (!strcmp(t->devs[i].doc, doc_id) && !memcmp(t->devs[i].h, h, sizeof(h)))
+			return t->devs[i].pub.status != 0;
+	for (size_t i = 0; i < t->nmem; i++)
+		if (!strcmp(t->mems[i].s.doc, doc_id) && !memcmp(t->mems[i].s.h, h, sizeof(h)))
+			return t->mems[i].s.checked && t->mems[i].s.ok;
+	for (size_t i = 0; i < t->nep; i++)
+		if (!strcmp(t->eps[i].s.doc, doc_id) && !memcmp(t->eps[i].s.h, h, sizeof(h)))
+			return t->eps[i].state == 1;
+	for (size_t i = 0; i < t->nk; i++)
+		if (!strcmp(t->keys[i].s.doc, doc_id) && !memcmp(t->keys[i].s.h, h, sizeof(h)))
+			return t->keys[i].ok;
 	return 0;
 }
 

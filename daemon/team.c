@@ -219,8 +219,8 @@ static int found_space(struct fsd *d, const fs_identity *me, fs_errbuf *eb)
 	in.recovery_box = has_rec ? box : NULL;
 	in.recovery_sign = has_rec ? sign : NULL;
 	in.at_ms = fsd_wall_ms();
-	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, in.at_ms, &doc, eb)) !=
-	        FS_OK ||
+	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL, in.at_ms, &doc,
+	                                    eb)) != FS_OK ||
 	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
 	    (rc = fs_crypto_team_epoch_doc(me, &in, &doc, eb)) != FS_OK ||
 	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
@@ -312,8 +312,8 @@ static int act(struct fsd *d)
 		goto out;
 	if (d->joining && fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
 		fs_team_doc doc;
-		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, fsd_wall_ms(),
-		                                    &doc, &eb)) != FS_OK ||
+		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL,
+		                                    fsd_wall_ms(), &doc, &eb)) != FS_OK ||
 		    (rc = put_doc(d, &doc, &eb)) != FS_OK)
 			goto out;
 		fsd_log(FS_DAEMON_LOG_INFO, "team: asked to join; fingerprint %s", d->dev_fp);
@@ -785,7 +785,7 @@ int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pa
 		if ((rc = fsd_vault_identity(d, &me, eb)) != FS_OK)
 			goto out;
 		if (fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
-			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name,
+			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL,
 			                                    fsd_wall_ms(), &doc, eb)) != FS_OK ||
 			    (rc = put_doc(d, &doc, eb)) != FS_OK)
 				goto out;

@@ -55,8 +55,8 @@ static void dev_new(struct dev *v, struct docs *s, const char *name)
 	fs_crypto_identity_public(v->id, v->box, v->sign);
 	fs_crypto_device_id(v->box, v->sign, v->did);
 	if (s)
-		assert_int_equal(fs_crypto_team_device_doc(v->id, SPACE, name, 1000, slot(s), &eb),
-		                 FS_OK);
+		assert_int_equal(
+		    fs_crypto_team_device_doc(v->id, SPACE, name, NULL, 1000, slot(s), &eb), FS_OK);
 }
 
 static void dev_free(struct dev *v)
@@ -247,8 +247,9 @@ static void team_enroll(void **state)
 	fs_crypto_team_free(t);
 
 	/* A device name with a control character is refused when built. */
-	assert_int_equal(fs_crypto_team_device_doc(w.b.id, SPACE, "bad\x1b[2J", 1, slot(&w.s), &eb),
-	                 FS_E_ARG);
+	assert_int_equal(
+	    fs_crypto_team_device_doc(w.b.id, SPACE, "bad\x1b[2J", NULL, 1, slot(&w.s), &eb),
+	    FS_E_ARG);
 	w.s.n--;
 	world_free(&w);
 }
@@ -585,6 +586,38 @@ static void team_flood(void **state)
 	fs_crypto_team_free(t);
 }
 
+/* What counts is what a device keeps a copy of: every genuine document,
+ * never a forgery. A device document may name its server token. */
+static void team_counts(void **state)
+{
+	struct world w;
+	struct dev z;
+	fs_team *t;
+	fs_team_doc f;
+	fs_errbuf eb;
+
+	(void)state;
+	world_new(&w, 1);
+	dev_new(&z, NULL, NULL);
+	assert_int_equal(fs_crypto_team_device_doc(z.id, SPACE, "Z", "tok42", 9, slot(&w.s), &eb),
+	                 FS_OK);
+	assert_int_equal(fs_crypto_team_device_doc(z.id, SPACE, "Z", "no-dashes", 9, &f, &eb),
+	                 FS_E_ARG);
+	t = resolve(&w.s, NULL, FS_OK);
+	for (size_t i = 0; i < w.s.n; i++)
+		assert_true(fs_crypto_team_counts(t, w.s.d[i].id, (const uint8_t *)w.s.d[i].body,
+		                                  w.s.d[i].len));
+	assert_string_equal(fs_crypto_team_device_find(t, z.did)->token, "tok42");
+	assert_string_equal(fs_crypto_team_device_find(t, w.a.did)->token, "");
+	forge(&w.s.d[1], NULL, "members", "[]", &f);
+	assert_false(fs_crypto_team_counts(t, f.id, (const uint8_t *)f.body, f.len));
+	assert_false(fs_crypto_team_counts(t, w.s.d[1].id, (const uint8_t *)"{}", 2));
+	fs_crypto_team_doc_clear(&f);
+	fs_crypto_team_free(t);
+	dev_free(&z);
+	world_free(&w);
+}
+
 /* Two members rotate at once, each revoking someone: both revocations
  * hold, and the head is stale (sealed to a device revoked now) until a
  * member rotates again. */
@@ -877,7 +910,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(team_tamper),   cmocka_unit_test(team_genesis),
 	    cmocka_unit_test(team_recovery), cmocka_unit_test(team_mutual),
 	    cmocka_unit_test(team_puppet),   cmocka_unit_test(team_forged),
-	    cmocka_unit_test(team_flood),
+	    cmocka_unit_test(team_flood),    cmocka_unit_test(team_counts),
 	};
 
 	if (fs_crypto_init() != FS_OK)
