@@ -151,8 +151,10 @@ int fs_crypto_recovery_open(const char *text, size_t len, const char *pass, size
 	for (p += sizeof(ARMOR_BEGIN) - 1; p < q; p++) {
 		if (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')
 			continue;
-		if (n + 1 >= sizeof(b64))
-			return fs_err_set(eb, FS_E_KEYFILE, "the recovery key block is too long");
+		if (n + 1 >= sizeof(b64)) {
+			rc = fs_err_set(eb, FS_E_KEYFILE, "the recovery key block is too long");
+			goto out;
+		}
 		b64[n++] = *p;
 	}
 	b64[n] = '\0';

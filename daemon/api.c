@@ -404,6 +404,8 @@ static int rec_update(struct fsd *d, const char *id, const cJSON *body, cJSON **
 
 	if ((rc = need_body(body, eb)) != FS_OK)
 		return rc;
+	if (fs_crypto_team_doc_id(id))
+		return fs_err_set(eb, FS_E_ARG, "team documents are not records");
 	if (base == NULL)
 		return fs_err_set(eb, FS_E_ARG,
 		                  "\"rev\", the revision the edit is based on, is required");

@@ -273,6 +273,8 @@ static void print_devices(const cJSON *t)
 		printf("ignored team documents (they do not verify):\n");
 		cJSON_ArrayForEach(v, probs)
 		    printf("  %s: %s\n", cli_str(v, "doc"), cli_str(v, "why"));
+		if (cli_num(t, "more_problems") > 0)
+			printf("  and %.0f more\n", cli_num(t, "more_problems"));
 	}
 }
 
@@ -418,7 +420,7 @@ int cli_recovery(int argc, char **argv)
 
 int cli_recover(int argc, char **argv)
 {
-	char p[CLI_PASS_MAX], text[FS_CRYPTO_RECOVERY_TEXT_MAX + 1];
+	char p[CLI_PASS_MAX], text[FS_CRYPTO_RECOVERY_TEXT_MAX + 2];
 	cJSON *o = NULL, *req;
 	size_t n;
 	FILE *f;
@@ -434,7 +436,7 @@ int cli_recover(int argc, char **argv)
 	}
 	n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
-	if (n == 0 || n >= sizeof(text) - 1) {
+	if (n == 0 || n > FS_CRYPTO_RECOVERY_TEXT_MAX) {
 		fprintf(stderr, "fieldsync: %s is not a recovery key file\n", argv[0]);
 		return EX_FAIL;
 	}

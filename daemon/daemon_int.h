@@ -185,8 +185,10 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb) FS_W
 void fsd_team_refresh(struct fsd *d, int force);
 /* Lets the casework index trust every device of the team for signatures. */
 void fsd_team_trust(struct fsd *d);
-/* Why no key is there to write with: FS_E_TEAM_NOKEY or FS_E_TEAM_REVOKED. */
-int fsd_team_why_no_key(struct fsd *d, fs_errbuf *eb) FS_WUR;
+/* Whether this device may write records: a member holding the current key
+ * of a team that resolves (or a space of its own not founded yet). Else
+ * FS_E_TEAM_NOKEY or FS_E_TEAM_REVOKED, with why. */
+int fsd_team_may_write(struct fsd *d, fs_errbuf *eb) FS_WUR;
 cJSON *fsd_team_json(struct fsd *d);
 int fsd_team_approve(struct fsd *d, const char *fingerprint, cJSON **out, fs_errbuf *eb) FS_WUR;
 int fsd_team_revoke(struct fsd *d, const char *who, cJSON **out, fs_errbuf *eb) FS_WUR;

@@ -20,6 +20,7 @@
 #define META_JOINING  "team.joining"
 #define META_RECOVERY "team.recovery" /* the recovery public key given at setup */
 #define META_NAME     "device.name"
+#define META_COPY     "teamdoc:" /* + rev + ":" + id: this device's copy of a team document */
 #define META_SPACE_ID "space_id" /* vault.c's; set here when a joining device pins its space */
 #define PREFIX_MIN    6          /* characters of a device id that may name it */
 
@@ -98,6 +99,13 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
 	uint8_t box[FS_CRYPTO_BOX_PK_BYTES], sign[FS_CRYPTO_SIGN_PK_BYTES];
 	int rc;
 
+	/* Every setting is written or cleared: a setup that failed before its
+	 * key file leaves nothing behind for the next one. */
+	if ((rc = fs_store_meta_delete(d->st, META_NAME, eb)) != FS_OK ||
+	    (rc = fs_store_meta_delete(d->st, META_RECOVERY, eb)) != FS_OK ||
+	    (rc = fs_store_meta_delete(d->st, META_JOINING, eb)) != FS_OK ||
+	    (rc = fs_store_meta_delete(d->st, META_GENESIS, eb)) != FS_OK)
+		return rc;
 	if (o->name) {
 		size_t n = strlen(o->name);
 		int ok = n > 0 && n < FS_CRYPTO_DEVICE_NAME_MAX;
@@ -130,30 +138,175 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
 	return FS_OK;
 }
 
+/* The public id of this device's server token (the part before the dot of
+ * a hub token "<id>.<secret>"), for its device document; NULL when its
+ * first remote with a token has none of that shape. */
+static const char *my_token(struct fsd *d, char out[FS_CRYPTO_TOKEN_ID_MAX])
+{
+	for (size_t i = 0; i < d->n_remotes; i++) {
+		const struct fsd_remote *rm = &d->remotes[i];
+		const char *tok, *dot;
+		size_t n;
+		if (rm->auth != FSD_AUTH_BEARER || rm->cred == NULL)
+			continue;
+		tok = fs_crypto_secret_data(rm->cred);
+		if ((dot = strchr(tok, '.')) == NULL || (n = (size_t)(dot - tok)) == 0 ||
+		    n >= FS_CRYPTO_TOKEN_ID_MAX)
+			return NULL;
+		for (size_t j = 0; j < n; j++)
+			if (!isalnum((unsigned char)tok[j]))
+				return NULL;
+		memcpy(out, tok, n);
+		out[n] = '\0';
+		return out;
+	}
+	return NULL;
+}
+
 /* ---- reading the team ---- */
+
+/*
+ * The team is read from the store's team documents and from this device's
+ * own copies of every one that ever counted (meta "teamdoc:<rev>:<id>":
+ * arrival sequence, u64 little-endian, then the body). A server that
+ * deletes or edits a document therefore cannot take back a revocation or a
+ * member. The copies' keys are kept sorted for the walk that follows.
+ */
+struct copies {
+	char **k;
+	size_t n, cap;
+};
+
+static void copies_free(struct copies *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->k[i]);
+	free(c->k);
+	memset(c, 0, sizeof(*c));
+}
+
+static int copy_key(char *out, size_t cap, const char *rev, const char *id)
+{
+	int n = snprintf(out, cap, META_COPY "%s:%s", rev, id);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int has_copy(const struct copies *c, const char *key)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(c->k[mid], key);
+		if (r == 0)
+			return 1;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+struct buildctx {
+	fs_team *t;
+	struct copies *c;
+	struct fsd *d;
+	int saved;
+};
+
+static int add_copy(void *ctx, const char *key, const uint8_t *val, size_t len)
+{
+	struct buildctx *b = ctx;
+	const char *rev = key + sizeof(META_COPY) - 1, *colon = strchr(rev, ':');
+	uint64_t arrival = 0;
+	char *k;
+
+	if (colon == NULL || len < 8)
+		return FS_OK; /* not one of ours: ignored */
+	for (int i = 0; i < 8; i++)
+		arrival |= (uint64_t)val[i] << (8 * i);
+	if (b->c->n == b->c->cap) {
+		size_t nc = b->c->cap ? b->c->cap * 2 : 64;
+		char **nk = realloc(b->c->k, nc * sizeof(*nk));
+		if (nk == NULL)
+			return FS_E_NOMEM;
+		b->c->k = nk;
+		b->c->cap = nc;
+	}
+	if ((k = strdup(key)) == NULL)
+		return FS_E_NOMEM;
+	b->c->k[b->c->n++] = k; /* meta_list walks in key order: stays sorted */
+	return fs_crypto_team_add(b->t, colon + 1, arrival, val + 8, len - 8, NULL);
+}
 
 static int add_leaf(void *ctx, const char *id, const char *rev, uint64_t seq, const uint8_t *body,
                     size_t len)
 {
-	(void)rev;
-	return fs_crypto_team_add(ctx, id, seq, body, len, NULL);
+	struct buildctx *b = ctx;
+	char key[FS_STORE_NAME_MAX];
+
+	if (copy_key(key, sizeof(key), rev, id) == 0 && has_copy(b->c, key))
+		return FS_OK; /* read from the copy already */
+	return fs_crypto_team_add(b->t, id, seq, body, len, NULL);
 }
 
-static int build(struct fsd *d, fs_team **out, fs_store_prefix_stats *stats, fs_errbuf *eb)
+/* After a resolve: copies of the stored revisions that count and have none. */
+static int save_leaf(void *ctx, const char *id, const char *rev, uint64_t seq, const uint8_t *body,
+                     size_t len)
 {
-	fs_team *t = NULL;
+	struct buildctx *b = ctx;
+	char key[FS_STORE_NAME_MAX];
+	uint8_t *v;
+	fs_errbuf eb;
+	int rc;
+
+	if (copy_key(key, sizeof(key), rev, id) != 0 || has_copy(b->c, key) ||
+	    !fs_crypto_team_counts(b->t, id, body, len))
+		return FS_OK;
+	if ((v = malloc(len + 8)) == NULL)
+		return FS_E_NOMEM;
+	for (int i = 0; i < 8; i++)
+		v[i] = (uint8_t)(seq >> (8 * i));
+	memcpy(v + 8, body, len);
+	rc = fs_store_meta_set(b->d->st, key, v, len + 8, &eb);
+	free(v);
+	b->saved += rc == FS_OK;
+	return rc;
+}
+
+static int build(struct fsd *d, fs_team **out, struct copies *c, fs_store_prefix_stats *stats,
+                 fs_errbuf *eb)
+{
+	struct buildctx b = {NULL, c, d, 0};
 	int rc;
 
 	*out = NULL;
-	if ((rc = fs_crypto_team_new(&t, eb)) != FS_OK)
+	if ((rc = fs_crypto_team_new(&b.t, eb)) != FS_OK)
 		return rc;
-	rc = fs_store_leaves_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, add_leaf, t, stats, eb);
+	rc = fs_store_meta_list(d->st, META_COPY, add_copy, &b, eb);
+	if (rc == FS_OK)
+		rc = fs_store_leaves_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, add_leaf, &b, stats, eb);
 	if (rc != FS_OK) {
-		fs_crypto_team_free(t);
-		return fs_err_set(eb, rc, "%s", rc == FS_E_TOOBIG ? "too many team documents" : "");
+		fs_crypto_team_free(b.t);
+		return fs_err_set(eb, rc, "%s",
+		                  rc == FS_E_TOOBIG ? "more team documents than a team may have"
+		                                    : "the team documents could not be read");
 	}
-	*out = t;
+	*out = b.t;
 	return FS_OK;
+}
+
+/* Keeps a copy of every stored team document that counts in d->team. */
+static void keep_copies(struct fsd *d, struct copies *c)
+{
+	struct buildctx b = {d->team, c, d, 0};
+	fs_errbuf eb;
+
+	if (fs_store_leaves_prefix(d->st, FS_CRYPTO_TEAM_PREFIX, save_leaf, &b, NULL, &eb) != FS_OK)
+		fsd_log(FS_DAEMON_LOG_WARN, "team: copies not kept: %s", fs_errname(eb.code));
+	else if (b.saved)
+		fsd_log(FS_DAEMON_LOG_DEBUG, "team: kept copies of %d document(s)", b.saved);
 }
 
 static int changed(struct fsd *d)
@@ -219,8 +372,9 @@ static int found_space(struct fsd *d, const fs_identity *me, fs_errbuf *eb)
 	in.recovery_box = has_rec ? box : NULL;
 	in.recovery_sign = has_rec ? sign : NULL;
 	in.at_ms = fsd_wall_ms();
-	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL, in.at_ms, &doc,
-	                                    eb)) != FS_OK ||
+	char tok[FS_CRYPTO_TOKEN_ID_MAX];
+	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, my_token(d, tok),
+	                                    in.at_ms, &doc, eb)) != FS_OK ||
 	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
 	    (rc = fs_crypto_team_epoch_doc(me, &in, &doc, eb)) != FS_OK ||
 	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
@@ -311,8 +465,9 @@ static int act(struct fsd *d)
 	if (d->team == NULL)
 		goto out;
 	if (d->joining && fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
+		char tok[FS_CRYPTO_TOKEN_ID_MAX];
 		fs_team_doc doc;
-		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL,
+		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, my_token(d, tok),
 		                                    fsd_wall_ms(), &doc, &eb)) != FS_OK ||
 		    (rc = put_doc(d, &doc, &eb)) != FS_OK)
 			goto out;
@@ -384,6 +539,7 @@ void fsd_team_refresh(struct fsd *d, int force)
 {
 	for (int round = 0; round < 4; round++) {
 		fs_store_prefix_stats st = {0, 0};
+		struct copies c = {0};
 		fs_team *t = NULL;
 		fs_errbuf eb;
 		int rc;
@@ -392,28 +548,37 @@ void fsd_team_refresh(struct fsd *d, int force)
 			return;
 		if (!force && round == 0 && d->team && !changed(d))
 			return;
-		if ((rc = build(d, &t, &st, &eb)) != FS_OK) {
-			fsd_log(FS_DAEMON_LOG_WARN, "team documents unreadable: %s (%s)",
-			        fs_strerror(rc), eb.msg);
-			return;
+		rc = build(d, &t, &c, &st, &eb);
+		if (rc == FS_OK) {
+			rc = fs_crypto_team_resolve(t, d->genesis[0] ? d->genesis : NULL, &eb);
+			/* A device with a space of its own resolves only that space. */
+			if (rc == FS_OK && !d->genesis[0] && !d->joining)
+				rc = fs_err_set(&eb, FS_E_TEAM_NOSPACE, NULL);
 		}
-		rc = fs_crypto_team_resolve(t, d->genesis[0] ? d->genesis : NULL, &eb);
-		/* A device with a space of its own resolves only that space. */
-		if (rc == FS_OK && !d->genesis[0] && !d->joining)
-			rc = fs_err_set(&eb, FS_E_TEAM_NOSPACE, NULL);
-		if (rc != FS_OK && rc != d->team_err && rc != FS_E_TEAM_NOSPACE)
-			fsd_log(FS_DAEMON_LOG_WARN, "team: %s (%s)", fs_strerror(rc), eb.msg);
+		/* With a space pinned, a team that does not read or resolve stops
+		 * every write (d->cur goes): failing open would write on under a
+		 * key a revoked device may hold. */
+		if (rc != FS_OK && rc != d->team_err && (d->genesis[0] || rc != FS_E_TEAM_NOSPACE))
+			fsd_log(FS_DAEMON_LOG_WARN, "team: %s (%s)%s", fs_strerror(rc), eb.msg,
+			        d->genesis[0] ? ": writing is stopped until it does" : "");
 		d->team_err = rc;
 		fs_crypto_team_free(d->team);
 		d->team = rc == FS_OK ? t : NULL;
-		if (rc != FS_OK)
+		if (rc != FS_OK) {
 			fs_crypto_team_free(t);
+			if (d->genesis[0])
+				fsd_vault_key_use(d, NULL);
+		}
 		d->team_docs = st.docs;
 		d->team_seq = st.max_seq;
 		if (d->team && !d->genesis[0] && pin_space(d, &eb) != FS_OK) {
 			fsd_log(FS_DAEMON_LOG_WARN, "team: space not pinned: %s", eb.msg);
+			copies_free(&c);
 			return;
 		}
+		if (d->team && d->genesis[0])
+			keep_copies(d, &c);
+		copies_free(&c);
 		for (size_t i = 0; d->team && i < fs_crypto_team_problem_count(d->team); i++) {
 			const fs_team_problem *p = fs_crypto_team_problem_at(d->team, i);
 			fsd_log(FS_DAEMON_LOG_DEBUG, "team: ignored %s: %s", p->doc, p->why);
@@ -425,16 +590,33 @@ void fsd_team_refresh(struct fsd *d, int force)
 	}
 }
 
-int fsd_team_why_no_key(struct fsd *d, fs_errbuf *eb)
+int fsd_team_may_write(struct fsd *d, fs_errbuf *eb)
 {
-	if (my_status(d) == FS_TEAM_REVOKED)
-		return fs_err_set(eb, FS_E_TEAM_REVOKED, NULL);
+	int st = my_status(d);
+
+	/* A space of its own not founded yet (or from before teams): its key. */
+	if (d->genesis[0] == '\0' && !d->joining && d->cur)
+		return FS_OK;
 	if (d->space_id[0] == '\0')
 		return fs_err_set(
 		    eb, FS_E_TEAM_NOKEY,
 		    "the space has not been found on the server yet (is a remote set, "
 		    "and online?)");
-	return fs_err_set(eb, FS_E_TEAM_NOKEY, "this device's fingerprint: %s", d->dev_fp);
+	if (d->team == NULL)
+		return fs_err_set(
+		    eb, FS_E_TEAM_NOKEY,
+		    "the space's team documents do not resolve (%s): writing is stopped "
+		    "(\"fieldsync device list\")",
+		    fs_strerror(d->team_err));
+	if (st == FS_TEAM_REVOKED)
+		return fs_err_set(eb, FS_E_TEAM_REVOKED, NULL);
+	if (st != FS_TEAM_MEMBER)
+		return fs_err_set(eb, FS_E_TEAM_NOKEY, "this device's fingerprint: %s", d->dev_fp);
+	if (d->cur == NULL)
+		return fs_err_set(
+		    eb, FS_E_TEAM_NOKEY,
+		    "waiting for the space's newest key (it comes with the next sync)");
+	return FS_OK;
 }
 
 /* ---- answers ---- */
@@ -502,6 +684,8 @@ cJSON *fsd_team_json(struct fsd *d)
 	} else {
 		cJSON_AddNullToObject(o, "recovery");
 	}
+	cJSON_AddNumberToObject(o, "more_problems",
+	                        d->team ? (double)fs_crypto_team_problems_more(d->team) : 0);
 	probs = cJSON_AddArrayToObject(o, "problems");
 	for (size_t i = 0; d->team && i < fs_crypto_team_problem_count(d->team); i++) {
 		const fs_team_problem *p = fs_crypto_team_problem_at(d->team, i);
@@ -515,6 +699,19 @@ cJSON *fsd_team_json(struct fsd *d)
 }
 
 /* ---- approving, revoking, rotating ---- */
+
+/* The answer after an approval or revocation: the device as the team now
+ * sees it, or (the documents are written, the team did not resolve after)
+ * just what was asked. */
+static int done_json(struct fsd *d, const fs_team_device *v, const char *asked, cJSON **out,
+                     fs_errbuf *eb)
+{
+	if (v)
+		*out = device_json(d, v);
+	else if ((*out = cJSON_CreateObject()) != NULL)
+		cJSON_AddStringToObject(*out, "id", asked ? asked : "");
+	return *out ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+}
 
 /* Checks that this device may change the team: unlocked, a member, with
  * the current key. Unwraps the identity for the caller. */
@@ -594,10 +791,7 @@ int fsd_team_approve(struct fsd *d, const char *fingerprint, cJSON **out, fs_err
 		fsd_team_refresh(d, 1); /* seals the keys to it */
 		v = d->team ? fs_crypto_team_device_find(d->team, id) : NULL;
 	}
-	if (v == NULL || (*out = device_json(d, v)) == NULL)
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-	else
-		rc = FS_OK;
+	rc = done_json(d, v, v ? NULL : fingerprint, out, eb);
 out:
 	fs_crypto_identity_free(me);
 	return rc;
@@ -714,12 +908,9 @@ int fsd_team_revoke(struct fsd *d, const char *who, cJSON **out, fs_errbuf *eb)
 		fsd_team_refresh(d, 1);
 	}
 	v = d->team ? fs_crypto_team_device_find(d->team, id) : NULL;
-	if (v == NULL || (*out = device_json(d, v)) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	cJSON_AddStringToObject(*out, "key_version", fs_crypto_team_current(d->team));
-	rc = FS_OK;
+	if ((rc = done_json(d, v, id, out, eb)) == FS_OK)
+		cJSON_AddStringToObject(*out, "key_version",
+		                        d->team ? fs_crypto_team_current(d->team) : "");
 out:
 	fs_crypto_identity_free(me);
 	return rc;
@@ -785,8 +976,10 @@ int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pa
 		if ((rc = fsd_vault_identity(d, &me, eb)) != FS_OK)
 			goto out;
 		if (fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
-			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, NULL,
-			                                    fsd_wall_ms(), &doc, eb)) != FS_OK ||
+			char tok[FS_CRYPTO_TOKEN_ID_MAX];
+			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name,
+			                                    my_token(d, tok), fsd_wall_ms(), &doc,
+			                                    eb)) != FS_OK ||
 			    (rc = put_doc(d, &doc, eb)) != FS_OK)
 				goto out;
 		}

@@ -75,6 +75,11 @@ static int load_one(void *ctx, const char *key, const uint8_t *val, size_t len)
 	if (rc == FS_OK)
 		rc = fs_crypto_keyring_add(kl->ring, k, kl->eb);
 	fs_crypto_spacekey_free(k);
+	if (rc == FS_E_TOOBIG) {
+		/* More kept than a ring holds: unlock with the ones that fit. */
+		fsd_log(FS_DAEMON_LOG_WARN, "a space key was not loaded: the key ring is full");
+		rc = FS_OK;
+	}
 	kl->rc = rc;
 	return rc;
 }
@@ -140,6 +145,12 @@ int fsd_vault_key_add(struct fsd *d, const fs_space_key *k, fs_errbuf *eb)
 		return fs_err_set(eb, FS_E_MISBOUND, "a key for another space");
 	if (fs_crypto_keyring_find(d->ring, fs_crypto_spacekey_kid(k)))
 		return fs_crypto_keyring_add(d->ring, k, eb); /* FS_OK, or another key: refused */
+	/* Checked before the key reaches the disk: a key kept there that the
+	 * ring cannot hold would only fail a later unlock. */
+	if (fs_crypto_keyring_count(d->ring) >= FS_CRYPTO_KEYRING_MAX)
+		return fs_err_set(eb, FS_E_TOOBIG,
+		                  "this device holds %d key versions, the most it can",
+		                  FS_CRYPTO_KEYRING_MAX);
 	snprintf(meta, sizeof(meta), "%s%s", META_SPACEKEY_P, fs_crypto_spacekey_kid(k));
 	/* On disk first: a key in memory only would be gone at the next unlock. */
 	if ((rc = fs_crypto_spacekey_wrap(k, d->master, skw, &skw_len, eb)) != FS_OK ||
@@ -373,9 +384,7 @@ int fsd_vault_writable(struct fsd *d, fs_errbuf *eb)
 
 	if ((rc = fsd_vault_ready(d, eb)) != FS_OK)
 		return rc;
-	if (d->cur == NULL)
-		return fsd_team_why_no_key(d, eb);
-	return FS_OK;
+	return fsd_team_may_write(d, eb);
 }
 
 int fsd_vault_seal(struct fsd *d, const char *doc_id, const char *plain, size_t len, char **env,

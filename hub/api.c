@@ -19,6 +19,11 @@
 
 #define HEARTBEAT_MIN_MS 100u
 
+/* A team document (docs/team.md) is written once: edits and deletions are
+ * refused, so a token holder cannot hide one from devices that join later. */
+#define TEAM_WRITE_ONCE      "team documents are written once"
+#define FS_E_TEAM_WRITE_ONCE (-1) /* local to this file: a per-document refusal */
+
 static const char *arg(struct MHD_Connection *c, const char *k)
 {
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
@@ -616,13 +621,34 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
 	if (!bd.new_edits) {
-		rc = put_remote(h, db, bd.v, bd.n, &eb);
+		/* Refused team-document edits go last, answered one by one. */
+		size_t ok = bd.n;
+		for (size_t i = 0; i < ok;)
+			if (hub_team_write_ok(bd.v[i].id, bd.v[i].rev, bd.v[i].deleted, 0)) {
+				i++;
+			} else {
+				hub_doc_in tmp = bd.v[i];
+				bd.v[i] = bd.v[--ok];
+				bd.v[ok] = tmp;
+			}
+		rc = put_remote(h, db, bd.v, ok, &eb);
 		if (rc == FS_OK)
 			team_written(h, db, r, &bd);
-		hub_bulk_docs_clear(&bd);
-		if (rc != FS_OK)
+		if (rc != FS_OK) {
+			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, &eb);
-		hub_buf_str(&b, "[]");
+		}
+		hub_buf_str(&b, "[");
+		for (size_t i = ok; i < bd.n; i++) {
+			hub_buf_str(&b, i > ok ? ",{\"id\":" : "{\"id\":");
+			hub_buf_json_str(&b, bd.v[i].id);
+			hub_buf_str(&b, ",\"rev\":");
+			hub_buf_json_str(&b, bd.v[i].rev);
+			hub_buf_str(&b,
+			            ",\"error\":\"forbidden\",\"reason\":\"" TEAM_WRITE_ONCE "\"}");
+		}
+		hub_buf_str(&b, "]");
+		hub_bulk_docs_clear(&bd);
 		return hub_send(r, c, 201, &b);
 	}
 	hub_buf_str(&b, "[");
@@ -633,12 +659,15 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			new_id(id);
 			did = id;
 		}
-		rc = put_edit(db, did, &bd.v[i], rev, &eb);
+		rc = hub_team_write_ok(did, bd.v[i].rev, bd.v[i].deleted, 1)
+		         ? put_edit(db, did, &bd.v[i], rev, &eb)
+		         : FS_E_TEAM_WRITE_ONCE;
 		/* Only what is wrong with this document is answered per document; a
 		 * full disk, a busy or damaged store fails the request (5xx, retried)
 		 * and its message, which names files, stays in the hub. */
 		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT &&
-		    rc != FS_E_ARG && rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
+		    rc != FS_E_ARG && rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND &&
+		    rc != FS_E_TEAM_WRITE_ONCE) {
 			hub_buf_free(&b);
 			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, NULL);
@@ -656,8 +685,10 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			    &b,
 			    rc == FS_E_STORE_CONFLICT
 			        ? ",\"error\":\"conflict\",\"reason\":\"Document update conflict.\""
+			    : rc == FS_E_TEAM_WRITE_ONCE
+			        ? ",\"error\":\"forbidden\",\"reason\":\"" TEAM_WRITE_ONCE "\""
 			        : ",\"error\":\"bad_request\",\"reason\":");
-			if (rc != FS_E_STORE_CONFLICT)
+			if (rc != FS_E_STORE_CONFLICT && rc != FS_E_TEAM_WRITE_ONCE)
 				hub_buf_json_str(&b, eb.msg);
 		}
 		hub_buf_str(&b, "}");
@@ -928,6 +959,12 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 	if (base && d.rev == NULL && (d.rev = strdup(base)) == NULL) {
 		hub_doc_in_clear(&d);
 		return hub_send_err(r, c, 500, "internal_server_error", "out of memory");
+	}
+	if (!hub_team_write_ok(
+	        id, d.rev, d.deleted,
+	        !(arg(c, "new_edits") && strcmp(arg(c, "new_edits"), "false") == 0))) {
+		hub_doc_in_clear(&d);
+		return hub_send_err(r, c, 403, "forbidden", TEAM_WRITE_ONCE);
 	}
 	if (arg(c, "new_edits") && strcmp(arg(c, "new_edits"), "false") == 0) {
 		if (d.rev == NULL) {

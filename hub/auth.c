@@ -529,11 +529,15 @@ out:
 	return rc;
 }
 
-int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token, fs_errbuf *eb)
+int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token, int own,
+                  fs_errbuf *eb)
 {
 	return exec_bound(a,
-	                  "INSERT OR IGNORE INTO device_tokens(db, device, token, created)"
-	                  " VALUES (?1, ?2, ?3, strftime('%s','now'))",
+	                  own ? "INSERT OR IGNORE INTO device_tokens(db, device, token, created)"
+	                        " VALUES (?1, ?2, ?3, strftime('%s','now'))"
+	                      : "INSERT OR IGNORE INTO device_tokens(db, device, token, created)"
+	                        " SELECT ?1, ?2, ?3, strftime('%s','now') WHERE NOT EXISTS"
+	                        " (SELECT 1 FROM device_tokens WHERE db = ?1 AND token = ?3)",
 	                  db, device, token, NULL, eb);
 }
 

@@ -71,8 +71,10 @@ void hub_auth_close(hub_auth *a);
 int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb) FS_WUR;
 int hub_who_may(const hub_who *who, const char *db);
 int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb) FS_WUR;
-/* Records that token uploaded device's key document in db (the first wins). */
-int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token,
+/* Records token as device's in db (the first for a device wins). own: the
+ * token uploaded the device's document itself; else it is taken only while
+ * no other device of db has it. */
+int hub_auth_bind(hub_auth *a, const char *db, const char *device, const char *token, int own,
                   fs_errbuf *eb) FS_WUR;
 /* Refuses from now on the tokens bound to device in db; *revoked: how many
  * were still valid. */

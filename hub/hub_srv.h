@@ -64,6 +64,10 @@ enum MHD_Result hub_send_fs_err(hub_req *r, struct MHD_Connection *c, int code,
  * device key documents to the token that uploaded them and refuses the
  * tokens of devices the team revoked. Cheap when no id is a team document. */
 void hub_team_written(fs_hub *h, hub_db *db, const hub_who *who, const char *const *ids, size_t n);
+/* 0 when a write of id must be refused (403): a team document's edit or
+ * deletion. new_edits: rev is the base of an edit (NULL: a new document);
+ * else (replication) the revision itself. deleted: a tombstone. */
+int hub_team_write_ok(const char *id, const char *rev, int deleted, int new_edits);
 
 /* api.c: a complete request (body read, credentials checked if any came). */
 enum MHD_Result hub_route(fs_hub *h, hub_req *r, struct MHD_Connection *c, const char *url,

@@ -62,6 +62,7 @@ out:
 
 void hub_team_written(fs_hub *h, hub_db *db, const hub_who *who, const char *const *ids, size_t n)
 {
+	const char *uploader = strncmp(who->id, "t:", 2) == 0 ? who->id + 2 : NULL;
 	fs_team *t = NULL;
 	fs_errbuf eb;
 	size_t any = 0, revoked;
@@ -75,37 +76,54 @@ void hub_team_written(fs_hub *h, hub_db *db, const hub_who *who, const char *con
 	rc = resolve(db, &t, &eb);
 	pthread_mutex_unlock(&db->mu);
 	if (rc != FS_OK) {
-		if (rc != FS_E_TEAM_NOSPACE)
-			fprintf(stderr, "hub: %s: team documents: %s\n", db->name, fs_strerror(rc));
+		/* No space yet is normal before the founder's first push; once one
+		 * is pinned, anything else stops the hub from following the team. */
+		if (rc != FS_E_TEAM_NOSPACE || strstr(eb.msg, "first version"))
+			fprintf(stderr, "hub: %s: team documents do not resolve: %s (%s)\n",
+			        db->name, fs_strerror(rc), eb.msg);
 		return;
 	}
-	/* A device's own key document, valid, uploaded by a device token: that
-	 * token is the device's (the first to upload it; it is self-signed, so
-	 * nobody uploads it before the device itself). */
-	if (strncmp(who->id, "t:", 2) == 0)
-		for (size_t i = 0; i < n; i++) {
-			const fs_team_device *d;
-			if (ids[i] == NULL ||
-			    strncmp(ids[i], DEVICE_DOC, sizeof(DEVICE_DOC) - 1) != 0 ||
-			    (d = fs_crypto_team_device_find(t, ids[i] + sizeof(DEVICE_DOC) - 1)) ==
-			        NULL ||
-			    d->status == 0)
-				continue;
-			if (hub_auth_bind(h->auth, db->name, d->id, who->id + 2, &eb) != FS_OK)
-				fprintf(stderr, "hub: %s: device token not recorded: %s\n",
-				        db->name, eb.msg);
-		}
+	/* A device's own key document names its token (signed by the device);
+	 * one that names none binds the token that uploaded it. A token named
+	 * in a document another token uploaded (a member relaying it from
+	 * another server) is taken only while no other device has it. */
+	for (size_t i = 0; i < n; i++) {
+		const fs_team_device *d;
+		const char *tok;
+		if (ids[i] == NULL || strncmp(ids[i], DEVICE_DOC, sizeof(DEVICE_DOC) - 1) != 0 ||
+		    (d = fs_crypto_team_device_find(t, ids[i] + sizeof(DEVICE_DOC) - 1)) == NULL ||
+		    d->status == 0 || (tok = d->token[0] ? d->token : uploader) == NULL)
+			continue;
+		if (hub_auth_bind(h->auth, db->name, d->id, tok, uploader && !strcmp(tok, uploader),
+		                  &eb) != FS_OK)
+			fprintf(stderr, "hub: %s: device token not recorded: %s\n", db->name,
+			        eb.msg);
+	}
 	for (size_t i = 0; i < fs_crypto_team_revoked_count(t); i++) {
 		const char *dev = fs_crypto_team_revoked_at(t, i);
-		if (hub_auth_revoke_device(h->auth, db->name, dev, &revoked, &eb) != FS_OK) {
+		if (hub_auth_revoke_device(h->auth, db->name, dev, &revoked, &eb) != FS_OK)
 			fprintf(stderr, "hub: %s: cannot revoke device %s's token: %s\n", db->name,
 			        dev, eb.msg);
-		} else if (revoked) {
+		else if (revoked)
 			fprintf(
 			    stderr,
 			    "hub: %s: device %s was revoked by its team: its token is refused\n",
 			    db->name, dev);
-		}
 	}
 	fs_crypto_team_free(t);
+}
+
+int hub_team_write_ok(const char *id, const char *rev, int deleted, int new_edits)
+{
+	unsigned long gen = 0;
+
+	if (!fs_crypto_team_doc_id(id))
+		return 1;
+	/* Written once, never edited or deleted (docs/team.md): an edit or a
+	 * tombstone could only hide a document the team relies on. */
+	if (deleted)
+		return 0;
+	if (new_edits)
+		return rev == NULL; /* a base revision means an edit */
+	return fs_crypto_rev_parse(rev, &gen, NULL) == FS_OK && gen == 1;
 }

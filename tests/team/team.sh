@@ -173,6 +173,17 @@ cli a device list | grep -q '^member   "device b" ' || fail "b lost its membersh
 ! cli a device list | grep -q "tampered\")" || fail "the tampered name is shown"
 say "a tampered device document is ignored and reported"
 
+# Team documents are written once: the hub refuses their deletion and edits.
+v2rev=$(hub_get "fs:epoch:$kv2" | jget _rev) || fail "read the epoch"
+rc=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$hub/cert.pem" -X DELETE \
+	-H "Authorization: Bearer $tok_a" "$url/team/fs:epoch:$kv2?rev=$v2rev")
+[ "$rc" = 403 ] || fail "deleting a team document: HTTP $rc, want 403"
+rc=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$hub/cert.pem" -X PUT \
+	-H "Authorization: Bearer $tok_a" -H 'Content-Type: application/json' \
+	-d "{\"_rev\":\"$v2rev\",\"fst\":1}" "$url/team/fs:epoch:$kv2")
+[ "$rc" = 403 ] || fail "editing a team document: HTTP $rc, want 403"
+say "the hub refuses to delete or edit team documents (403)"
+
 hub_get "_all_docs?include_docs=true" >"$T/hub.json" || fail "hub read"
 grep -q '"fs:epoch:' "$T/hub.json" || fail "no team documents on the hub"
 marker_absent "$hub" "$T/hub.json"
