@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,30 +206,72 @@ void cli_print_json(const cJSON *o)
 
 /* Reads a passphrase without echo from the terminal, or a line from stdin
  * when it is not a terminal (scripts, tests). Returns length or -1. */
+/* The terminal's settings while echo is off, for the signal handler. */
+static struct termios tty_saved;
+static volatile sig_atomic_t tty_dirty;
+
+static void tty_restore(int sig)
+{
+	/* Ctrl-C (or a kill) while the passphrase is typed: echo comes back
+	 * before the default action ends the process. */
+	if (tty_dirty)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int cli_read_pass(const char *prompt, char *out, size_t max)
 {
-	struct termios old, nw;
-	int tty = isatty(STDIN_FILENO);
-	size_t n;
+	struct sigaction sa = {0}, old_int, old_term;
+	struct termios nw;
+	int tty = isatty(STDIN_FILENO), eof = 0;
+	size_t n = 0;
 
 	if (tty) {
 		fprintf(stderr, "%s", prompt);
 		fflush(stderr);
-		if (tcgetattr(STDIN_FILENO, &old) != 0)
+		if (tcgetattr(STDIN_FILENO, &tty_saved) != 0)
 			return -1;
-		nw = old;
+		sa.sa_handler = tty_restore;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		nw = tty_saved;
 		nw.c_lflag &= ~(tcflag_t)ECHO;
+		tty_dirty = 1;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &nw);
 	}
-	char *r = fgets(out, (int)max, stdin);
+	/* Byte by byte with read(2), never through stdio: its buffer would
+	 * keep a copy of the passphrase, and of the lines after it. */
+	while (n + 1 < max) {
+		char c;
+		ssize_t r = read(STDIN_FILENO, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			eof = n == 0;
+			break;
+		}
+		if (c == '\n')
+			break;
+		out[n++] = c;
+	}
+	/* Past the bound the rest of the line is dropped, so the next line
+	 * (a token after a passphrase) is read from its start. */
+	for (char c = 0; n + 1 >= max && c != '\n';)
+		if (read(STDIN_FILENO, &c, 1) <= 0)
+			break;
+	out[n] = '\0';
 	if (tty) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+		tty_dirty = 0;
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
 		fprintf(stderr, "\n");
 	}
-	if (r == NULL)
+	if (eof)
 		return -1;
-	n = strlen(out);
-	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+	while (n && out[n - 1] == '\r')
 		out[--n] = '\0';
 	return (int)n;
 }
@@ -715,6 +758,8 @@ static int cmd_conflicts(void)
 	return cli_done(code, o, NULL);
 }
 
+static char *read_note(FILE *f);
+
 static int cmd_record(int argc, char **argv)
 {
 	char path[2048];
@@ -729,7 +774,18 @@ static int cmd_record(int argc, char **argv)
 			        add ? "add TYPE JSON" : "update ID REV JSON");
 			return EX_USAGE;
 		}
-		if ((data = cJSON_Parse(argv[add ? 2 : 3])) == NULL || !cJSON_IsObject(data)) {
+		/* "-": the JSON comes from stdin, out of the process list and the
+		 * shell's history (a record may hold a client's name). */
+		const char *arg = argv[add ? 2 : 3];
+		char *in = strcmp(arg, "-") == 0 ? read_note(stdin) : NULL;
+		if (strcmp(arg, "-") == 0 && in == NULL)
+			return EX_USAGE;
+		data = cJSON_Parse(in ? in : arg);
+		if (in) {
+			cli_wipe(in, strlen(in));
+			free(in);
+		}
+		if (data == NULL || !cJSON_IsObject(data)) {
 			cJSON_Delete(data);
 			fprintf(stderr, "fieldsync: the record must be a JSON object, e.g. "
 			                "'{\"note\":\"...\"}'\n");
@@ -1290,10 +1346,11 @@ static const struct help {
                   "kept. resolve merges\n  cases by casework's rules; visits that differ stay "
                   "for a person.\n"},
     {"passwd", "fieldsync passwd\n  Changes the passphrase (no record is re-encrypted).\n"},
-    {"record", "fieldsync record add TYPE JSON\nfieldsync record get ID\n"
-               "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON\n"
+    {"record", "fieldsync record add TYPE JSON|-\nfieldsync record get ID\n"
+               "fieldsync record list [TYPE]\nfieldsync record update ID REV JSON|-\n"
                "fieldsync record delete ID REV\n"
-               "  Encrypted records (JSON objects), saved at once and synced later.\n"},
+               "  Encrypted records (JSON objects), saved at once and synced later.\n"
+               "  JSON - reads it from stdin, out of the process list and shell history.\n"},
     {"case", "fieldsync case add NAME [--tier A|B|C|D] [--by WORKER] [--alias A] [--why W]\n"
              "                         [--risk low|medium|high] [--tag T]... [--assign WORKER]\n"
              "fieldsync case list [TEXT] | find TEXT | show ID\n"

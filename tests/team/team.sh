@@ -34,8 +34,8 @@ rc=0; printf 'x\n' | "$FS_BIN" --socket /nonexistent recovery create "$T/recover
 [ $rc = 1 ] || fail "an existing recovery key must not be overwritten (exit $rc)"
 say "office recovery key made offline: $(echo "$rpub" | cut -c1-16)..."
 
-note() { # note NAME TEXT: adds a visit record; prints its id
-	cli "$1" --json record add visit "{\"note\":\"$marker $2\"}" | jget id
+note() { # note NAME TEXT: adds a visit record (JSON on stdin); prints its id
+	printf '{"note":"%s %s"}' "$marker" "$2" | cli "$1" --json record add visit - | jget id
 }
 reads() { # reads NAME ID TEXT: NAME decrypts record ID and finds TEXT
 	cli "$1" record get "$2" 2>/dev/null | grep -q "$marker $3"
