@@ -271,30 +271,47 @@ static int get_status(struct fsd *d, cJSON **out, fs_errbuf *eb)
 
 /* ---- records ---- */
 
-static int seal_put(struct fsd *d, const char *id, const char *base, const char *type,
-                    const cJSON *data, char rev[FS_REV_MAX], fs_errbuf *eb)
+int fsd_record_put(struct fsd *d, const char *id, const char *base, const char *type,
+                   const char *data, size_t len, char rev[FS_REV_MAX], fs_errbuf *eb)
 {
-	cJSON *p = cJSON_CreateObject();
-	char *plain = NULL, *env = NULL;
-	size_t env_len = 0;
+	cJSON *t = cJSON_CreateString(type);
+	char *qt = t ? cJSON_PrintUnformatted(t) : NULL, *w = NULL, *env = NULL;
+	size_t n = 0, env_len = 0;
 	int rc = FS_E_NOMEM;
 
-	if (p == NULL || !cJSON_AddStringToObject(p, "type", type) ||
-	    !cJSON_AddItemToObject(p, "data", cJSON_Duplicate(data, 1)) ||
-	    (plain = cJSON_PrintUnformatted(p)) == NULL) {
+	/* {"type":<type, escaped>,"data":<data>}: the plaintext, in memory only. */
+	if (qt == NULL || (w = malloc((n = len + strlen(qt) + 32))) == NULL) {
 		fs_err_set(eb, rc, NULL);
 		goto out;
 	}
-	if ((rc = fsd_vault_seal(d, id, plain, strlen(plain), &env, &env_len, eb)) != FS_OK ||
+	n = (size_t)snprintf(w, n, "{\"type\":%s,\"data\":%.*s}", qt, (int)len, data);
+	if ((rc = fsd_vault_seal(d, id, w, n, &env, &env_len, eb)) != FS_OK ||
 	    (rc = fs_store_put_local(d->st, id, base, (const uint8_t *)env, env_len, 0, rev, eb)) !=
 	        FS_OK)
 		goto out;
 	fsd_remotes_local_edit(d);
 out:
-	if (plain)
-		cJSON_free(plain); /* wiped by the hooks */
-	cJSON_Delete(p);
+	if (w) {
+		sodium_memzero(w, n);
+		free(w);
+	}
+	if (qt)
+		cJSON_free(qt);
+	cJSON_Delete(t);
 	free(env);
+	return rc;
+}
+
+static int seal_put(struct fsd *d, const char *id, const char *base, const char *type,
+                    const cJSON *data, char rev[FS_REV_MAX], fs_errbuf *eb)
+{
+	char *text = cJSON_PrintUnformatted(data);
+	int rc;
+
+	if (text == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	rc = fsd_record_put(d, id, base, type, text, strlen(text), rev, eb);
+	cJSON_free(text); /* wiped by the hooks */
 	return rc;
 }
 

@@ -145,31 +145,6 @@ int fsd_cw_index(struct fsd *d, fs_errbuf *eb)
 	return fs_cw_index_verify(d->cw, d->st, d->ring, d->space_id, CW_VERIFY_SLICE, &left, eb);
 }
 
-/* Wraps plain (a casework record) as {"type":type,"data":plain}, seals and
- * writes it on base (NULL: a new document). */
-static int put_record(struct fsd *d, const char *id, const char *base, const char *type,
-                      const char *plain, size_t len, char rev[FS_REV_MAX], fs_errbuf *eb)
-{
-	size_t n = len + strlen(type) + 32;
-	char *w = malloc(n), *env = NULL;
-	size_t env_len = 0;
-	int rc;
-
-	if (w == NULL)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	n = (size_t)snprintf(w, n, "{\"type\":\"%s\",\"data\":%.*s}", type, (int)len, plain);
-	if ((rc = fsd_vault_seal(d, id, w, n, &env, &env_len, eb)) != FS_OK ||
-	    (rc = fs_store_put_local(d->st, id, base, (const uint8_t *)env, env_len, 0, rev, eb)) !=
-	        FS_OK)
-		goto out;
-	fsd_remotes_local_edit(d);
-out:
-	sodium_memzero(w, n);
-	free(w);
-	free(env);
-	return rc;
-}
-
 /* The current (or given) revision of id as casework plaintext text. */
 static int get_record(struct fsd *d, const char *id, const char *rev, char **plain,
                       char got_rev[FS_REV_MAX], const char **type, fs_errbuf *eb)
@@ -247,7 +222,8 @@ static int create(struct fsd *d, int visit, const cJSON *body, cJSON **out, fs_e
 		goto out;
 	randombytes_buf(r, sizeof(r));
 	sodium_bin2hex(id, sizeof(id), r, sizeof(r));
-	if ((rc = put_record(d, id, NULL, visit ? "visit" : "case", plain, plen, rev, eb)) != FS_OK)
+	if ((rc = fsd_record_put(d, id, NULL, visit ? "visit" : "case", plain, plen, rev, eb)) !=
+	    FS_OK)
 		goto out;
 	*out = id_rev(id, rev);
 out:
@@ -282,7 +258,7 @@ static int edit(struct fsd *d, int visit, const char *id, const cJSON *body, cJS
 	                              &plain, &plen, eb)
 	           : fs_cw_case_edit(old, strlen(old), fields, strlen(fields), dev, fsd_wall_ms(),
 	                             &plain, &plen, eb);
-	if (rc != FS_OK || (rc = put_record(d, id, rev, type, plain, plen, nrev, eb)) != FS_OK)
+	if (rc != FS_OK || (rc = fsd_record_put(d, id, rev, type, plain, plen, nrev, eb)) != FS_OK)
 		goto out;
 	*out = id_rev(id, nrev);
 out:
@@ -322,7 +298,7 @@ static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON 
 	if (!addendum) {
 		if ((rc = fs_cw_visit_finalize(old, strlen(old), id, dev, fsd_wall_ms(), &plain,
 		                               &plen, eb)) != FS_OK ||
-		    (rc = put_record(d, vid, rev, "visit", plain, plen, nrev, eb)) != FS_OK)
+		    (rc = fsd_record_put(d, vid, rev, "visit", plain, plen, nrev, eb)) != FS_OK)
 			goto out;
 		*out = id_rev(vid, nrev);
 		goto out;
@@ -331,7 +307,7 @@ static int sign_visit(struct fsd *d, const char *vid, int addendum, const cJSON 
 	sodium_bin2hex(aid, sizeof(aid), r, sizeof(r));
 	if ((rc = fs_cw_addendum_create(old, strlen(old), vid, fields, strlen(fields), id, dev,
 	                                fsd_wall_ms(), &plain, &plen, eb)) != FS_OK ||
-	    (rc = put_record(d, aid, NULL, "addendum", plain, plen, nrev, eb)) != FS_OK)
+	    (rc = fsd_record_put(d, aid, NULL, "addendum", plain, plen, nrev, eb)) != FS_OK)
 		goto out;
 	*out = id_rev(aid, nrev);
 out:

@@ -154,6 +154,11 @@ int fsd_remotes_multi_done(struct fsd *d);
 cJSON *fsd_remotes_json(struct fsd *d);
 
 /* api.c */
+/* Seals {"type":type,"data":data} (data: JSON text, len bytes) for id and
+ * writes it on base (NULL: a new document), queued for push; rev gets the
+ * new revision. The generic record API and casework both write this way. */
+int fsd_record_put(struct fsd *d, const char *id, const char *base, const char *type,
+                   const char *data, size_t len, char rev[FS_REV_MAX], fs_errbuf *eb) FS_WUR;
 int fsd_api_start(struct fsd *d, fs_errbuf *eb) FS_WUR;
 void fsd_api_accept(struct fsd *d);
 void fsd_api_run(struct fsd *d);
