@@ -621,8 +621,8 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		/* Only what is wrong with this document is answered per document; a
 		 * full disk, a busy or damaged store fails the request (5xx, retried)
 		 * and its message, which names files, stays in the hub. */
-		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT && rc != FS_E_ARG &&
-		    rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
+		if (rc != FS_OK && rc != FS_E_STORE_CONFLICT && rc != FS_E_INPUT &&
+		    rc != FS_E_ARG && rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND) {
 			hub_buf_free(&b);
 			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, NULL);
@@ -939,6 +939,14 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- _local documents ---- */
 
+/* The id a client knows a _local document by: "_local/" and the stored id. */
+static void local_id(hub_buf *b, const char *lid)
+{
+	char full[FS_STORE_ID_MAX + 8];
+	snprintf(full, sizeof(full), "_local/%s", lid);
+	hub_buf_json_str(b, full);
+}
+
 static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Connection *c,
                                  const char *method, const char *lid)
 {
@@ -958,12 +966,8 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		if (rc != FS_OK)
 			return rc == FS_E_NOTFOUND ? hub_send_err(r, c, 404, "not_found", "missing")
 			                           : hub_send_fs_err(r, c, rc, &eb);
-		{
-			char full[FS_STORE_ID_MAX + 8];
-			snprintf(full, sizeof(full), "_local/%s", lid);
-			hub_buf_str(&b, "{\"_id\":");
-			hub_buf_json_str(&b, full);
-		}
+		hub_buf_str(&b, "{\"_id\":");
+		local_id(&b, lid);
 		hub_buf_str(&b, ",\"_rev\":");
 		hub_buf_json_str(&b, rev);
 		if (len > 2 && body[0] == '{') {
@@ -981,7 +985,10 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		pthread_mutex_unlock(&db->mu);
 		if (rc != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
-		hub_buf_str(&b, "{\"ok\":true,\"id\":\"_local/\",\"rev\":\"0-0\"}");
+		/* CouchDB names the document deleted, and a deleted _local has "0-0". */
+		hub_buf_str(&b, "{\"ok\":true,\"id\":");
+		local_id(&b, lid);
+		hub_buf_str(&b, ",\"rev\":\"0-0\"}");
 		return hub_send(r, c, 200, &b);
 	}
 	if (strcmp(method, "PUT") != 0)
@@ -1023,11 +1030,7 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			return hub_send_fs_err(r, c, rc, &eb);
 	}
 	hub_buf_str(&b, "{\"ok\":true,\"id\":");
-	{
-		char full[FS_STORE_ID_MAX + 8];
-		snprintf(full, sizeof(full), "_local/%s", lid);
-		hub_buf_json_str(&b, full);
-	}
+	local_id(&b, lid);
 	hub_buf_str(&b, ",\"rev\":");
 	hub_buf_json_str(&b, rev);
 	hub_buf_str(&b, "}");

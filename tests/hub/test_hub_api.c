@@ -302,6 +302,9 @@ static void test_documents(void **state)
 	assert_true(jnum(r.json, "seq") == 6);
 	resp_free(&r);
 	assert_int_equal(reqs("DELETE", "/team/_local/ckpt?rev=0-2", dev_auth, NULL, &r), 200);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "ok")));
+	assert_string_equal(jstr(r.json, "id"), "_local/ckpt"); /* as CouchDB answers */
+	assert_string_equal(jstr(r.json, "rev"), "0-0");
 	resp_free(&r);
 	expect_err("GET", "/team/_local/ckpt", dev_auth, NULL, 404, "not_found");
 
