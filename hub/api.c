@@ -95,22 +95,28 @@ static int write_doc(hub_buf *b, fs_store *st, const fs_store_doc *d, int revs, 
 {
 	fs_store_history *hi = NULL;
 	fs_store_leaves *l = NULL;
-	const char *conf[64];
+	const char **conf = NULL;
 	size_t nc = 0;
 	int rc = FS_OK;
 
 	if (revs && (rc = fs_store_history_get(st, d->id, d->rev, 0, &hi, eb)) != FS_OK)
 		goto out;
 	if (conflicts) {
+		/* Every conflicting leaf: a list cut short would hide a conflict. */
 		if ((rc = fs_store_leaves_get(st, d->id, &l, eb)) != FS_OK)
 			goto out;
-		for (size_t i = 0; i < l->n && nc < 64; i++)
+		if ((conf = malloc((l->n ? l->n : 1) * sizeof(*conf))) == NULL) {
+			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+			goto out;
+		}
+		for (size_t i = 0; i < l->n; i++)
 			if (!l->v[i].deleted && strcmp(l->v[i].rev, d->rev) != 0)
 				conf[nc++] = l->v[i].rev;
 	}
 	doc_json(b, d->id, d->rev, d->deleted, hi, conf, nc, d->body, d->body_len);
 	rc = b->err ? b->err : FS_OK;
 out:
+	free(conf);
 	fs_store_history_free(hi);
 	fs_store_leaves_free(l);
 	return rc;
@@ -654,31 +660,49 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 /* ---- reads ---- */
 
 /*
- * latest=true: a revision that is no longer a leaf stands for the leaves
- * that descend from it. Fills leaves (at most cap) and returns their count.
+ * latest=true: the leaves that descend from rev (rev itself when it is a
+ * leaf: nothing descends from a leaf). *out (the caller frees it) points
+ * into l, all of them, however many: a cut list would drop a conflict.
+ * *n is 0 when no leaf descends from rev (unknown, or a malformed rev).
  */
-static size_t latest_of(fs_store *st, const char *id, const char *rev, char (*out)[FS_REV_MAX],
-                        size_t cap)
+static int latest_of(fs_store *st, const char *id, const char *rev, const fs_store_leaves *l,
+                     const char ***out, size_t *n, fs_errbuf *eb)
 {
-	fs_store_leaves *l = NULL;
-	fs_errbuf eb;
-	size_t k = 0;
+	const char **v;
 	unsigned long g;
 	const char *hash;
-	if (fs_crypto_rev_parse(rev, &g, &hash) != FS_OK ||
-	    fs_store_leaves_get(st, id, &l, &eb) != FS_OK)
-		return 0;
-	for (size_t i = 0; i < l->n && k < cap; i++) {
+	size_t k = 0;
+	int rc = FS_OK;
+
+	*out = NULL;
+	*n = 0;
+	if (fs_crypto_rev_parse(rev, &g, &hash) != FS_OK)
+		return FS_OK;
+	if ((v = malloc((l->n ? l->n : 1) * sizeof(*v))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (size_t i = 0; i < l->n && rc == FS_OK; i++) {
 		fs_store_history *hi = NULL;
-		if (fs_store_history_get(st, id, l->v[i].rev, 0, &hi, &eb) != FS_OK)
+		if (strcmp(l->v[i].rev, rev) == 0) {
+			v[k++] = l->v[i].rev;
 			continue;
-		if (g <= hi->start && hi->start - g < hi->n &&
+		}
+		rc = fs_store_history_get(st, id, l->v[i].rev, 0, &hi, eb);
+		if (rc == FS_E_NOTFOUND) {
+			rc = FS_OK;
+			continue;
+		}
+		if (rc == FS_OK && g <= hi->start && hi->start - g < hi->n &&
 		    strcmp(hi->hashes[hi->start - g], hash) == 0)
-			snprintf(out[k++], FS_REV_MAX, "%s", l->v[i].rev);
+			v[k++] = l->v[i].rev;
 		fs_store_history_free(hi);
 	}
-	fs_store_leaves_free(l);
-	return k;
+	if (rc != FS_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = k;
+	return FS_OK;
 }
 
 /* Takes db->mu once per request, on the first cache miss. */
@@ -690,22 +714,39 @@ static void lock_once(hub_db *db, int *locked)
 	}
 }
 
+/* A revision asked for that the store cannot serve, in the request's form. */
+static void missing(hub_buf *b, const char *id, const char *want, int bulk_get)
+{
+	if (bulk_get) {
+		hub_buf_str(b, "{\"error\":{\"id\":");
+		hub_buf_json_str(b, id);
+		hub_buf_str(b, ",\"rev\":");
+		hub_buf_json_str(b, want ? want : "undefined");
+		hub_buf_str(b, ",\"error\":\"not_found\",\"reason\":\"missing\"}}");
+	} else {
+		hub_buf_str(b, "{\"missing\":");
+		hub_buf_json_str(b, want ? want : "");
+		hub_buf_str(b, "}");
+	}
+}
+
 /*
  * One {"ok":doc} or missing entry of _bulk_get / open_revs. Revisions asked
  * for by id and rev come from the cache when they can (a leaf when latest
  * is asked); otherwise from the store under db->mu (taken once through
  * *locked and held to the end of the request), and then go to the cache.
+ * A revision the store lacks is an entry; a store failure (busy, I/O,
+ * memory) is returned and fails the request.
  */
-static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
-                    int bulk_get, int *first, int *locked)
+static int one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
+                   int bulk_get, int *first, int *locked)
 {
 	fs_store *st = db->st;
-	fs_store_doc *d = NULL;
 	fs_store_leaves *l = NULL;
 	fs_errbuf eb;
-	char leaves[8][FS_REV_MAX];
+	const char **want = NULL, *self[1] = {rev};
 	size_t n = 0;
-	int is_leaf = 0;
+	int is_leaf = 0, rc = FS_OK;
 
 	hub_buf_str(b, *first ? "" : ",");
 	*first = 0;
@@ -714,57 +755,63 @@ static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int
 		hub_buf_str(b, "{\"ok\":");
 		if (hub_cache_get(db->cache, id, rev, latest, b)) {
 			hub_buf_str(b, "}");
-			return;
+			return FS_OK;
 		}
 		b->len = mark;
 	}
 	lock_once(db, locked);
 	/* Leaf or not matters for latest only; without it the entry is cached
 	 * as "not known to be a leaf", which a latest request then looks up. */
-	if (rev && latest && fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
-		for (size_t i = 0; i < l->n; i++)
-			is_leaf |= strcmp(l->v[i].rev, rev) == 0;
-		fs_store_leaves_free(l);
+	if (rev && latest) {
+		rc = fs_store_leaves_get(st, id, &l, &eb);
+		if (rc == FS_OK)
+			rc = latest_of(st, id, rev, l, &want, &n, &eb);
+		else if (rc == FS_E_NOTFOUND)
+			rc = FS_OK;
+		if (rc != FS_OK)
+			goto out;
+		is_leaf = n > 0; /* what latest_of found are leaves */
 	}
-	if (rev && latest && !is_leaf)
-		n = latest_of(st, id, rev, leaves, 8);
 	if (n == 0) {
 		n = 1;
-		snprintf(leaves[0], FS_REV_MAX, "%s", rev ? rev : "");
-	} else {
-		is_leaf = 1; /* what latest_of found are leaves */
+		free(want);
+		want = NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *want = leaves[i][0] ? leaves[i] : NULL;
+		const char *w = want ? want[i] : self[0];
+		fs_store_doc *d = NULL;
+		size_t mark = b->len, doc_at;
 		if (i)
 			hub_buf_str(b, ",");
-		if (fs_store_get(st, id, want, &d, &eb) == FS_OK) {
-			size_t mark = b->len, doc_at;
-			hub_buf_str(b, "{\"ok\":");
-			doc_at = b->len;
-			if (write_doc(b, st, d, revs, 0, &eb) == FS_OK) {
-				if (want && revs && !b->err)
-					hub_cache_put(db->cache, id, want, b->p + doc_at,
-					              b->len - doc_at, is_leaf);
-				hub_buf_str(b, "}");
-				fs_store_doc_free(d);
-				continue;
-			}
+		rc = fs_store_get(st, id, w, &d, &eb);
+		if (rc == FS_E_NOTFOUND) {
+			rc = FS_OK;
+			missing(b, id, w, bulk_get);
+			continue;
+		}
+		if (rc != FS_OK)
+			goto out;
+		hub_buf_str(b, "{\"ok\":");
+		doc_at = b->len;
+		rc = write_doc(b, st, d, revs, 0, &eb);
+		if (rc == FS_OK && w && revs && !b->err)
+			hub_cache_put(db->cache, id, w, b->p + doc_at, b->len - doc_at, is_leaf);
+		fs_store_doc_free(d);
+		if (rc == FS_E_NOTFOUND) { /* its history went missing: as the store lacks it */
 			b->len = mark;
-			fs_store_doc_free(d);
+			hub_buf_str(b, i ? "," : "");
+			missing(b, id, w, bulk_get);
+			rc = FS_OK;
+			continue;
 		}
-		if (bulk_get) {
-			hub_buf_str(b, "{\"error\":{\"id\":");
-			hub_buf_json_str(b, id);
-			hub_buf_str(b, ",\"rev\":");
-			hub_buf_json_str(b, want ? want : "undefined");
-			hub_buf_str(b, ",\"error\":\"not_found\",\"reason\":\"missing\"}}");
-		} else {
-			hub_buf_str(b, "{\"missing\":");
-			hub_buf_json_str(b, want ? want : "");
-			hub_buf_str(b, "}");
-		}
+		if (rc != FS_OK)
+			goto out;
+		hub_buf_str(b, "}");
 	}
+out:
+	free(want);
+	fs_store_leaves_free(l);
+	return rc;
 }
 
 static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Connection *c)
@@ -779,18 +826,22 @@ static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Co
 		return hub_send_fs_err(r, c, rc, &eb);
 	hub_buf_str(&b, "{\"results\":[");
 	int locked = 0;
-	for (size_t i = 0; i < g.n && !b.err; i++) {
+	for (size_t i = 0; i < g.n && !b.err && rc == FS_OK; i++) {
 		int first = 1;
 		hub_buf_str(&b, i ? ",\n{\"id\":" : "\n{\"id\":");
 		hub_buf_json_str(&b, g.ids[i]);
 		hub_buf_str(&b, ",\"docs\":[");
-		one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first, &locked);
+		rc = one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first, &locked);
 		hub_buf_str(&b, "]}");
 	}
 	if (locked)
 		pthread_mutex_unlock(&db->mu);
 	hub_buf_str(&b, "\n]}");
 	hub_bulk_get_clear(&g);
+	if (rc != FS_OK) { /* the store's message names files: it stays here */
+		hub_buf_free(&b);
+		return hub_send_fs_err(r, c, rc, NULL);
+	}
 	return hub_send(r, c, 200, &b);
 }
 
@@ -819,19 +870,21 @@ static enum MHD_Result doc_get(hub_db *db, hub_req *r, struct MHD_Connection *c,
 			fs_store_leaves *l = NULL;
 			rc = fs_store_leaves_get(db->st, id, &l, &eb);
 			for (size_t i = 0; rc == FS_OK && i < l->n; i++)
-				one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first, &locked);
+				rc = one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first, &locked);
 			fs_store_leaves_free(l);
 		} else {
 			rc = FS_OK;
-			for (size_t i = 0; i < n; i++)
-				one_rev(&b, db, id, v[i], revs, latest, 0, &first, &locked);
+			for (size_t i = 0; i < n && rc == FS_OK; i++)
+				rc = one_rev(&b, db, id, v[i], revs, latest, 0, &first, &locked);
 		}
 		pthread_mutex_unlock(&db->mu);
 		hub_strv_free(v, n);
 		hub_buf_str(&b, "]");
 		if (rc != FS_OK) {
 			hub_buf_free(&b);
-			return hub_send_err(r, c, 404, "not_found", "missing");
+			if (rc == FS_E_NOTFOUND)
+				return hub_send_err(r, c, 404, "not_found", "missing");
+			return hub_send_fs_err(r, c, rc, NULL);
 		}
 		return hub_send(r, c, 200, &b);
 	}

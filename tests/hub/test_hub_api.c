@@ -470,6 +470,52 @@ static void test_replication_endpoints(void **state)
 	resp_free(&r);
 }
 
+/* Many conflicting leaves: every one is named (_conflicts, latest=true,
+ * open_revs=all), none cut off silently. */
+static void test_many_conflicts(void **state)
+{
+	(void)state;
+	enum { LEAVES = 150 };
+	size_t cap = LEAVES * 128 + 64, len = 0;
+	char *bulk = malloc(cap);
+	resp r;
+	assert_non_null(bulk);
+	len += (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+	for (int i = 0; i < LEAVES; i++)
+		len += (size_t)snprintf(bulk + len, cap - len,
+		                        "%s{\"_id\":\"many\",\"_rev\":\"2-h%03d\",\"_revisions\":"
+		                        "{\"start\":2,\"ids\":[\"h%03d\",\"root\"]},\"c\":%d}",
+		                        i ? "," : "", i, i, i);
+	snprintf(bulk + len, cap - len, "]}");
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
+	resp_free(&r);
+	free(bulk);
+
+	assert_int_equal(reqs("GET", "/team/many?conflicts=true", dev_auth, NULL, &r), 200);
+	assert_string_equal(jstr(r.json, "_rev"), "2-h149"); /* highest rev id wins */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "_conflicts")),
+	                 LEAVES - 1);
+	resp_free(&r);
+	assert_int_equal(reqs("GET", "/team/many?open_revs=all", dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(r.json), LEAVES);
+	resp_free(&r);
+	/* The root stands for every leaf that descends from it. */
+	assert_int_equal(reqs("POST", "/team/_bulk_get?latest=true&revs=true", dev_auth,
+	                      "{\"docs\":[{\"id\":\"many\",\"rev\":\"1-root\"}]}", &r),
+	                 200);
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "results"), 0),
+	        "docs")),
+	    LEAVES);
+	resp_free(&r);
+	assert_int_equal(
+	    reqs("GET", "/team/many?open_revs=%5B%221-root%22%5D&latest=true", dev_auth, NULL, &r),
+	    200);
+	assert_int_equal(cJSON_GetArraySize(r.json), LEAVES);
+	resp_free(&r);
+}
+
 struct lp {
 	resp r;
 	char auth[160];
@@ -722,6 +768,7 @@ int main(void)
 	    cmocka_unit_test(test_server_and_databases),
 	    cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_replication_endpoints),
+	    cmocka_unit_test(test_many_conflicts),
 	    cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),
 	    cmocka_unit_test(test_failures_slowed_down),
