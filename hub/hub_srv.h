@@ -29,8 +29,9 @@ struct fs_hub {
 	char *cert_pem, *key_pem;
 	struct MHD_Daemon *d;
 	unsigned port;
-	int stopping;       /* read with __atomic_load_n */
-	pthread_mutex_t mu; /* dbs and fails */
+	int stopping;            /* read with __atomic_load_n */
+	pthread_mutex_t mu;      /* dbs (the list) and fails */
+	pthread_mutex_t open_mu; /* one database file opened at a time; never under mu */
 	hub_db *dbs;
 	struct hub_fail fails[FS_HUB_FAIL_SLOTS];
 };

@@ -66,11 +66,27 @@ int fs_hub_db_create(const char *dir, const char *name, fs_errbuf *eb)
 	return FS_OK;
 }
 
+static hub_db *db_find(fs_hub *h, const char *name)
+{
+	hub_db *d;
+	pthread_mutex_lock(&h->mu);
+	for (d = h->dbs; d; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			break;
+	pthread_mutex_unlock(&h->mu);
+	return d;
+}
+
 /*
  * The open database name, opening its file on first use (a database made
  * by `fieldsync-hub db create` while the hub runs is found this way).
  * create: make it when absent (FS_E_EXISTS when present). Databases stay
  * open until the hub is freed, so the pointer stays valid.
+ *
+ * Opening a store reads, and may create and migrate, a file: on a busy
+ * disk that takes a while. Only other openers wait for it (open_mu, which
+ * also keeps two of them from opening one file twice); h->mu, which every
+ * request takes to find its database, is held for the list alone.
  */
 int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf *eb)
 {
@@ -81,20 +97,14 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 	int rc = FS_OK;
 
 	*out = NULL;
-	pthread_mutex_lock(&h->mu);
-	for (d = h->dbs; d; d = d->next)
-		if (strcmp(d->name, name) == 0)
-			break;
-	if (d) {
-		rc = create ? fs_err_set(eb, FS_E_EXISTS,
-		                         "The database could not be created, the file "
-		                         "already exists.")
-		            : FS_OK;
-		goto out;
-	}
-	if (db_path(h->dir, name, path, sizeof(path)) != 0) {
-		rc = fs_err_set(eb, FS_E_ARG, "path too long");
-		goto out;
+	if ((d = db_find(h, name)) != NULL)
+		goto found;
+	if (db_path(h->dir, name, path, sizeof(path)) != 0)
+		return fs_err_set(eb, FS_E_ARG, "path too long");
+	pthread_mutex_lock(&h->open_mu);
+	if ((d = db_find(h, name)) != NULL) { /* another opener was first */
+		pthread_mutex_unlock(&h->open_mu);
+		goto found;
 	}
 	if (stat(path, &sb) != 0 && !create) {
 		rc = fs_err_set(eb, FS_E_NOTFOUND, "Database does not exist.");
@@ -110,10 +120,10 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		goto out;
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	if (hub_cache_new(h->conf.doc_cache_bytes, &d->cache) != FS_OK) {
+	if ((rc = hub_cache_new(h->conf.doc_cache_bytes, &d->cache)) != FS_OK) {
 		free(d);
 		d = NULL;
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		rc = fs_err_set(eb, rc, "cannot make the document cache");
 		goto out;
 	}
 	if ((rc = fs_store_open(path, &so, &d->st, eb)) != FS_OK) {
@@ -130,13 +140,21 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		pthread_cond_init(&d->changed, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	pthread_mutex_lock(&h->mu);
 	d->next = h->dbs;
 	h->dbs = d;
-out:
 	pthread_mutex_unlock(&h->mu);
+out:
+	pthread_mutex_unlock(&h->open_mu);
 	if (rc == FS_OK)
 		*out = d;
 	return rc;
+found:
+	if (create)
+		return fs_err_set(eb, FS_E_EXISTS,
+		                  "The database could not be created, the file already exists.");
+	*out = d;
+	return FS_OK;
 }
 
 /* Names of the databases in DIR/dbs, for GET /_all_dbs. */
@@ -446,6 +464,7 @@ int fs_hub_new(const fs_hub_opts *o, fs_hub **out, fs_errbuf *eb)
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->open_mu, NULL);
 	snprintf(h->dir, sizeof(h->dir), "%s", o->dir);
 	h->quiet = o->quiet;
 	hub_conf_defaults(&h->conf, o->dir);
@@ -560,6 +579,7 @@ void fs_hub_free(fs_hub *h)
 		free(h->key_pem);
 	}
 	free(h->cert_pem);
+	pthread_mutex_destroy(&h->open_mu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

@@ -47,6 +47,13 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 	return sz * n;
 }
 
+static size_t discard(char *p, size_t sz, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return sz * n;
+}
+
 static void resp_free(resp *r)
 {
 	free(r->body);
@@ -516,6 +523,77 @@ static void test_many_conflicts(void **state)
 	resp_free(&r);
 }
 
+/* A request from a helper thread: no cmocka asserts there. Status or -1. */
+static long status_of(const char *method, const char *path, const char *authz)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[256];
+	long status = -1;
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	snprintf(hdr, sizeof(hdr), "Authorization: %s", authz);
+	h = curl_slist_append(h, hdr);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+struct opener {
+	pthread_t t;
+	const char *method, *path;
+	long status;
+};
+
+static void *opener_run(void *arg)
+{
+	struct opener *o = arg;
+	o->status = status_of(o->method, o->path, admin_auth);
+	return NULL;
+}
+
+/* Many requests open one database file at once: it is opened once (a
+ * second open of the file would fail on the store's writer lock) and a
+ * creation race has one winner. */
+static void test_concurrent_open(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	struct opener o[N];
+	fs_errbuf eb;
+	int created = 0, exists = 0;
+	assert_int_equal(fs_hub_db_create(dir, "race-a", &eb), FS_OK);
+	for (int i = 0; i < N; i++) {
+		o[i] = (struct opener){.method = "GET", .path = "/race-a"};
+		assert_int_equal(pthread_create(&o[i].t, NULL, opener_run, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(o[i].t, NULL);
+		assert_int_equal(o[i].status, 200);
+	}
+	for (int i = 0; i < N; i++) {
+		o[i] = (struct opener){.method = "PUT", .path = "/race-b"};
+		assert_int_equal(pthread_create(&o[i].t, NULL, opener_run, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(o[i].t, NULL);
+		created += o[i].status == 201;
+		exists += o[i].status == 412;
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(exists, N - 1);
+}
+
 struct lp {
 	resp r;
 	char auth[160];
@@ -769,6 +847,7 @@ int main(void)
 	    cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_replication_endpoints),
 	    cmocka_unit_test(test_many_conflicts),
+	    cmocka_unit_test(test_concurrent_open),
 	    cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),
 	    cmocka_unit_test(test_failures_slowed_down),
