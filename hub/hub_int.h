@@ -69,6 +69,29 @@ void hub_auth_close(hub_auth *a);
  * are wrong (the caller answers 401).
  */
 int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb) FS_WUR;
+
+/*
+ * hub_auth_check in steps, so that the slow one (Argon2id) can run on
+ * another thread than the request's:
+ * hub_auth_begin parses authz and reads the principal: FS_E_NOTFOUND when
+ * no credentials came, FS_E_INPUT when they are malformed (401), else
+ * FS_OK and *out, which the caller frees with hub_cred_free (it wipes the
+ * secret). hub_cred_slow says whether hub_cred_verify has Argon2id to run
+ * (not for a credential remembered from an earlier success); an unknown
+ * principal is verified against a dummy hash so it costs the same, then
+ * refused. hub_cred_verify may run on any thread and takes no lock that
+ * a request holds. hub_auth_end gives FS_OK with who filled, or FS_E_INPUT.
+ */
+typedef struct hub_cred hub_cred;
+int hub_auth_begin(hub_auth *a, const char *authz, hub_cred **out, fs_errbuf *eb) FS_WUR;
+int hub_cred_slow(const hub_cred *c);
+void hub_cred_verify(hub_auth *a, hub_cred *c);
+int hub_auth_end(hub_auth *a, hub_cred *c, hub_who *who, fs_errbuf *eb) FS_WUR;
+void hub_cred_free(hub_cred *c);
+/* Makes the dummy hashes now, so the first unknown name costs no more than the next. */
+void hub_auth_warm(hub_auth *a);
+/* Argon2id verifications run so far (tests). */
+uint64_t hub_auth_verified(hub_auth *a);
 int hub_who_may(const hub_who *who, const char *db);
 int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb) FS_WUR;
 void hub_who_clear(hub_who *who);

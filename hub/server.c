@@ -479,6 +479,7 @@ int fs_hub_new(const fs_hub_opts *o, fs_hub **out, fs_errbuf *eb)
 		goto out;
 	if ((rc = hub_auth_uuid(h->auth, h->uuid, eb)) != FS_OK)
 		goto out;
+	hub_auth_warm(h->auth); /* the dummy hashes: at start, not in a first refusal */
 	if ((h->cert_pem = read_all(h->conf.cert, 1u << 20)) == NULL ||
 	    (h->key_pem = read_all(h->conf.key, 1u << 20)) == NULL) {
 		rc = fs_err_set(eb, FS_E_IO, "cannot read the certificate or key (%s, %s)",
