@@ -18,6 +18,7 @@
 #include "hub_srv.h"
 
 #define HEARTBEAT_MIN_MS 100u
+#define SLICE_DOCS       500u /* documents read from a store per hold of its mutex */
 
 static const char *arg(struct MHD_Connection *c, const char *k)
 {
@@ -188,21 +189,44 @@ static int change_cb(void *ctx, const fs_store_change *ch)
 	return b->err ? FS_E_NOMEM : 0;
 }
 
-/* The feed after since into b; called with db->mu held. *n gets the count. */
+/*
+ * The feed after since into b; *n gets the count. The store is read in
+ * slices of SLICE_DOCS, each under its own hold of db->mu, so a feed of a
+ * whole database never keeps writers (and every other reader) waiting for
+ * its length. A document written between two slices may appear twice
+ * (at its old and its new sequence), as in CouchDB's own feeds; the feed
+ * stops at the sequence the database had when it began, so writers that
+ * keep coming cannot make it endless, and pending then says that more
+ * is there.
+ */
 static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, hub_buf *b,
                         size_t *n, fs_errbuf *eb)
 {
 	struct changes_ctx x = {.b = b, .all_docs = all_docs};
-	uint64_t last = since;
-	int rc;
+	uint64_t last = since, pending = 0, end;
+	int rc = FS_OK, more = 0;
+
+	*n = 0;
 	hub_buf_str(b, "{\"results\":[");
-	rc = fs_store_changes(db->st, since, limit, change_cb, &x, &last, eb);
-	if (rc != FS_OK)
-		return rc;
-	uint64_t pending = 0;
-	if (limit && x.n >= limit &&
-	    (rc = fs_store_changes_pending(db->st, last, &pending, eb)) != FS_OK)
-		return rc;
+	pthread_mutex_lock(&db->mu);
+	end = fs_store_seq(db->st);
+	pthread_mutex_unlock(&db->mu);
+	for (;;) {
+		size_t want = SLICE_DOCS, before = x.n;
+		if (limit && limit - x.n < want)
+			want = limit - x.n;
+		pthread_mutex_lock(&db->mu);
+		rc = fs_store_changes(db->st, last, want, change_cb, &x, &last, eb);
+		more =
+		    rc == FS_OK && x.n - before == want && ((limit && x.n >= limit) || last >= end);
+		if (more)
+			rc = fs_store_changes_pending(db->st, last, &pending, eb);
+		pthread_mutex_unlock(&db->mu);
+		if (rc != FS_OK)
+			return rc;
+		if (more || x.n - before < want)
+			break;
+	}
 	hub_buf_fmt(b, "\n],\"last_seq\":%llu,\"pending\":%llu}", (unsigned long long)last,
 	            (unsigned long long)pending);
 	*n = x.n;
@@ -245,7 +269,7 @@ static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 	while (!lp->ready) {
 		uint64_t now = hub_now_ms(), until;
 		fs_errbuf eb;
-		int timed_out;
+		int timed_out, changed;
 		if (__atomic_load_n(&lp->h->stopping, __ATOMIC_SEQ_CST))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (lp->heartbeat_ms && now >= lp->next_beat) {
@@ -264,20 +288,19 @@ static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 			pthread_cond_timedwait(&lp->db->changed, &lp->db->mu, &ts);
 		}
 		timed_out = hub_now_ms() >= lp->deadline;
-		if (lp->db->writes != lp->seen_writes || timed_out) {
+		changed = lp->db->writes != lp->seen_writes;
+		lp->seen_writes = lp->db->writes;
+		pthread_mutex_unlock(&lp->db->mu);
+		if (changed || timed_out) {
 			size_t n = 0;
-			lp->seen_writes = lp->db->writes;
 			lp->out.len = 0;
 			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out,
 			                      &n, &eb);
-			if (rc != FS_OK) {
-				pthread_mutex_unlock(&lp->db->mu);
+			if (rc != FS_OK)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
-			}
 			if (n > 0 || timed_out)
 				lp->ready = 1;
 		}
-		pthread_mutex_unlock(&lp->db->mu);
 	}
 	if (lp->sent >= lp->out.len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -339,9 +362,9 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 		limit = SIZE_MAX;
 
 	pthread_mutex_lock(&db->mu);
-	uint64_t writes = db->writes;
-	rc = changes_body(db, since, (size_t)limit, all_docs, &b, &n, &eb);
+	uint64_t writes = db->writes; /* a write after this wakes the longpoll below */
 	pthread_mutex_unlock(&db->mu);
+	rc = changes_body(db, since, (size_t)limit, all_docs, &b, &n, &eb);
 	if (rc != FS_OK) {
 		hub_buf_free(&b);
 		return hub_send_fs_err(r, c, rc, &eb);
@@ -705,15 +728,6 @@ static int latest_of(fs_store *st, const char *id, const char *rev, const fs_sto
 	return FS_OK;
 }
 
-/* Takes db->mu once per request, on the first cache miss. */
-static void lock_once(hub_db *db, int *locked)
-{
-	if (!*locked) {
-		pthread_mutex_lock(&db->mu);
-		*locked = 1;
-	}
-}
-
 /* A revision asked for that the store cannot serve, in the request's form. */
 static void missing(hub_buf *b, const char *id, const char *want, int bulk_get)
 {
@@ -733,13 +747,14 @@ static void missing(hub_buf *b, const char *id, const char *want, int bulk_get)
 /*
  * One {"ok":doc} or missing entry of _bulk_get / open_revs. Revisions asked
  * for by id and rev come from the cache when they can (a leaf when latest
- * is asked); otherwise from the store under db->mu (taken once through
- * *locked and held to the end of the request), and then go to the cache.
+ * is asked); otherwise from the store under db->mu, held for this one
+ * document (a batch of a thousand would keep writers waiting for all of
+ * them), and then go to the cache.
  * A revision the store lacks is an entry; a store failure (busy, I/O,
  * memory) is returned and fails the request.
  */
 static int one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
-                   int bulk_get, int *first, int *locked)
+                   int bulk_get, int *first)
 {
 	fs_store *st = db->st;
 	fs_store_leaves *l = NULL;
@@ -759,7 +774,7 @@ static int one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int 
 		}
 		b->len = mark;
 	}
-	lock_once(db, locked);
+	pthread_mutex_lock(&db->mu);
 	/* Leaf or not matters for latest only; without it the entry is cached
 	 * as "not known to be a leaf", which a latest request then looks up. */
 	if (rev && latest) {
@@ -809,6 +824,7 @@ static int one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int 
 		hub_buf_str(b, "}");
 	}
 out:
+	pthread_mutex_unlock(&db->mu);
 	free(want);
 	fs_store_leaves_free(l);
 	return rc;
@@ -825,17 +841,14 @@ static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Co
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
 	hub_buf_str(&b, "{\"results\":[");
-	int locked = 0;
 	for (size_t i = 0; i < g.n && !b.err && rc == FS_OK; i++) {
 		int first = 1;
 		hub_buf_str(&b, i ? ",\n{\"id\":" : "\n{\"id\":");
 		hub_buf_json_str(&b, g.ids[i]);
 		hub_buf_str(&b, ",\"docs\":[");
-		rc = one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first, &locked);
+		rc = one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first);
 		hub_buf_str(&b, "]}");
 	}
-	if (locked)
-		pthread_mutex_unlock(&db->mu);
 	hub_buf_str(&b, "\n]}");
 	hub_bulk_get_clear(&g);
 	if (rc != FS_OK) { /* the store's message names files: it stays here */
@@ -864,20 +877,19 @@ static enum MHD_Result doc_get(hub_db *db, hub_req *r, struct MHD_Connection *c,
 		if ((rc = hub_parse_open_revs(open_revs, &all, &v, &n, &eb)) != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
 		hub_buf_str(&b, "[");
-		int locked = 1;
-		pthread_mutex_lock(&db->mu);
 		if (all) {
 			fs_store_leaves *l = NULL;
+			pthread_mutex_lock(&db->mu);
 			rc = fs_store_leaves_get(db->st, id, &l, &eb);
+			pthread_mutex_unlock(&db->mu);
 			for (size_t i = 0; rc == FS_OK && i < l->n; i++)
-				rc = one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first, &locked);
+				rc = one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first);
 			fs_store_leaves_free(l);
 		} else {
 			rc = FS_OK;
 			for (size_t i = 0; i < n && rc == FS_OK; i++)
-				rc = one_rev(&b, db, id, v[i], revs, latest, 0, &first, &locked);
+				rc = one_rev(&b, db, id, v[i], revs, latest, 0, &first);
 		}
-		pthread_mutex_unlock(&db->mu);
 		hub_strv_free(v, n);
 		hub_buf_str(&b, "]");
 		if (rc != FS_OK) {
@@ -1092,92 +1104,123 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- _all_docs ---- */
 
+struct all_row {
+	char *id;
+	char rev[FS_REV_MAX];
+	uint64_t seq;
+	int drop; /* a tombstone, or an older state of an id that came twice */
+};
+
 struct all_ctx {
-	char **ids;
-	char (*revs)[FS_REV_MAX];
-	size_t n, cap;
+	struct all_row *v;
+	size_t n, cap, seen;
 };
 
 static int all_cb(void *ctx, const fs_store_change *ch)
 {
 	struct all_ctx *x = ctx;
-	if (ch->deleted)
-		return 0;
+	x->seen++;
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 64;
-		char **ids = realloc(x->ids, cap * sizeof(*ids));
-		if (ids == NULL)
+		struct all_row *v = realloc(x->v, cap * sizeof(*v));
+		if (v == NULL)
 			return FS_E_NOMEM;
-		x->ids = ids;
-		char(*revs)[FS_REV_MAX] = realloc(x->revs, cap * sizeof(*revs));
-		if (revs == NULL)
-			return FS_E_NOMEM;
-		x->revs = revs;
+		x->v = v;
 		x->cap = cap;
 	}
-	if ((x->ids[x->n] = strdup(ch->id)) == NULL)
+	if ((x->v[x->n].id = strdup(ch->id)) == NULL)
 		return FS_E_NOMEM;
-	snprintf(x->revs[x->n], FS_REV_MAX, "%s", ch->winner);
+	snprintf(x->v[x->n].rev, FS_REV_MAX, "%s", ch->winner);
+	x->v[x->n].seq = ch->seq;
+	x->v[x->n].drop = ch->deleted;
 	x->n++;
 	return 0;
 }
 
-static int cmp_idx(const void *a, const void *b, void *ctx)
+/* By id, the latest sequence of an id first. */
+static int cmp_row(const void *a, const void *b)
 {
-	char **ids = ctx;
-	return strcmp(ids[*(const size_t *)a], ids[*(const size_t *)b]);
+	const struct all_row *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+	return c ? c : (x->seq < y->seq) - (x->seq > y->seq);
 }
 
+/*
+ * Every document's winner, sorted by id. The ids are read in slices of
+ * the changes feed, each under its own hold of db->mu, and sorted with no
+ * lock held; a document written between two slices comes twice, and only
+ * its latest state counts (deleted ones are left out after that). With
+ * include_docs each document is read under a hold of its own.
+ */
 static enum MHD_Result all_docs(hub_db *db, hub_req *r, struct MHD_Connection *c)
 {
 	struct all_ctx x = {0};
 	fs_errbuf eb = {0};
 	hub_buf b = {0};
-	uint64_t limit = 0;
-	int include = arg_true(c, "include_docs"), rc;
-	size_t *order = NULL;
+	uint64_t limit = 0, last = 0, end;
+	int include = arg_true(c, "include_docs"), rc = FS_OK;
+	size_t rows = 0, k = 0;
 
 	if (arg_num(c, "limit", 0, &limit) != 0)
 		return hub_send_err(r, c, 400, "bad_request", "limit must be a number");
 	pthread_mutex_lock(&db->mu);
-	rc = fs_store_changes(db->st, 0, 0, all_cb, &x, NULL, &eb);
-	if (rc == FS_OK && (order = malloc((x.n ? x.n : 1) * sizeof(*order))) == NULL)
-		rc = FS_E_NOMEM;
-	if (rc == FS_OK) {
-		for (size_t i = 0; i < x.n; i++)
-			order[i] = i;
-		qsort_r(order, x.n, sizeof(*order), cmp_idx, x.ids);
-		hub_buf_fmt(&b, "{\"total_rows\":%zu,\"offset\":0,\"rows\":[", x.n);
-		for (size_t k = 0; k < x.n && (limit == 0 || k < limit); k++) {
-			size_t i = order[k];
-			hub_buf_str(&b, k ? ",\n{\"id\":" : "\n{\"id\":");
-			hub_buf_json_str(&b, x.ids[i]);
-			hub_buf_str(&b, ",\"key\":");
-			hub_buf_json_str(&b, x.ids[i]);
-			hub_buf_str(&b, ",\"value\":{\"rev\":");
-			hub_buf_json_str(&b, x.revs[i]);
-			hub_buf_str(&b, "}");
-			if (include) {
-				fs_store_doc *d = NULL;
-				if (fs_store_get(db->st, x.ids[i], x.revs[i], &d, &eb) == FS_OK) {
-					hub_buf_str(&b, ",\"doc\":");
-					(void)write_doc(&b, db->st, d, 0, 0, &eb);
-					fs_store_doc_free(d);
-				}
-			}
-			hub_buf_str(&b, "}");
-		}
-		hub_buf_str(&b, "\n]}");
-	}
+	end = fs_store_seq(db->st);
 	pthread_mutex_unlock(&db->mu);
+	while (rc == FS_OK && last < end) {
+		size_t seen = x.seen;
+		pthread_mutex_lock(&db->mu);
+		rc = fs_store_changes(db->st, last, SLICE_DOCS, all_cb, &x, &last, &eb);
+		pthread_mutex_unlock(&db->mu);
+		if (x.seen - seen < SLICE_DOCS)
+			break;
+	}
+	if (rc == FS_OK) {
+		qsort(x.v, x.n, sizeof(*x.v), cmp_row);
+		/* Keep each id's latest state, then only the living. */
+		for (size_t i = x.n; i-- > 0;)
+			x.v[i].drop |= i && strcmp(x.v[i].id, x.v[i - 1].id) == 0;
+		for (size_t i = 0; i < x.n; i++) {
+			if (x.v[i].drop)
+				free(x.v[i].id);
+			else
+				x.v[rows++] = x.v[i];
+		}
+		x.n = rows;
+		hub_buf_fmt(&b, "{\"total_rows\":%zu,\"offset\":0,\"rows\":[", rows);
+	}
+	for (k = 0; rc == FS_OK && k < rows && (limit == 0 || k < limit) && !b.err; k++) {
+		struct all_row *w = &x.v[k];
+		hub_buf_str(&b, k ? ",\n{\"id\":" : "\n{\"id\":");
+		hub_buf_json_str(&b, w->id);
+		hub_buf_str(&b, ",\"key\":");
+		hub_buf_json_str(&b, w->id);
+		hub_buf_str(&b, ",\"value\":{\"rev\":");
+		hub_buf_json_str(&b, w->rev);
+		hub_buf_str(&b, "}");
+		if (include) {
+			fs_store_doc *d = NULL;
+			pthread_mutex_lock(&db->mu);
+			int got = fs_store_get(db->st, w->id, w->rev, &d, &eb);
+			if (got == FS_OK) {
+				hub_buf_str(&b, ",\"doc\":");
+				(void)write_doc(&b, db->st, d, 0, 0, &eb);
+				fs_store_doc_free(d);
+			} else if (got != FS_E_NOTFOUND) {
+				rc = got;
+			}
+			pthread_mutex_unlock(&db->mu);
+		}
+		hub_buf_str(&b, "}");
+	}
+	hub_buf_str(&b, "\n]}");
 	for (size_t i = 0; i < x.n; i++)
-		free(x.ids[i]);
-	free(x.ids);
-	free(x.revs);
-	free(order);
+		free(x.v[i].id);
+	free(x.v);
+	if (rc == FS_OK && b.err)
+		rc = b.err;
 	if (rc != FS_OK) {
 		hub_buf_free(&b);
-		return hub_send_fs_err(r, c, rc, &eb);
+		return hub_send_fs_err(r, c, rc, NULL);
 	}
 	return hub_send(r, c, 200, &b);
 }

@@ -594,6 +594,151 @@ static void test_concurrent_open(void **state)
 	assert_int_equal(exists, N - 1);
 }
 
+/* ---- long reads under bounded holds of the database's mutex ---- */
+
+#define SLICED_DOCS 8000
+
+struct reader {
+	pthread_t t;
+	const char *method, *path;
+	char *body;
+	long status;
+	double secs;
+	int done; /* read with __atomic_load_n */
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *x = arg;
+	struct timespec t0, t1;
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[256];
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	x->status = -1;
+	if (c != NULL) {
+		snprintf(url, sizeof(url), "%s%s", base, x->path);
+		snprintf(hdr, sizeof(hdr), "Authorization: %s", dev_auth);
+		h = curl_slist_append(h, hdr);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, x->method);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+		if (x->body)
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, x->body);
+		if (curl_easy_perform(c) == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	x->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	__atomic_store_n(&x->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * While one request reads the whole database (path, body), single writes
+ * go on: several are answered during it and none waits for most of it.
+ * Holding the database's mutex for the whole read would make the first
+ * write wait for the read's end, and let no other one through.
+ */
+static void writes_during(const char *what, const char *method, const char *path, char *body)
+{
+	struct reader x = {.method = method, .path = path, .body = body};
+	double worst = 0;
+	int n = 0;
+	resp r;
+	char doc[64];
+	assert_int_equal(pthread_create(&x.t, NULL, reader_run, &x), 0);
+	usleep(20 * 1000); /* let the read begin */
+	while (!__atomic_load_n(&x.done, __ATOMIC_SEQ_CST)) {
+		snprintf(doc, sizeof(doc), "/team/during-%d-%d", (int)strlen(what), n);
+		assert_int_equal(reqs("PUT", doc, dev_auth, "{\"c\":1}", &r), 201);
+		worst = r.secs > worst ? r.secs : worst;
+		resp_free(&r);
+		if (!__atomic_load_n(&x.done, __ATOMIC_SEQ_CST))
+			n++;
+	}
+	pthread_join(x.t, NULL);
+	print_message("%s: %.0f ms; %d writes during it, the slowest %.0f ms\n", what, x.secs * 1e3,
+	              n, worst * 1e3);
+	assert_int_equal(x.status, 200);
+	assert_true(n >= 3);
+	assert_true(worst < 0.5 * x.secs);
+}
+
+static void test_long_reads_in_slices(void **state)
+{
+	(void)state;
+	size_t cap = 2000 * 160 + 64, len;
+	char *bulk = malloc(cap), *get = malloc((size_t)SLICED_DOCS * 48 + 64);
+	resp r;
+	double s0 = update_seq("team"), docs0;
+	char path[128];
+
+	assert_non_null(bulk);
+	assert_non_null(get);
+	assert_int_equal(reqs("GET", "/team", dev_auth, NULL, &r), 200);
+	docs0 = jnum(r.json, "doc_count");
+	resp_free(&r);
+	for (int k = 0; k < SLICED_DOCS; k += 2000) {
+		len = (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+		for (int i = k; i < k + 2000; i++)
+			len +=
+			    (size_t)snprintf(bulk + len, cap - len,
+			                     "%s{\"_id\":\"s%05d\",\"_rev\":\"1-a%05d\",\"fs\":1,"
+			                     "\"c\":\"%064d\"}",
+			                     i > k ? "," : "", i, i, i);
+		snprintf(bulk + len, cap - len, "]}");
+		assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
+		resp_free(&r);
+	}
+	free(bulk);
+
+	/* Sliced reads still give every document once, in order. */
+	snprintf(path, sizeof(path), "/team/_changes?since=%.0f", s0);
+	assert_int_equal(reqs("GET", path, dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 SLICED_DOCS);
+	assert_true(jnum(r.json, "last_seq") == s0 + SLICED_DOCS);
+	assert_true(jnum(r.json, "pending") == 0);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/team/_changes?since=%.0f&limit=1234", s0);
+	assert_int_equal(reqs("GET", path, dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 1234);
+	assert_true(jnum(r.json, "pending") == SLICED_DOCS - 1234);
+	resp_free(&r);
+	assert_int_equal(reqs("GET", "/team/_all_docs", dev_auth, NULL, &r), 200);
+	assert_true(jnum(r.json, "total_rows") == docs0 + SLICED_DOCS);
+	{
+		const cJSON *row, *rows = cJSON_GetObjectItemCaseSensitive(r.json, "rows");
+		const char *prev = "";
+		assert_int_equal(cJSON_GetArraySize(rows), (int)(docs0 + SLICED_DOCS));
+		cJSON_ArrayForEach(row, rows)
+		{
+			assert_true(strcmp(prev, jstr(row, "id")) < 0); /* sorted, each once */
+			prev = jstr(row, "id");
+		}
+	}
+	resp_free(&r);
+
+	len = (size_t)sprintf(get, "{\"docs\":[");
+	for (int i = 0; i < SLICED_DOCS; i++)
+		len += (size_t)sprintf(get + len, "%s{\"id\":\"s%05d\",\"rev\":\"1-a%05d\"}",
+		                       i ? "," : "", i, i);
+	sprintf(get + len, "]}");
+	writes_during("_all_docs?include_docs=true", "GET", "/team/_all_docs?include_docs=true",
+	              NULL);
+	writes_during("_bulk_get (8,000, not cached)", "POST", "/team/_bulk_get", get);
+	free(get);
+}
+
 struct lp {
 	resp r;
 	char auth[160];
@@ -848,6 +993,7 @@ int main(void)
 	    cmocka_unit_test(test_replication_endpoints),
 	    cmocka_unit_test(test_many_conflicts),
 	    cmocka_unit_test(test_concurrent_open),
+	    cmocka_unit_test(test_long_reads_in_slices),
 	    cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),
 	    cmocka_unit_test(test_failures_slowed_down),
