@@ -236,10 +236,11 @@ static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, 
 typedef struct longpoll {
 	fs_hub *h;
 	hub_db *db;
-	uint64_t since, seen_writes;
+	uint64_t since;
 	size_t limit;
 	int all_docs;
 	uint64_t deadline, heartbeat_ms, next_beat;
+	hub_waiter wait; /* db, seen_writes and due_ms while it waits */
 	hub_buf out;
 	size_t sent;
 	int ready;
@@ -248,51 +249,33 @@ typedef struct longpoll {
 static void longpoll_free(void *cls)
 {
 	longpoll *lp = cls;
+	hub_wait_forget(lp->h->wait, &lp->wait);
 	hub_buf_free(&lp->out);
 	free(lp);
 }
 
-static void abs_ms(struct timespec *ts, uint64_t ms)
-{
-	ts->tv_sec = (time_t)(ms / 1000u);
-	ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
-}
-
 /*
- * Runs in the connection's own thread: waits for a write to the database,
- * sending a newline every heartbeat so the client and proxies see life.
+ * The body of a longpoll, called by a pool thread whenever the connection
+ * can take bytes. While there is nothing to say it parks the connection
+ * and returns 0 bytes, giving the thread back; a write to the database,
+ * the next heartbeat or the timeout resumes it (wait.c), and this runs
+ * again. A heartbeat is a newline, so the client and proxies see life.
  */
 static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	longpoll *lp = cls;
 	(void)pos;
 	while (!lp->ready) {
-		uint64_t now = hub_now_ms(), until;
+		uint64_t now = hub_now_ms();
+		uint64_t writes = __atomic_load_n(&lp->db->writes, __ATOMIC_SEQ_CST);
+		int timed_out = now >= lp->deadline;
 		fs_errbuf eb;
-		int timed_out, changed;
-		if (__atomic_load_n(&lp->h->stopping, __ATOMIC_SEQ_CST))
+		if (hub_wait_stopping(lp->h->wait))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
-		if (lp->heartbeat_ms && now >= lp->next_beat) {
-			lp->next_beat = now + lp->heartbeat_ms;
-			buf[0] = '\n';
-			return 1;
-		}
-		until = lp->deadline;
-		if (lp->heartbeat_ms && lp->next_beat < until)
-			until = lp->next_beat;
-		pthread_mutex_lock(&lp->db->mu);
-		while (lp->db->writes == lp->seen_writes && hub_now_ms() < until &&
-		       !__atomic_load_n(&lp->h->stopping, __ATOMIC_SEQ_CST)) {
-			struct timespec ts;
-			abs_ms(&ts, until);
-			pthread_cond_timedwait(&lp->db->changed, &lp->db->mu, &ts);
-		}
-		timed_out = hub_now_ms() >= lp->deadline;
-		changed = lp->db->writes != lp->seen_writes;
-		lp->seen_writes = lp->db->writes;
-		pthread_mutex_unlock(&lp->db->mu);
-		if (changed || timed_out) {
+		if (writes != lp->wait.seen_writes || timed_out) {
 			size_t n = 0;
+			/* Writes from here on make the next look see a change. */
+			lp->wait.seen_writes = writes;
 			lp->out.len = 0;
 			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out,
 			                      &n, &eb);
@@ -300,7 +283,18 @@ static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			if (n > 0 || timed_out)
 				lp->ready = 1;
+			continue;
 		}
+		if (lp->heartbeat_ms && now >= lp->next_beat) {
+			lp->next_beat = now + lp->heartbeat_ms;
+			buf[0] = '\n';
+			return 1;
+		}
+		lp->wait.due_ms = lp->deadline;
+		if (lp->heartbeat_ms && lp->next_beat < lp->wait.due_ms)
+			lp->wait.due_ms = lp->next_beat;
+		if (hub_wait_park(lp->h->wait, &lp->wait))
+			return 0;
 	}
 	if (lp->sent >= lp->out.len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -361,9 +355,8 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	if (limit > SIZE_MAX)
 		limit = SIZE_MAX;
 
-	pthread_mutex_lock(&db->mu);
-	uint64_t writes = db->writes; /* a write after this wakes the longpoll below */
-	pthread_mutex_unlock(&db->mu);
+	/* A write after this wakes the longpoll below. */
+	uint64_t writes = __atomic_load_n(&db->writes, __ATOMIC_SEQ_CST);
 	rc = changes_body(db, since, (size_t)limit, all_docs, &b, &n, &eb);
 	if (rc != FS_OK) {
 		hub_buf_free(&b);
@@ -381,7 +374,9 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	lp->since = since;
 	lp->limit = (size_t)limit;
 	lp->all_docs = all_docs;
-	lp->seen_writes = writes;
+	lp->wait.c = c;
+	lp->wait.db = db;
+	lp->wait.seen_writes = writes;
 	lp->deadline = hub_now_ms() + timeout;
 	lp->heartbeat_ms = heartbeat;
 	lp->next_beat = hub_now_ms() + heartbeat;
@@ -449,10 +444,11 @@ static enum MHD_Result revs_diff(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- writes ---- */
 
+/* After a write to db: its parked longpolls look again. */
 static void wrote(hub_db *db)
 {
-	db->writes++;
-	pthread_cond_broadcast(&db->changed);
+	__atomic_add_fetch(&db->writes, 1, __ATOMIC_SEQ_CST);
+	hub_wait_wake_db(db->hub->wait, db);
 }
 
 static void new_id(char out[33])

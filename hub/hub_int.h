@@ -22,7 +22,9 @@ typedef struct hub_conf {
 	int port;
 	char cert[512];
 	char key[512];
+	unsigned threads; /* the request thread pool */
 	unsigned max_connections;
+	unsigned max_connections_per_addr;
 	size_t max_body;
 	size_t max_batch_docs;
 	int json_depth;
@@ -114,9 +116,9 @@ typedef struct hub_db {
 	char name[FS_HUB_DB_NAME_MAX];
 	fs_store *st;
 	pthread_mutex_t mu;
-	pthread_cond_t changed; /* broadcast after each write, for longpolls */
-	uint64_t writes;        /* bumped with changed */
-	hub_cache *cache;       /* revisions with their history, as served */
+	uint64_t writes;  /* bumped after each write (__atomic); parked longpolls look at it */
+	fs_hub *hub;      /* whose parked requests a write wakes */
+	hub_cache *cache; /* revisions with their history, as served */
 	struct hub_db *next;
 } hub_db;
 
