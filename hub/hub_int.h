@@ -153,6 +153,14 @@ typedef struct hub_bulk_docs {
 	hub_doc_in *v;
 } hub_bulk_docs;
 
+/*
+ * scan.c: the batch parsers read the text once without a tree. A body is
+ * the document's other members as they came (whitespace between tokens
+ * dropped), so its bytes may differ from what cJSON would print (escapes
+ * and numbers kept as sent) but never in meaning. Errors: FS_E_INPUT
+ * (malformed, too deep, wrong types), FS_E_TOOBIG (len over max_len, more
+ * than max_docs documents, a body over FS_STORE_BODY_MAX), FS_E_NOMEM.
+ */
 int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
                         hub_bulk_docs *out, fs_errbuf *eb) FS_WUR;
 void hub_bulk_docs_clear(hub_bulk_docs *b);
