@@ -48,6 +48,8 @@ typedef struct hub_buf {
 } hub_buf;
 
 void hub_buf_add(hub_buf *b, const void *p, size_t n);
+/* Room for n more bytes in one allocation (a body of known length). */
+void hub_buf_reserve(hub_buf *b, size_t n);
 void hub_buf_str(hub_buf *b, const char *s);
 void hub_buf_fmt(hub_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hub_buf_json_str(hub_buf *b, const char *s); /* quoted and escaped */

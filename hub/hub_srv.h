@@ -104,6 +104,7 @@ typedef struct hub_req {
 	char method[16];
 	char path[256];
 	hub_buf body;
+	size_t body_expected; /* Content-Length, once checked against max_body */
 	int toobig;
 	int responded;
 	int authed;

@@ -41,6 +41,19 @@ static int grow(hub_buf *b, size_t need)
 	return 0;
 }
 
+void hub_buf_reserve(hub_buf *b, size_t n)
+{
+	char *p;
+	if (b->err || b->len + n + 1 <= b->cap || n > SIZE_MAX - b->len - 1)
+		return;
+	if ((p = realloc(b->p, b->len + n + 1)) == NULL) {
+		b->err = FS_E_NOMEM;
+		return;
+	}
+	b->p = p;
+	b->cap = b->len + n + 1;
+}
+
 void hub_buf_add(hub_buf *b, const void *p, size_t n)
 {
 	if (n == 0 || grow(b, n) != 0)

@@ -415,6 +415,7 @@ static enum MHD_Result login_start(fs_hub *h, hub_req *r, struct MHD_Connection 
 		if (errno || *end || n > h->conf.max_body)
 			return hub_send_err(r, c, 413, "too_large",
 			                    "the request body is too large");
+		r->body_expected = (size_t)n;
 	}
 	rc = hub_auth_begin(h->auth, authz, &r->cred, &eb);
 	if (rc == FS_E_NOTFOUND) {
@@ -473,6 +474,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		/* A batch body is megabytes: one allocation, not a doubling series. */
+		if (r->body.cap == 0 && r->body_expected)
+			hub_buf_reserve(&r->body, r->body_expected);
 		if (r->body.len + *upload_size > h->conf.max_body)
 			r->toobig = 1;
 		else
