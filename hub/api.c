@@ -444,11 +444,10 @@ static enum MHD_Result revs_diff(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- writes ---- */
 
-/* After a write to db: its parked longpolls look again. */
+/* After a write to db: its parked longpolls look again (server.c). */
 static void wrote(hub_db *db)
 {
-	__atomic_add_fetch(&db->writes, 1, __ATOMIC_SEQ_CST);
-	hub_wait_wake_db(db->hub->wait, db);
+	hub_db_wrote(db);
 }
 
 static void new_id(char out[33])

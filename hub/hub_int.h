@@ -114,6 +114,8 @@ void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *js
 /* Drops every cached revision of id (call under the database's mutex after a write). */
 void hub_cache_drop(hub_cache *c, const char *id);
 
+struct hub_waiter;
+
 typedef struct hub_db {
 	char name[FS_HUB_DB_NAME_MAX];
 	fs_store *st;
@@ -121,6 +123,8 @@ typedef struct hub_db {
 	uint64_t writes;  /* bumped after each write (__atomic); parked longpolls look at it */
 	fs_hub *hub;      /* whose parked requests a write wakes */
 	hub_cache *cache; /* revisions with their history, as served */
+	uint64_t last_write_ms;  /* under mu: when the store last took a write */
+	struct hub_waiter *ckpt; /* the idle checkpoint's job (server.c) */
 	struct hub_db *next;
 } hub_db;
 

@@ -27,7 +27,7 @@ enum { HUB_JOB_NONE, HUB_JOB_QUEUED, HUB_JOB_RUNNING, HUB_JOB_DONE, HUB_JOB_CANC
 /*
  * What a parked request waits for; it lives in the request's own state.
  * The caller sets c, db, seen_writes and due_ms before hub_wait_park; the
- * rest belongs to wait.c.
+ * rest belongs to wait.c. A job of no request (hub_wait_submit) has c NULL.
  */
 typedef struct hub_waiter {
 	struct MHD_Connection *c;
@@ -44,8 +44,15 @@ typedef struct hub_waiter {
 
 typedef struct hub_wait hub_wait;
 
-/* Starts the timer thread and `workers` job threads; free with hub_wait_free. */
-int hub_wait_new(unsigned workers, hub_wait **out, fs_errbuf *eb) FS_WUR;
+/*
+ * Starts the timer thread and `workers` job threads; free with hub_wait_free.
+ * tick (may be NULL) is called on the timer thread at the times asked for
+ * with hub_wait_tick_at, no lock of wait.c held: keep it short.
+ */
+int hub_wait_new(unsigned workers, void (*tick)(void *), void *tick_arg, hub_wait **out,
+                 fs_errbuf *eb) FS_WUR;
+/* Calls tick at due_ms (hub_now_ms), or earlier if an earlier call is due already. */
+void hub_wait_tick_at(hub_wait *w, uint64_t due_ms);
 /* Ends the threads (after hub_wait_stop). NULL is a no-op. */
 void hub_wait_free(hub_wait *w);
 /*
@@ -69,7 +76,9 @@ void hub_wait_wake_db(hub_wait *w, const hub_db *db);
 /*
  * Runs job(arg) on a worker thread, then resumes x (or makes its next
  * park return at once). The caller parks x right after. FS_E_STORE_BUSY
- * when the hub stops (answer 503).
+ * when the hub stops (answer 503). With x->c NULL the job belongs to no
+ * request: nothing is resumed; x must stay valid until its state is
+ * HUB_JOB_DONE or HUB_JOB_CANCELLED (hub_wait_stop sees to that).
  */
 int hub_wait_submit(hub_wait *w, hub_waiter *x, void (*job)(void *), void *arg) FS_WUR;
 /* HUB_JOB_DONE once the job ran, HUB_JOB_CANCELLED when it never will. */
@@ -116,6 +125,8 @@ typedef struct hub_req {
 uint64_t hub_now_ms(void);
 int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf *eb) FS_WUR;
 int hub_db_list(fs_hub *h, hub_buf *b);
+/* After a write to db, under db->mu: wakes its parked longpolls, plans its checkpoint. */
+void hub_db_wrote(hub_db *db);
 
 /* Each takes b's memory (b is left empty). */
 enum MHD_Result hub_send(hub_req *r, struct MHD_Connection *c, unsigned status, hub_buf *b);

@@ -28,6 +28,8 @@
 #define VERIFY_WORKERS 2      /* Argon2id threads: memory-hard, on a 2-core box */
 #define FD_RESERVE     64     /* descriptors beyond connections: stores, hub.db, listen */
 #define CONN_TIMEOUT_S 120u   /* an idle kept-alive connection is closed after this */
+#define CKPT_IDLE_MS   300u   /* a database this long without a write gets its WAL checkpointed */
+#define CKPT_MAX_PAGES 16384u /* beyond this (64 MiB of WAL) a commit checkpoints by itself */
 
 uint64_t hub_now_ms(void)
 {
@@ -99,7 +101,9 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 	char path[700];
 	struct stat sb;
 	hub_db *d;
-	fs_store_opts so = {.revs_limit = h->conf.revs_limit};
+	/* Checkpoints wait for a quiet moment (idle_checkpoints) instead of
+	 * running inside a writer's request every 4 MiB. */
+	fs_store_opts so = {.revs_limit = h->conf.revs_limit, .checkpoint_pages = CKPT_MAX_PAGES};
 	int rc = FS_OK;
 
 	*out = NULL;
@@ -126,7 +130,14 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		goto out;
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
+	if ((d->ckpt = calloc(1, sizeof(*d->ckpt))) == NULL) {
+		free(d);
+		d = NULL;
+		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		goto out;
+	}
 	if ((rc = hub_cache_new(h->conf.doc_cache_bytes, &d->cache)) != FS_OK) {
+		free(d->ckpt);
 		free(d);
 		d = NULL;
 		rc = fs_err_set(eb, rc, "cannot make the document cache");
@@ -134,6 +145,7 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 	}
 	if ((rc = fs_store_open(path, &so, &d->st, eb)) != FS_OK) {
 		hub_cache_free(d->cache);
+		free(d->ckpt);
 		free(d);
 		d = NULL;
 		goto out;
@@ -155,6 +167,67 @@ found:
 		                  "The database could not be created, the file already exists.");
 	*out = d;
 	return FS_OK;
+}
+
+/* After a write to db, under db->mu: wake its longpolls, plan its checkpoint. */
+void hub_db_wrote(hub_db *db)
+{
+	uint64_t now = hub_now_ms();
+	__atomic_add_fetch(&db->writes, 1, __ATOMIC_SEQ_CST);
+	hub_wait_wake_db(db->hub->wait, db);
+	db->last_write_ms = now;
+	hub_wait_tick_at(db->hub->wait, now + CKPT_IDLE_MS);
+}
+
+/* A worker's job: the WAL of a database that went quiet, into its file. */
+static void checkpoint_job(void *arg)
+{
+	hub_db *d = arg;
+	fs_errbuf eb;
+	pthread_mutex_lock(&d->mu);
+	if (fs_store_wal_pages(d->st) > 0 && hub_now_ms() - d->last_write_ms >= CKPT_IDLE_MS &&
+	    fs_store_checkpoint(d->st, &eb) != FS_OK) /* held back, or failing: later */
+		hub_wait_tick_at(d->hub->wait, hub_now_ms() + CKPT_IDLE_MS);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/*
+ * The timer's call: each database with WAL pages waiting and no write for
+ * CKPT_IDLE_MS gets a checkpoint job; one still busy is looked at again
+ * later. It never waits for a database's mutex (the timer resumes parked
+ * requests on time). Databases are only ever added at the head of the
+ * list, so it is walked from a head read under h->mu.
+ */
+static void idle_checkpoints(void *arg)
+{
+	fs_hub *h = arg;
+	uint64_t now = hub_now_ms();
+	hub_db *d;
+	pthread_mutex_lock(&h->mu);
+	d = h->dbs;
+	pthread_mutex_unlock(&h->mu);
+	for (; d; d = d->next) {
+		unsigned pages;
+		uint64_t last;
+		int st;
+		if (pthread_mutex_trylock(&d->mu) != 0) {
+			hub_wait_tick_at(h->wait, now + CKPT_IDLE_MS);
+			continue;
+		}
+		pages = fs_store_wal_pages(d->st);
+		last = d->last_write_ms;
+		pthread_mutex_unlock(&d->mu);
+		if (pages == 0)
+			continue;
+		if (now - last < CKPT_IDLE_MS) {
+			hub_wait_tick_at(h->wait, last + CKPT_IDLE_MS);
+			continue;
+		}
+		st = hub_wait_job_state(h->wait, d->ckpt);
+		if (st != HUB_JOB_QUEUED && st != HUB_JOB_RUNNING &&
+		    hub_wait_submit(h->wait, d->ckpt, checkpoint_job, d) != FS_OK)
+			return; /* the hub stops */
+	}
 }
 
 /* Names of the databases in DIR/dbs, for GET /_all_dbs. */
@@ -632,7 +705,7 @@ int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 	}
 	if ((rc = fd_limit(h->conf.max_connections, eb)) != FS_OK)
 		return rc;
-	if ((rc = hub_wait_new(VERIFY_WORKERS, &h->wait, eb)) != FS_OK)
+	if ((rc = hub_wait_new(VERIFY_WORKERS, idle_checkpoints, h, &h->wait, eb)) != FS_OK)
 		return rc;
 	h->stopping = 0;
 	h->d = MHD_start_daemon(
@@ -686,6 +759,7 @@ void fs_hub_free(fs_hub *h)
 		fs_store_close(d->st);
 		hub_cache_free(d->cache);
 		pthread_mutex_destroy(&d->mu);
+		free(d->ckpt);
 		free(d);
 	}
 	hub_auth_close(h->auth);

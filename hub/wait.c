@@ -5,7 +5,9 @@
  * (MHD_suspend_connection) and the request's pool thread goes on serving
  * others. A write to the database, a timer thread or the end of a job on
  * one of a few worker threads resumes them. The server's threads are thus
- * the pool, the timer and the workers, however many requests wait.
+ * the pool, the timer and the workers, however many requests wait. The
+ * timer also calls the server back once at a time it asks for (the idle
+ * checkpoints), and the workers take jobs that belong to no request.
  *
  * One mutex orders parking against waking, so a wake-up is never lost: a
  * request parks only after checking, under it, that nothing it waits for
@@ -27,10 +29,13 @@ struct hub_wait {
 	pthread_cond_t idle_cv;  /* a job ended */
 	hub_waiter *parked;      /* doubly linked */
 	hub_waiter *queue_head, *queue_tail;
-	unsigned running; /* jobs being run */
-	int closing;      /* no new jobs */
-	int stopping;     /* no new parks: read with __atomic_load_n elsewhere */
-	int quit;         /* threads end */
+	unsigned running;  /* jobs being run */
+	int closing;       /* no new jobs */
+	int stopping;      /* no new parks: read with __atomic_load_n elsewhere */
+	int quit;          /* threads end */
+	uint64_t tick_due; /* call tick then (0: not asked) */
+	void (*tick)(void *);
+	void *tick_arg;
 	pthread_t timer;
 	int timer_started;
 	pthread_t *workers;
@@ -63,6 +68,8 @@ static void unpark(hub_wait *w, hub_waiter *x)
 /* The job of x ended (or will never run): wake its request; under w->mu. */
 static void kick(hub_wait *w, hub_waiter *x)
 {
+	if (x->c == NULL) /* a job of no request */
+		return;
 	if (x->parked)
 		unpark(w, x);
 	else
@@ -76,6 +83,15 @@ static void *timer_main(void *arg)
 	while (!w->quit) {
 		uint64_t now = hub_now_ms(), next = UINT64_MAX;
 		hub_waiter *x, *nx;
+		if (w->tick_due && w->tick_due <= now) {
+			w->tick_due = 0;
+			pthread_mutex_unlock(&w->mu);
+			w->tick(w->tick_arg); /* it may ask again: not under w->mu */
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
+		if (w->tick_due)
+			next = w->tick_due;
 		for (x = w->parked; x; x = nx) {
 			nx = x->next;
 			if (x->due_ms == 0)
@@ -126,7 +142,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int hub_wait_new(unsigned workers, hub_wait **out, fs_errbuf *eb)
+int hub_wait_new(unsigned workers, void (*tick)(void *), void *tick_arg, hub_wait **out,
+                 fs_errbuf *eb)
 {
 	hub_wait *w;
 	*out = NULL;
@@ -135,6 +152,8 @@ int hub_wait_new(unsigned workers, hub_wait **out, fs_errbuf *eb)
 		free(w);
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	}
+	w->tick = tick;
+	w->tick_arg = tick_arg;
 	pthread_mutex_init(&w->mu, NULL);
 	cond_init_mono(&w->timer_cv);
 	pthread_cond_init(&w->job_cv, NULL);
@@ -244,6 +263,18 @@ void hub_wait_forget(hub_wait *w, hub_waiter *x)
 	 * a freed waiter in a list. */
 	if (x->parked)
 		unpark(w, x);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void hub_wait_tick_at(hub_wait *w, uint64_t due_ms)
+{
+	if (w == NULL || w->tick == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	if (w->tick_due == 0 || due_ms < w->tick_due) {
+		w->tick_due = due_ms;
+		pthread_cond_signal(&w->timer_cv);
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,13 @@ static size_t discard(char *p, size_t sz, size_t n, void *ctx)
 	(void)p;
 	(void)ctx;
 	return sz * n;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void resp_free(resp *r)
@@ -739,6 +747,65 @@ static void test_long_reads_in_slices(void **state)
 	free(get);
 }
 
+static long long file_size(const char *db, const char *suffix)
+{
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/dbs/%s.db%s", dir, db, suffix);
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/*
+ * A burst of writes is not slowed by copying the WAL into the database
+ * file every 4 MiB: the copy waits until the database is quiet, then the
+ * file holds the data.
+ */
+static void test_checkpoint_when_quiet(void **state)
+{
+	(void)state;
+	enum { BATCHES = 4, PER = 1500, BODY = 1024 };
+	size_t cap = (size_t)PER * (BODY + 128) + 64, len;
+	char *bulk = malloc(cap);
+	long long data = (long long)BATCHES * PER * BODY, db0, wal0;
+	double t_last;
+	resp r;
+
+	assert_non_null(bulk);
+	assert_int_equal(reqs("PUT", "/quiet", admin_auth, NULL, &r), 201);
+	resp_free(&r);
+	for (int k = 0; k < BATCHES; k++) {
+		len = (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+		for (int i = k * PER; i < (k + 1) * PER; i++) {
+			len +=
+			    (size_t)snprintf(bulk + len, cap - len,
+			                     "%s{\"_id\":\"q%05d\",\"_rev\":\"1-a%05d\",\"c\":\"",
+			                     i > k * PER ? "," : "", i, i);
+			memset(bulk + len, 'A' + i % 26, BODY);
+			len += BODY;
+			len += (size_t)snprintf(bulk + len, cap - len, "\"}");
+		}
+		snprintf(bulk + len, cap - len, "]}");
+		assert_int_equal(reqs("POST", "/quiet/_bulk_docs", admin_auth, bulk, &r), 201);
+		resp_free(&r);
+	}
+	free(bulk);
+	t_last = now_s();
+	db0 = file_size("quiet", "");
+	wal0 = file_size("quiet", "-wal");
+	print_message("after the burst (%.0f ms later): db %lld bytes, WAL %lld bytes\n",
+	              (now_s() - t_last) * 1e3, db0, wal0);
+	assert_true(wal0 >= data); /* every write went to the WAL */
+	if (now_s() - t_last < 0.2)
+		assert_true(db0 < data / 4); /* and none was copied inside the burst */
+	for (double t0 = now_s(); now_s() - t0 < 10 && file_size("quiet", "") < data;)
+		usleep(50 * 1000);
+	print_message("quiet: db %lld bytes\n", file_size("quiet", ""));
+	assert_true(file_size("quiet", "") >= data);
+	assert_int_equal(reqs("GET", "/quiet", admin_auth, NULL, &r), 200);
+	assert_true(jnum(r.json, "doc_count") == BATCHES * PER);
+	resp_free(&r);
+}
+
 struct lp {
 	resp r;
 	char auth[160];
@@ -994,6 +1061,7 @@ int main(void)
 	    cmocka_unit_test(test_many_conflicts),
 	    cmocka_unit_test(test_concurrent_open),
 	    cmocka_unit_test(test_long_reads_in_slices),
+	    cmocka_unit_test(test_checkpoint_when_quiet),
 	    cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),
 	    cmocka_unit_test(test_failures_slowed_down),
