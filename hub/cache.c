@@ -25,8 +25,8 @@ typedef struct ent {
 	int leaf; /* a leaf when cached: still one, as a write drops the entry */
 	char rev[FS_REV_MAX];
 	size_t len;
-	char *json;
-	char id[]; /* id_len bytes + NUL */
+	char *json; /* after id, in the same allocation */
+	char id[];  /* id_len bytes + NUL, then the JSON */
 } ent;
 
 struct hub_cache {
@@ -77,7 +77,6 @@ static void unlink_ent(hub_cache *c, ent *e, ent **pp)
 	else
 		c->newest = e->older;
 	c->bytes -= e->len + e->id_len + sizeof(*e);
-	free(e->json);
 	free(e);
 }
 
@@ -97,10 +96,12 @@ int hub_cache_get(hub_cache *c, const char *id, const char *rev, int need_leaf, 
 {
 	size_t n = strlen(id);
 	int hit = 0;
+	unsigned b;
 	if (c == NULL || c->max_bytes == 0)
 		return 0;
+	b = bucket(c, id, n);
 	pthread_mutex_lock(&c->mu);
-	for (ent *e = c->buckets[bucket(c, id, n)]; e; e = e->next) {
+	for (ent *e = c->buckets[b]; e; e = e->next) {
 		if (e->id_len == n && memcmp(e->id, id, n) == 0 && strcmp(e->rev, rev) == 0 &&
 		    (e->leaf || !need_leaf)) {
 			hub_buf_add(out, e->json, e->len);
@@ -123,18 +124,20 @@ void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *js
 	ent *e;
 	if (c == NULL || len + n + sizeof(*e) > c->max_bytes / 8)
 		return;
-	if ((e = calloc(1, sizeof(*e) + n + 1)) == NULL || (e->json = malloc(len)) == NULL) {
-		free(e);
+	/* One allocation per entry: a push warms a thousand of them per batch. */
+	if ((e = malloc(sizeof(*e) + n + 1 + len)) == NULL)
 		return; /* the cache is an optimisation: out of memory just skips it */
-	}
+	e->next = e->older = e->newer = NULL;
 	memcpy(e->id, id, n);
+	e->id[n] = '\0';
+	e->json = e->id + n + 1;
 	e->id_len = n;
 	snprintf(e->rev, sizeof(e->rev), "%s", rev);
 	memcpy(e->json, json, len);
 	e->len = len;
 	e->leaf = leaf;
+	unsigned b = bucket(c, id, n); /* the key never changes: no lock needed */
 	pthread_mutex_lock(&c->mu);
-	unsigned b = bucket(c, id, n);
 	for (ent **pp = &c->buckets[b]; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0 &&
 		    strcmp((*pp)->rev, rev) == 0) {
@@ -164,10 +167,12 @@ void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *js
 void hub_cache_drop(hub_cache *c, const char *id)
 {
 	size_t n = strlen(id);
+	unsigned b;
 	if (c == NULL)
 		return;
+	b = bucket(c, id, n);
 	pthread_mutex_lock(&c->mu);
-	for (ent **pp = &c->buckets[bucket(c, id, n)]; *pp;) {
+	for (ent **pp = &c->buckets[b]; *pp;) {
 		if ((*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0)
 			unlink_ent(c, *pp, pp);
 		else
