@@ -29,11 +29,12 @@ struct hub_wait {
 	pthread_cond_t idle_cv;  /* a job ended */
 	hub_waiter *parked;      /* doubly linked */
 	hub_waiter *queue_head, *queue_tail;
-	unsigned running;  /* jobs being run */
-	int closing;       /* no new jobs */
-	int stopping;      /* no new parks: read with __atomic_load_n elsewhere */
-	int quit;          /* threads end */
-	uint64_t tick_due; /* call tick then (0: not asked) */
+	unsigned running;    /* jobs being run */
+	int closing;         /* no new jobs */
+	int stopping;        /* no new parks: read with __atomic_load_n elsewhere */
+	int quit;            /* threads end */
+	uint64_t timer_next; /* when the timer will look next (UINT64_MAX: when signalled) */
+	uint64_t tick_due;   /* call tick then (0: not asked) */
 	void (*tick)(void *);
 	void *tick_arg;
 	pthread_t timer;
@@ -101,6 +102,7 @@ static void *timer_main(void *arg)
 			else if (x->due_ms < next)
 				next = x->due_ms;
 		}
+		w->timer_next = next;
 		if (next == UINT64_MAX) {
 			pthread_cond_wait(&w->timer_cv, &w->mu);
 		} else {
@@ -155,6 +157,7 @@ int hub_wait_new(unsigned workers, void (*tick)(void *), void *tick_arg, hub_wai
 	w->tick = tick;
 	w->tick_arg = tick_arg;
 	pthread_mutex_init(&w->mu, NULL);
+	w->timer_next = UINT64_MAX;
 	cond_init_mono(&w->timer_cv);
 	pthread_cond_init(&w->job_cv, NULL);
 	pthread_cond_init(&w->idle_cv, NULL);
@@ -244,8 +247,12 @@ int hub_wait_park(hub_wait *w, hub_waiter *x)
 		w->parked = x;
 		x->parked = 1;
 		MHD_suspend_connection(x->c);
-		if (x->due_ms)
+		/* Hundreds of longpolls re-park after each heartbeat: the timer
+		 * walks its list only when one is due before it would look anyway. */
+		if (x->due_ms && x->due_ms < w->timer_next) {
+			w->timer_next = x->due_ms;
 			pthread_cond_signal(&w->timer_cv);
+		}
 		parked = 1;
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -273,7 +280,10 @@ void hub_wait_tick_at(hub_wait *w, uint64_t due_ms)
 	pthread_mutex_lock(&w->mu);
 	if (w->tick_due == 0 || due_ms < w->tick_due) {
 		w->tick_due = due_ms;
-		pthread_cond_signal(&w->timer_cv);
+		if (due_ms < w->timer_next) {
+			w->timer_next = due_ms;
+			pthread_cond_signal(&w->timer_cv);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 }
