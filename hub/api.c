@@ -18,6 +18,7 @@
 #include "hub_srv.h"
 
 #define HEARTBEAT_MIN_MS 100u
+#define SLICE_DOCS       500u /* documents read from a store per hold of its mutex */
 
 /* A team document (docs/team.md) is written once: edits and deletions are
  * refused, so a token holder cannot hide one from devices that join later. */
@@ -100,22 +101,28 @@ static int write_doc(hub_buf *b, fs_store *st, const fs_store_doc *d, int revs, 
 {
 	fs_store_history *hi = NULL;
 	fs_store_leaves *l = NULL;
-	const char *conf[64];
+	const char **conf = NULL;
 	size_t nc = 0;
 	int rc = FS_OK;
 
 	if (revs && (rc = fs_store_history_get(st, d->id, d->rev, 0, &hi, eb)) != FS_OK)
 		goto out;
 	if (conflicts) {
+		/* Every conflicting leaf: a list cut short would hide a conflict. */
 		if ((rc = fs_store_leaves_get(st, d->id, &l, eb)) != FS_OK)
 			goto out;
-		for (size_t i = 0; i < l->n && nc < 64; i++)
+		if ((conf = malloc((l->n ? l->n : 1) * sizeof(*conf))) == NULL) {
+			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+			goto out;
+		}
+		for (size_t i = 0; i < l->n; i++)
 			if (!l->v[i].deleted && strcmp(l->v[i].rev, d->rev) != 0)
 				conf[nc++] = l->v[i].rev;
 	}
 	doc_json(b, d->id, d->rev, d->deleted, hi, conf, nc, d->body, d->body_len);
 	rc = b->err ? b->err : FS_OK;
 out:
+	free(conf);
 	fs_store_history_free(hi);
 	fs_store_leaves_free(l);
 	return rc;
@@ -187,21 +194,44 @@ static int change_cb(void *ctx, const fs_store_change *ch)
 	return b->err ? FS_E_NOMEM : 0;
 }
 
-/* The feed after since into b; called with db->mu held. *n gets the count. */
+/*
+ * The feed after since into b; *n gets the count. The store is read in
+ * slices of SLICE_DOCS, each under its own hold of db->mu, so a feed of a
+ * whole database never keeps writers (and every other reader) waiting for
+ * its length. A document written between two slices may appear twice
+ * (at its old and its new sequence), as in CouchDB's own feeds; the feed
+ * stops at the sequence the database had when it began, so writers that
+ * keep coming cannot make it endless, and pending then says that more
+ * is there.
+ */
 static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, hub_buf *b,
                         size_t *n, fs_errbuf *eb)
 {
 	struct changes_ctx x = {.b = b, .all_docs = all_docs};
-	uint64_t last = since;
-	int rc;
+	uint64_t last = since, pending = 0, end;
+	int rc = FS_OK, more = 0;
+
+	*n = 0;
 	hub_buf_str(b, "{\"results\":[");
-	rc = fs_store_changes(db->st, since, limit, change_cb, &x, &last, eb);
-	if (rc != FS_OK)
-		return rc;
-	uint64_t pending = 0;
-	if (limit && x.n >= limit &&
-	    (rc = fs_store_changes_pending(db->st, last, &pending, eb)) != FS_OK)
-		return rc;
+	pthread_mutex_lock(&db->mu);
+	end = fs_store_seq(db->st);
+	pthread_mutex_unlock(&db->mu);
+	for (;;) {
+		size_t want = SLICE_DOCS, before = x.n;
+		if (limit && limit - x.n < want)
+			want = limit - x.n;
+		pthread_mutex_lock(&db->mu);
+		rc = fs_store_changes(db->st, last, want, change_cb, &x, &last, eb);
+		more =
+		    rc == FS_OK && x.n - before == want && ((limit && x.n >= limit) || last >= end);
+		if (more)
+			rc = fs_store_changes_pending(db->st, last, &pending, eb);
+		pthread_mutex_unlock(&db->mu);
+		if (rc != FS_OK)
+			return rc;
+		if (more || x.n - before < want)
+			break;
+	}
 	hub_buf_fmt(b, "\n],\"last_seq\":%llu,\"pending\":%llu}", (unsigned long long)last,
 	            (unsigned long long)pending);
 	*n = x.n;
@@ -211,10 +241,11 @@ static int changes_body(hub_db *db, uint64_t since, size_t limit, int all_docs, 
 typedef struct longpoll {
 	fs_hub *h;
 	hub_db *db;
-	uint64_t since, seen_writes;
+	uint64_t since;
 	size_t limit;
 	int all_docs;
 	uint64_t deadline, heartbeat_ms, next_beat;
+	hub_waiter wait; /* db, seen_writes and due_ms while it waits */
 	hub_buf out;
 	size_t sent;
 	int ready;
@@ -223,60 +254,52 @@ typedef struct longpoll {
 static void longpoll_free(void *cls)
 {
 	longpoll *lp = cls;
+	hub_wait_forget(lp->h->wait, &lp->wait);
 	hub_buf_free(&lp->out);
 	free(lp);
 }
 
-static void abs_ms(struct timespec *ts, uint64_t ms)
-{
-	ts->tv_sec = (time_t)(ms / 1000u);
-	ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
-}
-
 /*
- * Runs in the connection's own thread: waits for a write to the database,
- * sending a newline every heartbeat so the client and proxies see life.
+ * The body of a longpoll, called by a pool thread whenever the connection
+ * can take bytes. While there is nothing to say it parks the connection
+ * and returns 0 bytes, giving the thread back; a write to the database,
+ * the next heartbeat or the timeout resumes it (wait.c), and this runs
+ * again. A heartbeat is a newline, so the client and proxies see life.
  */
 static ssize_t longpoll_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	longpoll *lp = cls;
 	(void)pos;
 	while (!lp->ready) {
-		uint64_t now = hub_now_ms(), until;
+		uint64_t now = hub_now_ms();
+		uint64_t writes = __atomic_load_n(&lp->db->writes, __ATOMIC_SEQ_CST);
+		int timed_out = now >= lp->deadline;
 		fs_errbuf eb;
-		int timed_out;
-		if (__atomic_load_n(&lp->h->stopping, __ATOMIC_SEQ_CST))
+		if (hub_wait_stopping(lp->h->wait))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (writes != lp->wait.seen_writes || timed_out) {
+			size_t n = 0;
+			/* Writes from here on make the next look see a change. */
+			lp->wait.seen_writes = writes;
+			lp->out.len = 0;
+			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out,
+			                      &n, &eb);
+			if (rc != FS_OK)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (n > 0 || timed_out)
+				lp->ready = 1;
+			continue;
+		}
 		if (lp->heartbeat_ms && now >= lp->next_beat) {
 			lp->next_beat = now + lp->heartbeat_ms;
 			buf[0] = '\n';
 			return 1;
 		}
-		until = lp->deadline;
-		if (lp->heartbeat_ms && lp->next_beat < until)
-			until = lp->next_beat;
-		pthread_mutex_lock(&lp->db->mu);
-		while (lp->db->writes == lp->seen_writes && hub_now_ms() < until &&
-		       !__atomic_load_n(&lp->h->stopping, __ATOMIC_SEQ_CST)) {
-			struct timespec ts;
-			abs_ms(&ts, until);
-			pthread_cond_timedwait(&lp->db->changed, &lp->db->mu, &ts);
-		}
-		timed_out = hub_now_ms() >= lp->deadline;
-		if (lp->db->writes != lp->seen_writes || timed_out) {
-			size_t n = 0;
-			lp->seen_writes = lp->db->writes;
-			lp->out.len = 0;
-			int rc = changes_body(lp->db, lp->since, lp->limit, lp->all_docs, &lp->out,
-			                      &n, &eb);
-			if (rc != FS_OK) {
-				pthread_mutex_unlock(&lp->db->mu);
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-			}
-			if (n > 0 || timed_out)
-				lp->ready = 1;
-		}
-		pthread_mutex_unlock(&lp->db->mu);
+		lp->wait.due_ms = lp->deadline;
+		if (lp->heartbeat_ms && lp->next_beat < lp->wait.due_ms)
+			lp->wait.due_ms = lp->next_beat;
+		if (hub_wait_park(lp->h->wait, &lp->wait))
+			return 0;
 	}
 	if (lp->sent >= lp->out.len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -337,10 +360,9 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	if (limit > SIZE_MAX)
 		limit = SIZE_MAX;
 
-	pthread_mutex_lock(&db->mu);
-	uint64_t writes = db->writes;
+	/* A write after this wakes the longpoll below. */
+	uint64_t writes = __atomic_load_n(&db->writes, __ATOMIC_SEQ_CST);
 	rc = changes_body(db, since, (size_t)limit, all_docs, &b, &n, &eb);
-	pthread_mutex_unlock(&db->mu);
 	if (rc != FS_OK) {
 		hub_buf_free(&b);
 		return hub_send_fs_err(r, c, rc, &eb);
@@ -357,7 +379,9 @@ static enum MHD_Result changes(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Con
 	lp->since = since;
 	lp->limit = (size_t)limit;
 	lp->all_docs = all_docs;
-	lp->seen_writes = writes;
+	lp->wait.c = c;
+	lp->wait.db = db;
+	lp->wait.seen_writes = writes;
 	lp->deadline = hub_now_ms() + timeout;
 	lp->heartbeat_ms = heartbeat;
 	lp->next_beat = hub_now_ms() + heartbeat;
@@ -425,10 +449,10 @@ static enum MHD_Result revs_diff(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- writes ---- */
 
+/* After a write to db: its parked longpolls look again (server.c). */
 static void wrote(hub_db *db)
 {
-	db->writes++;
-	pthread_cond_broadcast(&db->changed);
+	hub_db_wrote(db);
 }
 
 static void new_id(char out[33])
@@ -702,58 +726,85 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 /* ---- reads ---- */
 
 /*
- * latest=true: a revision that is no longer a leaf stands for the leaves
- * that descend from it. Fills leaves (at most cap) and returns their count.
+ * latest=true: the leaves that descend from rev (rev itself when it is a
+ * leaf: nothing descends from a leaf). *out (the caller frees it) points
+ * into l, all of them, however many: a cut list would drop a conflict.
+ * *n is 0 when no leaf descends from rev (unknown, or a malformed rev).
  */
-static size_t latest_of(fs_store *st, const char *id, const char *rev, char (*out)[FS_REV_MAX],
-                        size_t cap)
+static int latest_of(fs_store *st, const char *id, const char *rev, const fs_store_leaves *l,
+                     const char ***out, size_t *n, fs_errbuf *eb)
 {
-	fs_store_leaves *l = NULL;
-	fs_errbuf eb;
-	size_t k = 0;
+	const char **v;
 	unsigned long g;
 	const char *hash;
-	if (fs_crypto_rev_parse(rev, &g, &hash) != FS_OK ||
-	    fs_store_leaves_get(st, id, &l, &eb) != FS_OK)
-		return 0;
-	for (size_t i = 0; i < l->n && k < cap; i++) {
+	size_t k = 0;
+	int rc = FS_OK;
+
+	*out = NULL;
+	*n = 0;
+	if (fs_crypto_rev_parse(rev, &g, &hash) != FS_OK)
+		return FS_OK;
+	if ((v = malloc((l->n ? l->n : 1) * sizeof(*v))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (size_t i = 0; i < l->n && rc == FS_OK; i++) {
 		fs_store_history *hi = NULL;
-		if (fs_store_history_get(st, id, l->v[i].rev, 0, &hi, &eb) != FS_OK)
+		if (strcmp(l->v[i].rev, rev) == 0) {
+			v[k++] = l->v[i].rev;
 			continue;
-		if (g <= hi->start && hi->start - g < hi->n &&
+		}
+		rc = fs_store_history_get(st, id, l->v[i].rev, 0, &hi, eb);
+		if (rc == FS_E_NOTFOUND) {
+			rc = FS_OK;
+			continue;
+		}
+		if (rc == FS_OK && g <= hi->start && hi->start - g < hi->n &&
 		    strcmp(hi->hashes[hi->start - g], hash) == 0)
-			snprintf(out[k++], FS_REV_MAX, "%s", l->v[i].rev);
+			v[k++] = l->v[i].rev;
 		fs_store_history_free(hi);
 	}
-	fs_store_leaves_free(l);
-	return k;
+	if (rc != FS_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = k;
+	return FS_OK;
 }
 
-/* Takes db->mu once per request, on the first cache miss. */
-static void lock_once(hub_db *db, int *locked)
+/* A revision asked for that the store cannot serve, in the request's form. */
+static void missing(hub_buf *b, const char *id, const char *want, int bulk_get)
 {
-	if (!*locked) {
-		pthread_mutex_lock(&db->mu);
-		*locked = 1;
+	if (bulk_get) {
+		hub_buf_str(b, "{\"error\":{\"id\":");
+		hub_buf_json_str(b, id);
+		hub_buf_str(b, ",\"rev\":");
+		hub_buf_json_str(b, want ? want : "undefined");
+		hub_buf_str(b, ",\"error\":\"not_found\",\"reason\":\"missing\"}}");
+	} else {
+		hub_buf_str(b, "{\"missing\":");
+		hub_buf_json_str(b, want ? want : "");
+		hub_buf_str(b, "}");
 	}
 }
 
 /*
  * One {"ok":doc} or missing entry of _bulk_get / open_revs. Revisions asked
  * for by id and rev come from the cache when they can (a leaf when latest
- * is asked); otherwise from the store under db->mu (taken once through
- * *locked and held to the end of the request), and then go to the cache.
+ * is asked); otherwise from the store under db->mu, held for this one
+ * document (a batch of a thousand would keep writers waiting for all of
+ * them), and then go to the cache.
+ * A revision the store lacks is an entry; a store failure (busy, I/O,
+ * memory) is returned and fails the request.
  */
-static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
-                    int bulk_get, int *first, int *locked)
+static int one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int revs, int latest,
+                   int bulk_get, int *first)
 {
 	fs_store *st = db->st;
-	fs_store_doc *d = NULL;
 	fs_store_leaves *l = NULL;
 	fs_errbuf eb;
-	char leaves[8][FS_REV_MAX];
+	const char **want = NULL, *self[1] = {rev};
 	size_t n = 0;
-	int is_leaf = 0;
+	int is_leaf = 0, rc = FS_OK;
 
 	hub_buf_str(b, *first ? "" : ",");
 	*first = 0;
@@ -762,57 +813,64 @@ static void one_rev(hub_buf *b, hub_db *db, const char *id, const char *rev, int
 		hub_buf_str(b, "{\"ok\":");
 		if (hub_cache_get(db->cache, id, rev, latest, b)) {
 			hub_buf_str(b, "}");
-			return;
+			return FS_OK;
 		}
 		b->len = mark;
 	}
-	lock_once(db, locked);
+	pthread_mutex_lock(&db->mu);
 	/* Leaf or not matters for latest only; without it the entry is cached
 	 * as "not known to be a leaf", which a latest request then looks up. */
-	if (rev && latest && fs_store_leaves_get(st, id, &l, &eb) == FS_OK) {
-		for (size_t i = 0; i < l->n; i++)
-			is_leaf |= strcmp(l->v[i].rev, rev) == 0;
-		fs_store_leaves_free(l);
+	if (rev && latest) {
+		rc = fs_store_leaves_get(st, id, &l, &eb);
+		if (rc == FS_OK)
+			rc = latest_of(st, id, rev, l, &want, &n, &eb);
+		else if (rc == FS_E_NOTFOUND)
+			rc = FS_OK;
+		if (rc != FS_OK)
+			goto out;
+		is_leaf = n > 0; /* what latest_of found are leaves */
 	}
-	if (rev && latest && !is_leaf)
-		n = latest_of(st, id, rev, leaves, 8);
 	if (n == 0) {
 		n = 1;
-		snprintf(leaves[0], FS_REV_MAX, "%s", rev ? rev : "");
-	} else {
-		is_leaf = 1; /* what latest_of found are leaves */
+		free(want);
+		want = NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *want = leaves[i][0] ? leaves[i] : NULL;
+		const char *w = want ? want[i] : self[0];
+		fs_store_doc *d = NULL;
+		size_t mark = b->len, doc_at;
 		if (i)
 			hub_buf_str(b, ",");
-		if (fs_store_get(st, id, want, &d, &eb) == FS_OK) {
-			size_t mark = b->len, doc_at;
-			hub_buf_str(b, "{\"ok\":");
-			doc_at = b->len;
-			if (write_doc(b, st, d, revs, 0, &eb) == FS_OK) {
-				if (want && revs && !b->err)
-					hub_cache_put(db->cache, id, want, b->p + doc_at,
-					              b->len - doc_at, is_leaf);
-				hub_buf_str(b, "}");
-				fs_store_doc_free(d);
-				continue;
-			}
+		rc = fs_store_get(st, id, w, &d, &eb);
+		if (rc == FS_E_NOTFOUND) {
+			rc = FS_OK;
+			missing(b, id, w, bulk_get);
+			continue;
+		}
+		if (rc != FS_OK)
+			goto out;
+		hub_buf_str(b, "{\"ok\":");
+		doc_at = b->len;
+		rc = write_doc(b, st, d, revs, 0, &eb);
+		if (rc == FS_OK && w && revs && !b->err)
+			hub_cache_put(db->cache, id, w, b->p + doc_at, b->len - doc_at, is_leaf);
+		fs_store_doc_free(d);
+		if (rc == FS_E_NOTFOUND) { /* its history went missing: as the store lacks it */
 			b->len = mark;
-			fs_store_doc_free(d);
+			hub_buf_str(b, i ? "," : "");
+			missing(b, id, w, bulk_get);
+			rc = FS_OK;
+			continue;
 		}
-		if (bulk_get) {
-			hub_buf_str(b, "{\"error\":{\"id\":");
-			hub_buf_json_str(b, id);
-			hub_buf_str(b, ",\"rev\":");
-			hub_buf_json_str(b, want ? want : "undefined");
-			hub_buf_str(b, ",\"error\":\"not_found\",\"reason\":\"missing\"}}");
-		} else {
-			hub_buf_str(b, "{\"missing\":");
-			hub_buf_json_str(b, want ? want : "");
-			hub_buf_str(b, "}");
-		}
+		if (rc != FS_OK)
+			goto out;
+		hub_buf_str(b, "}");
 	}
+out:
+	pthread_mutex_unlock(&db->mu);
+	free(want);
+	fs_store_leaves_free(l);
+	return rc;
 }
 
 static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Connection *c)
@@ -826,19 +884,20 @@ static enum MHD_Result bulk_get(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Co
 	if (rc != FS_OK)
 		return hub_send_fs_err(r, c, rc, &eb);
 	hub_buf_str(&b, "{\"results\":[");
-	int locked = 0;
-	for (size_t i = 0; i < g.n && !b.err; i++) {
+	for (size_t i = 0; i < g.n && !b.err && rc == FS_OK; i++) {
 		int first = 1;
 		hub_buf_str(&b, i ? ",\n{\"id\":" : "\n{\"id\":");
 		hub_buf_json_str(&b, g.ids[i]);
 		hub_buf_str(&b, ",\"docs\":[");
-		one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first, &locked);
+		rc = one_rev(&b, db, g.ids[i], g.revs[i], revs, latest, 1, &first);
 		hub_buf_str(&b, "]}");
 	}
-	if (locked)
-		pthread_mutex_unlock(&db->mu);
 	hub_buf_str(&b, "\n]}");
 	hub_bulk_get_clear(&g);
+	if (rc != FS_OK) { /* the store's message names files: it stays here */
+		hub_buf_free(&b);
+		return hub_send_fs_err(r, c, rc, NULL);
+	}
 	return hub_send(r, c, 200, &b);
 }
 
@@ -861,25 +920,26 @@ static enum MHD_Result doc_get(hub_db *db, hub_req *r, struct MHD_Connection *c,
 		if ((rc = hub_parse_open_revs(open_revs, &all, &v, &n, &eb)) != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
 		hub_buf_str(&b, "[");
-		int locked = 1;
-		pthread_mutex_lock(&db->mu);
 		if (all) {
 			fs_store_leaves *l = NULL;
+			pthread_mutex_lock(&db->mu);
 			rc = fs_store_leaves_get(db->st, id, &l, &eb);
+			pthread_mutex_unlock(&db->mu);
 			for (size_t i = 0; rc == FS_OK && i < l->n; i++)
-				one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first, &locked);
+				rc = one_rev(&b, db, id, l->v[i].rev, revs, 0, 0, &first);
 			fs_store_leaves_free(l);
 		} else {
 			rc = FS_OK;
-			for (size_t i = 0; i < n; i++)
-				one_rev(&b, db, id, v[i], revs, latest, 0, &first, &locked);
+			for (size_t i = 0; i < n && rc == FS_OK; i++)
+				rc = one_rev(&b, db, id, v[i], revs, latest, 0, &first);
 		}
-		pthread_mutex_unlock(&db->mu);
 		hub_strv_free(v, n);
 		hub_buf_str(&b, "]");
 		if (rc != FS_OK) {
 			hub_buf_free(&b);
-			return hub_send_err(r, c, 404, "not_found", "missing");
+			if (rc == FS_E_NOTFOUND)
+				return hub_send_err(r, c, 404, "not_found", "missing");
+			return hub_send_fs_err(r, c, rc, NULL);
 		}
 		return hub_send(r, c, 200, &b);
 	}
@@ -994,6 +1054,14 @@ static enum MHD_Result doc_write(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- _local documents ---- */
 
+/* The id a client knows a _local document by: "_local/" and the stored id. */
+static void local_id(hub_buf *b, const char *lid)
+{
+	char full[FS_STORE_ID_MAX + 8];
+	snprintf(full, sizeof(full), "_local/%s", lid);
+	hub_buf_json_str(b, full);
+}
+
 static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_Connection *c,
                                  const char *method, const char *lid)
 {
@@ -1013,12 +1081,8 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		if (rc != FS_OK)
 			return rc == FS_E_NOTFOUND ? hub_send_err(r, c, 404, "not_found", "missing")
 			                           : hub_send_fs_err(r, c, rc, &eb);
-		{
-			char full[FS_STORE_ID_MAX + 8];
-			snprintf(full, sizeof(full), "_local/%s", lid);
-			hub_buf_str(&b, "{\"_id\":");
-			hub_buf_json_str(&b, full);
-		}
+		hub_buf_str(&b, "{\"_id\":");
+		local_id(&b, lid);
 		hub_buf_str(&b, ",\"_rev\":");
 		hub_buf_json_str(&b, rev);
 		if (len > 2 && body[0] == '{') {
@@ -1036,7 +1100,10 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		pthread_mutex_unlock(&db->mu);
 		if (rc != FS_OK)
 			return hub_send_fs_err(r, c, rc, &eb);
-		hub_buf_str(&b, "{\"ok\":true,\"id\":\"_local/\",\"rev\":\"0-0\"}");
+		/* CouchDB names the document deleted, and a deleted _local has "0-0". */
+		hub_buf_str(&b, "{\"ok\":true,\"id\":");
+		local_id(&b, lid);
+		hub_buf_str(&b, ",\"rev\":\"0-0\"}");
 		return hub_send(r, c, 200, &b);
 	}
 	if (strcmp(method, "PUT") != 0)
@@ -1078,11 +1145,7 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			return hub_send_fs_err(r, c, rc, &eb);
 	}
 	hub_buf_str(&b, "{\"ok\":true,\"id\":");
-	{
-		char full[FS_STORE_ID_MAX + 8];
-		snprintf(full, sizeof(full), "_local/%s", lid);
-		hub_buf_json_str(&b, full);
-	}
+	local_id(&b, lid);
 	hub_buf_str(&b, ",\"rev\":");
 	hub_buf_json_str(&b, rev);
 	hub_buf_str(&b, "}");
@@ -1091,92 +1154,123 @@ static enum MHD_Result local_doc(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 
 /* ---- _all_docs ---- */
 
+struct all_row {
+	char *id;
+	char rev[FS_REV_MAX];
+	uint64_t seq;
+	int drop; /* a tombstone, or an older state of an id that came twice */
+};
+
 struct all_ctx {
-	char **ids;
-	char (*revs)[FS_REV_MAX];
-	size_t n, cap;
+	struct all_row *v;
+	size_t n, cap, seen;
 };
 
 static int all_cb(void *ctx, const fs_store_change *ch)
 {
 	struct all_ctx *x = ctx;
-	if (ch->deleted)
-		return 0;
+	x->seen++;
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 64;
-		char **ids = realloc(x->ids, cap * sizeof(*ids));
-		if (ids == NULL)
+		struct all_row *v = realloc(x->v, cap * sizeof(*v));
+		if (v == NULL)
 			return FS_E_NOMEM;
-		x->ids = ids;
-		char(*revs)[FS_REV_MAX] = realloc(x->revs, cap * sizeof(*revs));
-		if (revs == NULL)
-			return FS_E_NOMEM;
-		x->revs = revs;
+		x->v = v;
 		x->cap = cap;
 	}
-	if ((x->ids[x->n] = strdup(ch->id)) == NULL)
+	if ((x->v[x->n].id = strdup(ch->id)) == NULL)
 		return FS_E_NOMEM;
-	snprintf(x->revs[x->n], FS_REV_MAX, "%s", ch->winner);
+	snprintf(x->v[x->n].rev, FS_REV_MAX, "%s", ch->winner);
+	x->v[x->n].seq = ch->seq;
+	x->v[x->n].drop = ch->deleted;
 	x->n++;
 	return 0;
 }
 
-static int cmp_idx(const void *a, const void *b, void *ctx)
+/* By id, the latest sequence of an id first. */
+static int cmp_row(const void *a, const void *b)
 {
-	char **ids = ctx;
-	return strcmp(ids[*(const size_t *)a], ids[*(const size_t *)b]);
+	const struct all_row *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+	return c ? c : (x->seq < y->seq) - (x->seq > y->seq);
 }
 
+/*
+ * Every document's winner, sorted by id. The ids are read in slices of
+ * the changes feed, each under its own hold of db->mu, and sorted with no
+ * lock held; a document written between two slices comes twice, and only
+ * its latest state counts (deleted ones are left out after that). With
+ * include_docs each document is read under a hold of its own.
+ */
 static enum MHD_Result all_docs(hub_db *db, hub_req *r, struct MHD_Connection *c)
 {
 	struct all_ctx x = {0};
 	fs_errbuf eb = {0};
 	hub_buf b = {0};
-	uint64_t limit = 0;
-	int include = arg_true(c, "include_docs"), rc;
-	size_t *order = NULL;
+	uint64_t limit = 0, last = 0, end;
+	int include = arg_true(c, "include_docs"), rc = FS_OK;
+	size_t rows = 0, k = 0;
 
 	if (arg_num(c, "limit", 0, &limit) != 0)
 		return hub_send_err(r, c, 400, "bad_request", "limit must be a number");
 	pthread_mutex_lock(&db->mu);
-	rc = fs_store_changes(db->st, 0, 0, all_cb, &x, NULL, &eb);
-	if (rc == FS_OK && (order = malloc((x.n ? x.n : 1) * sizeof(*order))) == NULL)
-		rc = FS_E_NOMEM;
-	if (rc == FS_OK) {
-		for (size_t i = 0; i < x.n; i++)
-			order[i] = i;
-		qsort_r(order, x.n, sizeof(*order), cmp_idx, x.ids);
-		hub_buf_fmt(&b, "{\"total_rows\":%zu,\"offset\":0,\"rows\":[", x.n);
-		for (size_t k = 0; k < x.n && (limit == 0 || k < limit); k++) {
-			size_t i = order[k];
-			hub_buf_str(&b, k ? ",\n{\"id\":" : "\n{\"id\":");
-			hub_buf_json_str(&b, x.ids[i]);
-			hub_buf_str(&b, ",\"key\":");
-			hub_buf_json_str(&b, x.ids[i]);
-			hub_buf_str(&b, ",\"value\":{\"rev\":");
-			hub_buf_json_str(&b, x.revs[i]);
-			hub_buf_str(&b, "}");
-			if (include) {
-				fs_store_doc *d = NULL;
-				if (fs_store_get(db->st, x.ids[i], x.revs[i], &d, &eb) == FS_OK) {
-					hub_buf_str(&b, ",\"doc\":");
-					(void)write_doc(&b, db->st, d, 0, 0, &eb);
-					fs_store_doc_free(d);
-				}
-			}
-			hub_buf_str(&b, "}");
-		}
-		hub_buf_str(&b, "\n]}");
-	}
+	end = fs_store_seq(db->st);
 	pthread_mutex_unlock(&db->mu);
+	while (rc == FS_OK && last < end) {
+		size_t seen = x.seen;
+		pthread_mutex_lock(&db->mu);
+		rc = fs_store_changes(db->st, last, SLICE_DOCS, all_cb, &x, &last, &eb);
+		pthread_mutex_unlock(&db->mu);
+		if (x.seen - seen < SLICE_DOCS)
+			break;
+	}
+	if (rc == FS_OK) {
+		qsort(x.v, x.n, sizeof(*x.v), cmp_row);
+		/* Keep each id's latest state, then only the living. */
+		for (size_t i = x.n; i-- > 0;)
+			x.v[i].drop |= i && strcmp(x.v[i].id, x.v[i - 1].id) == 0;
+		for (size_t i = 0; i < x.n; i++) {
+			if (x.v[i].drop)
+				free(x.v[i].id);
+			else
+				x.v[rows++] = x.v[i];
+		}
+		x.n = rows;
+		hub_buf_fmt(&b, "{\"total_rows\":%zu,\"offset\":0,\"rows\":[", rows);
+	}
+	for (k = 0; rc == FS_OK && k < rows && (limit == 0 || k < limit) && !b.err; k++) {
+		struct all_row *w = &x.v[k];
+		hub_buf_str(&b, k ? ",\n{\"id\":" : "\n{\"id\":");
+		hub_buf_json_str(&b, w->id);
+		hub_buf_str(&b, ",\"key\":");
+		hub_buf_json_str(&b, w->id);
+		hub_buf_str(&b, ",\"value\":{\"rev\":");
+		hub_buf_json_str(&b, w->rev);
+		hub_buf_str(&b, "}");
+		if (include) {
+			fs_store_doc *d = NULL;
+			pthread_mutex_lock(&db->mu);
+			int got = fs_store_get(db->st, w->id, w->rev, &d, &eb);
+			if (got == FS_OK) {
+				hub_buf_str(&b, ",\"doc\":");
+				(void)write_doc(&b, db->st, d, 0, 0, &eb);
+				fs_store_doc_free(d);
+			} else if (got != FS_E_NOTFOUND) {
+				rc = got;
+			}
+			pthread_mutex_unlock(&db->mu);
+		}
+		hub_buf_str(&b, "}");
+	}
+	hub_buf_str(&b, "\n]}");
 	for (size_t i = 0; i < x.n; i++)
-		free(x.ids[i]);
-	free(x.ids);
-	free(x.revs);
-	free(order);
+		free(x.v[i].id);
+	free(x.v);
+	if (rc == FS_OK && b.err)
+		rc = b.err;
 	if (rc != FS_OK) {
 		hub_buf_free(&b);
-		return hub_send_fs_err(r, c, rc, &eb);
+		return hub_send_fs_err(r, c, rc, NULL);
 	}
 	return hub_send(r, c, 200, &b);
 }

@@ -3,7 +3,10 @@
  * basic-auth users live in DIR/hub.db with Argon2id hashes only; a verified
  * credential is remembered by a BLAKE2b digest (over the row's hash too, so
  * a new password or a revocation is seen at once), so only the first
- * request of a device pays for Argon2id.
+ * request of a device pays for Argon2id. An unknown name pays for it too
+ * (against a dummy hash), so the time of a refusal does not tell which
+ * user names or token ids exist. A check runs in two steps so that the
+ * server can run the slow one off its request threads.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,9 +33,24 @@ struct hub_auth {
 	pthread_mutex_t mu;
 	pthread_cond_t slot_free;
 	unsigned verifying;
+	uint64_t verified; /* Argon2id runs, for tests */
 	unsigned char cache[CACHE_SLOTS][crypto_generichash_BYTES];
 	unsigned char used[CACHE_SLOTS];
 	size_t next;
+	pthread_mutex_t dummy_mu;              /* makes the dummies once */
+	char dummy[2][crypto_pwhash_STRBYTES]; /* [0] tokens, [1] users; "" until made */
+};
+
+/* A credential between hub_auth_begin and hub_auth_end. */
+struct hub_cred {
+	char kind[2]; /* "t" or "u" */
+	char id[FS_HUB_NAME_MAX + 1];
+	char secret[FS_HUB_PASSWORD_MAX + 1];
+	char *hash, *dbs; /* the row's; NULL for an unknown or revoked principal */
+	int admin;
+	int known; /* remembered from an earlier success: no Argon2id */
+	int ok;    /* the verification's result */
+	unsigned char digest[crypto_generichash_BYTES];
 };
 
 static const char schema[] =
@@ -60,6 +78,7 @@ int hub_auth_open(const char *dir, int create, hub_auth **out, fs_errbuf *eb)
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->dummy_mu, NULL);
 	pthread_cond_init(&a->slot_free, NULL);
 	if (sqlite3_open_v2(path, &a->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
@@ -88,6 +107,7 @@ void hub_auth_close(hub_auth *a)
 		return;
 	sqlite3_close(a->db);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->dummy_mu);
 	pthread_cond_destroy(&a->slot_free);
 	sodium_memzero(a->cache, sizeof(a->cache));
 	free(a);
@@ -180,31 +200,86 @@ static int verify(hub_auth *a, const char *hash, const char *secret, size_t n)
 	ok = crypto_pwhash_str_verify(hash, secret, n) == 0;
 	pthread_mutex_lock(&a->mu);
 	a->verifying--;
+	a->verified++;
 	pthread_cond_signal(&a->slot_free);
 	pthread_mutex_unlock(&a->mu);
 	return ok;
 }
 
-int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb)
+/*
+ * The hash an unknown principal of kind k (0 token, 1 user) is checked
+ * against: the same Argon2id limits as a real one of that kind, so the
+ * same cost. Made once, from a random secret nobody knows.
+ */
+static const char *dummy_hash(hub_auth *a, int k)
 {
-	char kind[2] = "t", id[FS_HUB_NAME_MAX + 1],
-	     cred[FS_HUB_PASSWORD_MAX + FS_HUB_NAME_MAX + 2];
-	const char *secret;
-	char *hash = NULL, *dbs = NULL;
-	unsigned char d[crypto_generichash_BYTES];
-	crypto_generichash_state gs;
-	int admin = 0, rc = FS_E_INPUT;
+	const char *h = NULL;
+	pthread_mutex_lock(&a->dummy_mu);
+	if (a->dummy[k][0] == '\0') {
+		unsigned char raw[SECRET_BYTES];
+		randombytes_buf(raw, sizeof(raw));
+		if (crypto_pwhash_str(a->dummy[k], (const char *)raw, sizeof(raw),
+		                      k ? USER_OPS : TOKEN_OPS, k ? USER_MEM : TOKEN_MEM) != 0)
+			a->dummy[k][0] = '\0';
+		sodium_memzero(raw, sizeof(raw));
+	}
+	if (a->dummy[k][0] != '\0')
+		h = a->dummy[k];
+	pthread_mutex_unlock(&a->dummy_mu);
+	return h;
+}
 
-	memset(who, 0, sizeof(*who));
+void hub_auth_warm(hub_auth *a)
+{
+	(void)dummy_hash(a, 0);
+	(void)dummy_hash(a, 1);
+}
+
+uint64_t hub_auth_verified(hub_auth *a)
+{
+	uint64_t n;
+	pthread_mutex_lock(&a->mu);
+	n = a->verified;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+void hub_cred_free(hub_cred *c)
+{
+	if (c == NULL)
+		return;
+	free(c->hash);
+	free(c->dbs);
+	sodium_memzero(c, sizeof(*c));
+	free(c);
+}
+
+int hub_cred_slow(const hub_cred *c)
+{
+	return !c->known;
+}
+
+int hub_auth_begin(hub_auth *a, const char *authz, hub_cred **out, fs_errbuf *eb)
+{
+	char cred[FS_HUB_PASSWORD_MAX + FS_HUB_NAME_MAX + 2];
+	const char *secret;
+	crypto_generichash_state gs;
+	hub_cred *c = NULL;
+	int rc = FS_E_INPUT;
+
+	*out = NULL;
 	if (authz == NULL || *authz == '\0')
 		return FS_E_NOTFOUND;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	c->kind[0] = 't';
 	if (strncasecmp(authz, "Bearer ", 7) == 0) {
 		const char *tok = authz + 7, *dot = strchr(tok, '.');
 		size_t il = dot ? (size_t)(dot - tok) : 0;
 		if (dot == NULL || il != FS_HUB_TOKEN_ID_LEN || strlen(dot + 1) > 128)
-			goto bad;
-		memcpy(id, tok, il);
-		id[il] = '\0';
+			goto out;
+		memcpy(c->id, tok, il);
+		c->id[il] = '\0';
 		secret = dot + 1;
 	} else if (strncasecmp(authz, "Basic ", 6) == 0) {
 		size_t bl = 0;
@@ -212,51 +287,85 @@ int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb)
 		if (sodium_base642bin((unsigned char *)cred, sizeof(cred) - 1, authz + 6,
 		                      strlen(authz + 6), NULL, &bl, NULL,
 		                      sodium_base64_VARIANT_ORIGINAL) != 0)
-			goto bad;
+			goto out;
 		cred[bl] = '\0';
 		if (strlen(cred) != bl || (colon = strchr(cred, ':')) == NULL ||
-		    (size_t)(colon - cred) > FS_HUB_NAME_MAX || colon == cred)
-			goto bad;
-		memcpy(id, cred, (size_t)(colon - cred));
-		id[colon - cred] = '\0';
+		    (size_t)(colon - cred) > FS_HUB_NAME_MAX || colon == cred ||
+		    strlen(colon + 1) > FS_HUB_PASSWORD_MAX)
+			goto out;
+		memcpy(c->id, cred, (size_t)(colon - cred));
+		c->id[colon - cred] = '\0';
 		secret = colon + 1;
-		kind[0] = 'u';
+		c->kind[0] = 'u';
 	} else {
-		goto bad;
-	}
-	if ((rc = lookup(a, kind, id, &hash, &dbs, &admin)) != FS_OK) {
-		if (rc == FS_E_NOTFOUND)
-			rc = FS_E_INPUT;
 		goto out;
 	}
-	crypto_generichash_init(&gs, NULL, 0, sizeof(d));
-	crypto_generichash_update(&gs, (const unsigned char *)kind, 1);
-	crypto_generichash_update(&gs, (const unsigned char *)id, strlen(id) + 1);
-	crypto_generichash_update(&gs, (const unsigned char *)hash, strlen(hash) + 1);
-	crypto_generichash_update(&gs, (const unsigned char *)secret, strlen(secret));
-	crypto_generichash_final(&gs, d, sizeof(d));
-	if (!cache_has(a, d)) {
-		if (!verify(a, hash, secret, strlen(secret))) {
-			rc = FS_E_INPUT;
-			goto out;
-		}
-		cache_put(a, d);
+	snprintf(c->secret, sizeof(c->secret), "%s", secret);
+	rc = lookup(a, c->kind, c->id, &c->hash, &c->dbs, &c->admin);
+	if (rc == FS_E_NOTFOUND) {
+		rc = FS_OK; /* checked against a dummy in hub_cred_verify, then refused */
+		goto done;
 	}
-	snprintf(who->id, sizeof(who->id), "%s:%s", kind, id);
-	who->admin = admin;
-	who->dbs = dbs;
-	dbs = NULL;
-	rc = FS_OK;
-	goto out;
-bad:
-	rc = FS_E_INPUT;
+	if (rc != FS_OK) {
+		rc = fs_err_set(eb, rc, "cannot read hub.db");
+		goto out;
+	}
+	crypto_generichash_init(&gs, NULL, 0, sizeof(c->digest));
+	crypto_generichash_update(&gs, (const unsigned char *)c->kind, 1);
+	crypto_generichash_update(&gs, (const unsigned char *)c->id, strlen(c->id) + 1);
+	crypto_generichash_update(&gs, (const unsigned char *)c->hash, strlen(c->hash) + 1);
+	crypto_generichash_update(&gs, (const unsigned char *)c->secret, strlen(c->secret));
+	crypto_generichash_final(&gs, c->digest, sizeof(c->digest));
+	c->known = c->ok = cache_has(a, c->digest);
+done:
+	*out = c;
+	c = NULL;
 out:
 	if (rc == FS_E_INPUT)
 		fs_err_set(eb, rc, "Name or password is incorrect.");
 	sodium_memzero(cred, sizeof(cred));
-	sodium_memzero(d, sizeof(d));
-	free(hash);
-	free(dbs);
+	hub_cred_free(c);
+	return rc;
+}
+
+void hub_cred_verify(hub_auth *a, hub_cred *c)
+{
+	if (c->known)
+		return;
+	if (c->hash) {
+		c->ok = verify(a, c->hash, c->secret, strlen(c->secret));
+	} else {
+		const char *dummy = dummy_hash(a, c->kind[0] == 'u');
+		if (dummy)
+			(void)verify(a, dummy, c->secret, strlen(c->secret));
+		c->ok = 0;
+	}
+}
+
+int hub_auth_end(hub_auth *a, hub_cred *c, hub_who *who, fs_errbuf *eb)
+{
+	memset(who, 0, sizeof(*who));
+	if (!c->ok || c->hash == NULL)
+		return fs_err_set(eb, FS_E_INPUT, "Name or password is incorrect.");
+	if (!c->known)
+		cache_put(a, c->digest);
+	snprintf(who->id, sizeof(who->id), "%s:%s", c->kind, c->id);
+	who->admin = c->admin;
+	who->dbs = c->dbs;
+	c->dbs = NULL;
+	return FS_OK;
+}
+
+int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb)
+{
+	hub_cred *c = NULL;
+	int rc;
+	memset(who, 0, sizeof(*who));
+	if ((rc = hub_auth_begin(a, authz, &c, eb)) != FS_OK)
+		return rc;
+	hub_cred_verify(a, c);
+	rc = hub_auth_end(a, c, who, eb);
+	hub_cred_free(c);
 	return rc;
 }
 

@@ -8,8 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hub_int.h"
+
+/* Two per core: a request thread that waits for a disk write leaves its
+ * core to another. 4 on the 2-core machines the hub is sized for. */
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > 8 ? 16u : (unsigned)n * 2u;
+}
 
 void hub_conf_defaults(hub_conf *c, const char *dir)
 {
@@ -18,7 +29,9 @@ void hub_conf_defaults(hub_conf *c, const char *dir)
 	c->port = FS_HUB_PORT_DEFAULT;
 	snprintf(c->cert, sizeof(c->cert), "%s/cert.pem", dir);
 	snprintf(c->key, sizeof(c->key), "%s/key.pem", dir);
-	c->max_connections = 256;
+	c->threads = default_threads();
+	c->max_connections = 1000;
+	c->max_connections_per_addr = 128;
 	c->max_body = 32u << 20;
 	c->max_batch_docs = 10000;
 	c->json_depth = FS_JSON_DEPTH_DEFAULT;
@@ -91,8 +104,13 @@ int hub_conf_read(hub_conf *c, const char *dir, const char *path, fs_errbuf *eb)
 			bad = path_val(c->cert, sizeof(c->cert), dir, v);
 		else if (strcmp(k, "key") == 0)
 			bad = path_val(c->key, sizeof(c->key), dir, v);
+		else if (strcmp(k, "threads") == 0)
+			bad = num(v, 1, 64, &x) || ((c->threads = (unsigned)x), 0);
 		else if (strcmp(k, "max_connections") == 0)
-			bad = num(v, 4, 10000, &x) || ((c->max_connections = (unsigned)x), 0);
+			bad = num(v, 4, 20000, &x) || ((c->max_connections = (unsigned)x), 0);
+		else if (strcmp(k, "max_connections_per_addr") == 0)
+			bad = num(v, 0, 20000, &x) ||
+			      ((c->max_connections_per_addr = (unsigned)x), 0);
 		else if (strcmp(k, "max_body_bytes") == 0)
 			bad = num(v, 1024, 1ul << 30, &x) || ((c->max_body = x), 0);
 		else if (strcmp(k, "max_batch_docs") == 0)

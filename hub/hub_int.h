@@ -22,7 +22,9 @@ typedef struct hub_conf {
 	int port;
 	char cert[512];
 	char key[512];
+	unsigned threads; /* the request thread pool */
 	unsigned max_connections;
+	unsigned max_connections_per_addr;
 	size_t max_body;
 	size_t max_batch_docs;
 	int json_depth;
@@ -46,6 +48,8 @@ typedef struct hub_buf {
 } hub_buf;
 
 void hub_buf_add(hub_buf *b, const void *p, size_t n);
+/* Room for n more bytes in one allocation (a body of known length). */
+void hub_buf_reserve(hub_buf *b, size_t n);
 void hub_buf_str(hub_buf *b, const char *s);
 void hub_buf_fmt(hub_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hub_buf_json_str(hub_buf *b, const char *s); /* quoted and escaped */
@@ -69,6 +73,29 @@ void hub_auth_close(hub_auth *a);
  * are wrong (the caller answers 401).
  */
 int hub_auth_check(hub_auth *a, const char *authz, hub_who *who, fs_errbuf *eb) FS_WUR;
+
+/*
+ * hub_auth_check in steps, so that the slow one (Argon2id) can run on
+ * another thread than the request's:
+ * hub_auth_begin parses authz and reads the principal: FS_E_NOTFOUND when
+ * no credentials came, FS_E_INPUT when they are malformed (401), else
+ * FS_OK and *out, which the caller frees with hub_cred_free (it wipes the
+ * secret). hub_cred_slow says whether hub_cred_verify has Argon2id to run
+ * (not for a credential remembered from an earlier success); an unknown
+ * principal is verified against a dummy hash so it costs the same, then
+ * refused. hub_cred_verify may run on any thread and takes no lock that
+ * a request holds. hub_auth_end gives FS_OK with who filled, or FS_E_INPUT.
+ */
+typedef struct hub_cred hub_cred;
+int hub_auth_begin(hub_auth *a, const char *authz, hub_cred **out, fs_errbuf *eb) FS_WUR;
+int hub_cred_slow(const hub_cred *c);
+void hub_cred_verify(hub_auth *a, hub_cred *c);
+int hub_auth_end(hub_auth *a, hub_cred *c, hub_who *who, fs_errbuf *eb) FS_WUR;
+void hub_cred_free(hub_cred *c);
+/* Makes the dummy hashes now, so the first unknown name costs no more than the next. */
+void hub_auth_warm(hub_auth *a);
+/* Argon2id verifications run so far (tests). */
+uint64_t hub_auth_verified(hub_auth *a);
 int hub_who_may(const hub_who *who, const char *db);
 int hub_auth_uuid(hub_auth *a, char out[33], fs_errbuf *eb) FS_WUR;
 /* Records token as device's in db (the first for a device wins). own: the
@@ -96,13 +123,17 @@ void hub_cache_put(hub_cache *c, const char *id, const char *rev, const char *js
 /* Drops every cached revision of id (call under the database's mutex after a write). */
 void hub_cache_drop(hub_cache *c, const char *id);
 
+struct hub_waiter;
+
 typedef struct hub_db {
 	char name[FS_HUB_DB_NAME_MAX];
 	fs_store *st;
 	pthread_mutex_t mu;
-	pthread_cond_t changed; /* broadcast after each write, for longpolls */
-	uint64_t writes;        /* bumped with changed */
-	hub_cache *cache;       /* revisions with their history, as served */
+	uint64_t writes;  /* bumped after each write (__atomic); parked longpolls look at it */
+	fs_hub *hub;      /* whose parked requests a write wakes */
+	hub_cache *cache; /* revisions with their history, as served */
+	uint64_t last_write_ms;  /* under mu: when the store last took a write */
+	struct hub_waiter *ckpt; /* the idle checkpoint's job (server.c) */
 	struct hub_db *next;
 } hub_db;
 
@@ -137,6 +168,14 @@ typedef struct hub_bulk_docs {
 	hub_doc_in *v;
 } hub_bulk_docs;
 
+/*
+ * scan.c: the batch parsers read the text once without a tree. A body is
+ * the document's other members as they came (whitespace between tokens
+ * dropped), so its bytes may differ from what cJSON would print (escapes
+ * and numbers kept as sent) but never in meaning. Errors: FS_E_INPUT
+ * (malformed, too deep, wrong types), FS_E_TOOBIG (len over max_len, more
+ * than max_docs documents, a body over FS_STORE_BODY_MAX), FS_E_NOMEM.
+ */
 int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
                         hub_bulk_docs *out, fs_errbuf *eb) FS_WUR;
 void hub_bulk_docs_clear(hub_bulk_docs *b);

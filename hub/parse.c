@@ -1,7 +1,9 @@
 /*
- * hub/parse.c: the hub's request parsers and its output buffer. Parsers are
- * pure (no store, no network) so the fuzz target reaches every one; each
- * bounds size, depth and counts before trusting a member's type.
+ * hub/parse.c: the hub's parsers of single documents (PUT, POST) and of
+ * open_revs, over cJSON, and its output buffer; the batch requests are
+ * read by scan.c. Parsers are pure (no store, no network) so the fuzz
+ * target reaches every one; each bounds size, depth and counts before
+ * trusting a member's type.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,8 +13,6 @@
 #include <cjson/cJSON.h>
 
 #include "hub_int.h"
-
-#define SCRATCH_BYTES (64u << 10) /* bodies up to this print without reallocations */
 
 /* ---- output buffer ---- */
 
@@ -39,6 +39,19 @@ static int grow(hub_buf *b, size_t need)
 	b->p = p;
 	b->cap = cap;
 	return 0;
+}
+
+void hub_buf_reserve(hub_buf *b, size_t n)
+{
+	char *p;
+	if (b->err || b->len + n + 1 <= b->cap || n > SIZE_MAX - b->len - 1)
+		return;
+	if ((p = realloc(b->p, b->len + n + 1)) == NULL) {
+		b->err = FS_E_NOMEM;
+		return;
+	}
+	b->p = p;
+	b->cap = b->len + n + 1;
 }
 
 void hub_buf_add(hub_buf *b, const void *p, size_t n)
@@ -194,11 +207,7 @@ static int parse_revisions(const cJSON *r, hub_doc_in *d, fs_errbuf *eb)
 	return FS_OK;
 }
 
-/*
- * scratch (may be NULL): a buffer to print the body into, so most bodies
- * cost one exact allocation instead of cJSON's doubling reallocations.
- */
-static int parse_doc(cJSON *j, hub_doc_in *out, char *scratch, size_t scratch_len, fs_errbuf *eb)
+int hub_parse_doc(cJSON *j, hub_doc_in *out, fs_errbuf *eb)
 {
 	hub_doc_in d = {0};
 	cJSON *e, *next;
@@ -272,14 +281,8 @@ static int parse_doc(cJSON *j, hub_doc_in *out, char *scratch, size_t scratch_le
 		if (e->string && e->string[0] == '_')
 			cJSON_Delete(cJSON_DetachItemViaPointer(j, e));
 	}
-	if (scratch && cJSON_PrintPreallocated(j, scratch, (int)scratch_len, 0)) {
-		size_t n = strlen(scratch);
-		if ((txt = malloc(n + 1)) == NULL)
-			goto nomem;
-		memcpy(txt, scratch, n + 1);
-	} else if ((txt = cJSON_PrintUnformatted(j)) == NULL) {
+	if ((txt = cJSON_PrintUnformatted(j)) == NULL)
 		goto nomem;
-	}
 	d.body_len = strlen(txt);
 	if (d.body_len > FS_STORE_BODY_MAX) {
 		rc = fs_err_set(eb, FS_E_TOOBIG, "document body over %u bytes", FS_STORE_BODY_MAX);
@@ -296,233 +299,6 @@ nomem:
 out:
 	free(txt);
 	hub_doc_in_clear(&d);
-	return rc;
-}
-
-int hub_parse_doc(cJSON *j, hub_doc_in *out, fs_errbuf *eb)
-{
-	return parse_doc(j, out, NULL, 0, eb);
-}
-
-void hub_bulk_docs_clear(hub_bulk_docs *b)
-{
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < b->n; i++)
-		hub_doc_in_clear(&b->v[i]);
-	free(b->v);
-	memset(b, 0, sizeof(*b));
-}
-
-int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
-                        hub_bulk_docs *out, fs_errbuf *eb)
-{
-	cJSON *j = NULL, *docs, *e;
-	const cJSON *ne;
-	char *scratch = NULL;
-	hub_bulk_docs b = {.new_edits = 1};
-	int rc, n;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
-		goto out;
-	docs = cJSON_GetObjectItemCaseSensitive(j, "docs");
-	ne = cJSON_GetObjectItemCaseSensitive(j, "new_edits");
-	if (!cJSON_IsObject(j) || !cJSON_IsArray(docs)) {
-		rc = fs_err_set(eb, FS_E_INPUT, "POST body must include `docs` parameter.");
-		goto out;
-	}
-	if (ne && !cJSON_IsBool(ne)) {
-		rc = fs_err_set(eb, FS_E_INPUT, "`new_edits` parameter must be a boolean.");
-		goto out;
-	}
-	b.new_edits = ne ? cJSON_IsTrue(ne) : 1;
-	n = cJSON_GetArraySize(docs);
-	if ((size_t)n > max_docs) {
-		rc =
-		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
-		goto out;
-	}
-	if ((b.v = calloc(n ? (size_t)n : 1, sizeof(*b.v))) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	if ((scratch = malloc(SCRATCH_BYTES)) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	cJSON_ArrayForEach(e, docs)
-	{
-		hub_doc_in *d = &b.v[b.n];
-		if ((rc = parse_doc(e, d, scratch, SCRATCH_BYTES, eb)) != FS_OK)
-			goto out;
-		b.n++;
-		if (d->id && !hub_docid_ok(d->id)) {
-			rc = fs_err_set(eb, FS_E_INPUT,
-			                "Only reserved document ids may start with underscore.");
-			goto out;
-		}
-		if (!b.new_edits && (d->id == NULL || d->rev == NULL)) {
-			rc = fs_err_set(eb, FS_E_INPUT, "new_edits:false needs _id and _rev");
-			goto out;
-		}
-	}
-	*out = b;
-	memset(&b, 0, sizeof(b));
-	rc = FS_OK;
-out:
-	free(scratch);
-	hub_bulk_docs_clear(&b);
-	cJSON_Delete(j);
-	return rc;
-}
-
-void hub_revs_diff_clear(hub_revs_diff *d)
-{
-	if (d == NULL)
-		return;
-	for (size_t i = 0; i < d->n; i++) {
-		free((char *)d->q[i].id);
-		hub_strv_free((char **)d->q[i].revs, d->q[i].n);
-	}
-	free(d->q);
-	memset(d, 0, sizeof(*d));
-}
-
-int hub_parse_revs_diff(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
-                        hub_revs_diff *out, fs_errbuf *eb)
-{
-	cJSON *j = NULL;
-	const cJSON *e, *r;
-	hub_revs_diff d = {0};
-	int rc, n;
-	size_t total = 0;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
-		goto out;
-	if (!cJSON_IsObject(j)) {
-		rc = fs_err_set(eb, FS_E_INPUT, "Request body must be a JSON object");
-		goto out;
-	}
-	n = cJSON_GetArraySize(j);
-	if ((size_t)n > max_docs) {
-		rc =
-		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
-		goto out;
-	}
-	if ((d.q = calloc(n ? (size_t)n : 1, sizeof(*d.q))) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	cJSON_ArrayForEach(e, j)
-	{
-		fs_store_diff_query *q = &d.q[d.n];
-		char **revs;
-		int m = cJSON_GetArraySize(e);
-		if (!cJSON_IsArray(e) || e->string == NULL || strlen(e->string) > FS_STORE_ID_MAX ||
-		    e->string[0] == '\0') {
-			rc = fs_err_set(eb, FS_E_INPUT,
-			                "revs_diff values must be arrays of revisions");
-			goto out;
-		}
-		total += (size_t)m;
-		if (total > FS_STORE_HISTORY_MAX) {
-			rc = fs_err_set(eb, FS_E_TOOBIG, "too many revisions in one request");
-			goto out;
-		}
-		if ((q->id = strdup(e->string)) == NULL ||
-		    (revs = calloc(m ? (size_t)m : 1, sizeof(char *))) == NULL) {
-			free((char *)q->id);
-			q->id = NULL;
-			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-			goto out;
-		}
-		q->revs = (const char *const *)revs;
-		d.n++;
-		cJSON_ArrayForEach(r, e)
-		{
-			if (!cJSON_IsString(r) || !rev_ok(r->valuestring)) {
-				rc = fs_err_set(eb, FS_E_INPUT, "Invalid rev format");
-				goto out;
-			}
-			if ((revs[q->n] = strdup(r->valuestring)) == NULL) {
-				rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-				goto out;
-			}
-			q->n++;
-		}
-	}
-	*out = d;
-	memset(&d, 0, sizeof(d));
-	rc = FS_OK;
-out:
-	hub_revs_diff_clear(&d);
-	cJSON_Delete(j);
-	return rc;
-}
-
-void hub_bulk_get_clear(hub_bulk_get *g)
-{
-	if (g == NULL)
-		return;
-	hub_strv_free(g->ids, g->n);
-	hub_strv_free(g->revs, g->n);
-	memset(g, 0, sizeof(*g));
-}
-
-int hub_parse_bulk_get(const char *body, size_t len, size_t max_len, int depth, size_t max_docs,
-                       hub_bulk_get *out, fs_errbuf *eb)
-{
-	cJSON *j = NULL;
-	const cJSON *docs, *e;
-	hub_bulk_get g = {0};
-	int rc, n;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = hub_json_parse(body, len, max_len, depth, &j, eb)) != FS_OK)
-		goto out;
-	docs = cJSON_GetObjectItemCaseSensitive(j, "docs");
-	if (!cJSON_IsObject(j) || !cJSON_IsArray(docs)) {
-		rc = fs_err_set(eb, FS_E_INPUT, "Missing JSON list of 'docs'.");
-		goto out;
-	}
-	n = cJSON_GetArraySize(docs);
-	if ((size_t)n > max_docs) {
-		rc =
-		    fs_err_set(eb, FS_E_TOOBIG, "more than %zu documents in one request", max_docs);
-		goto out;
-	}
-	if ((g.ids = calloc(n ? (size_t)n : 1, sizeof(char *))) == NULL ||
-	    (g.revs = calloc(n ? (size_t)n : 1, sizeof(char *))) == NULL) {
-		free(g.ids);
-		g.ids = NULL;
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
-	}
-	cJSON_ArrayForEach(e, docs)
-	{
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-		const cJSON *rev = cJSON_GetObjectItemCaseSensitive(e, "rev");
-		if (!cJSON_IsString(id) || strlen(id->valuestring) == 0 ||
-		    strlen(id->valuestring) > FS_STORE_ID_MAX ||
-		    (rev && (!cJSON_IsString(rev) || !rev_ok(rev->valuestring)))) {
-			rc = fs_err_set(eb, FS_E_INPUT, "each of docs needs a string id and rev");
-			goto out;
-		}
-		g.n++;
-		if ((g.ids[g.n - 1] = strdup(id->valuestring)) == NULL ||
-		    (rev && (g.revs[g.n - 1] = strdup(rev->valuestring)) == NULL)) {
-			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-			goto out;
-		}
-	}
-	*out = g;
-	memset(&g, 0, sizeof(g));
-	rc = FS_OK;
-out:
-	hub_bulk_get_clear(&g);
-	cJSON_Delete(j);
 	return rc;
 }
 

@@ -1,8 +1,10 @@
 /*
  * hub/server.c: the HTTPS side of the hub: libmicrohttpd (GnuTLS) with a
- * thread per connection (a longpoll _changes blocks its thread), request
- * bodies bounded before they are parsed, authentication before a body is
- * read, the access log, and the list of open databases. The CouchDB
+ * small pool of request threads (keep-alive, epoll), request bodies bounded
+ * before they are parsed, authentication before a body is read (Argon2id
+ * on a worker thread, failed logins delayed), connections per client
+ * address bounded, the access log, and the list of open databases. A
+ * request that waits parks without a thread (wait.c). The CouchDB
  * endpoints themselves are in api.c.
  */
 #include <arpa/inet.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +25,11 @@
 #include "hub_srv.h"
 
 #define FAIL_FORGET_MS 60000u /* a quiet minute forgets an address's failures */
+#define VERIFY_WORKERS 2      /* Argon2id threads: memory-hard, on a 2-core box */
+#define FD_RESERVE     64     /* descriptors beyond connections: stores, hub.db, listen */
+#define CONN_TIMEOUT_S 120u   /* an idle kept-alive connection is closed after this */
+#define CKPT_IDLE_MS   300u   /* a database this long without a write gets its WAL checkpointed */
+#define CKPT_MAX_PAGES 16384u /* beyond this (64 MiB of WAL) a commit checkpoints by itself */
 
 uint64_t hub_now_ms(void)
 {
@@ -66,35 +74,47 @@ int fs_hub_db_create(const char *dir, const char *name, fs_errbuf *eb)
 	return FS_OK;
 }
 
+static hub_db *db_find(fs_hub *h, const char *name)
+{
+	hub_db *d;
+	pthread_mutex_lock(&h->mu);
+	for (d = h->dbs; d; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			break;
+	pthread_mutex_unlock(&h->mu);
+	return d;
+}
+
 /*
  * The open database name, opening its file on first use (a database made
  * by `fieldsync-hub db create` while the hub runs is found this way).
  * create: make it when absent (FS_E_EXISTS when present). Databases stay
  * open until the hub is freed, so the pointer stays valid.
+ *
+ * Opening a store reads, and may create and migrate, a file: on a busy
+ * disk that takes a while. Only other openers wait for it (open_mu, which
+ * also keeps two of them from opening one file twice); h->mu, which every
+ * request takes to find its database, is held for the list alone.
  */
 int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf *eb)
 {
 	char path[700];
 	struct stat sb;
 	hub_db *d;
-	fs_store_opts so = {.revs_limit = h->conf.revs_limit};
+	/* Checkpoints wait for a quiet moment (idle_checkpoints) instead of
+	 * running inside a writer's request every 4 MiB. */
+	fs_store_opts so = {.revs_limit = h->conf.revs_limit, .checkpoint_pages = CKPT_MAX_PAGES};
 	int rc = FS_OK;
 
 	*out = NULL;
-	pthread_mutex_lock(&h->mu);
-	for (d = h->dbs; d; d = d->next)
-		if (strcmp(d->name, name) == 0)
-			break;
-	if (d) {
-		rc = create ? fs_err_set(eb, FS_E_EXISTS,
-		                         "The database could not be created, the file "
-		                         "already exists.")
-		            : FS_OK;
-		goto out;
-	}
-	if (db_path(h->dir, name, path, sizeof(path)) != 0) {
-		rc = fs_err_set(eb, FS_E_ARG, "path too long");
-		goto out;
+	if ((d = db_find(h, name)) != NULL)
+		goto found;
+	if (db_path(h->dir, name, path, sizeof(path)) != 0)
+		return fs_err_set(eb, FS_E_ARG, "path too long");
+	pthread_mutex_lock(&h->open_mu);
+	if ((d = db_find(h, name)) != NULL) { /* another opener was first */
+		pthread_mutex_unlock(&h->open_mu);
+		goto found;
 	}
 	if (stat(path, &sb) != 0 && !create) {
 		rc = fs_err_set(eb, FS_E_NOTFOUND, "Database does not exist.");
@@ -110,33 +130,104 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 		goto out;
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	if (hub_cache_new(h->conf.doc_cache_bytes, &d->cache) != FS_OK) {
+	if ((d->ckpt = calloc(1, sizeof(*d->ckpt))) == NULL) {
 		free(d);
 		d = NULL;
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
+	if ((rc = hub_cache_new(h->conf.doc_cache_bytes, &d->cache)) != FS_OK) {
+		free(d->ckpt);
+		free(d);
+		d = NULL;
+		rc = fs_err_set(eb, rc, "cannot make the document cache");
+		goto out;
+	}
 	if ((rc = fs_store_open(path, &so, &d->st, eb)) != FS_OK) {
 		hub_cache_free(d->cache);
+		free(d->ckpt);
 		free(d);
 		d = NULL;
 		goto out;
 	}
 	pthread_mutex_init(&d->mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->changed, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	d->hub = h;
+	pthread_mutex_lock(&h->mu);
 	d->next = h->dbs;
 	h->dbs = d;
-out:
 	pthread_mutex_unlock(&h->mu);
+out:
+	pthread_mutex_unlock(&h->open_mu);
 	if (rc == FS_OK)
 		*out = d;
 	return rc;
+found:
+	if (create)
+		return fs_err_set(eb, FS_E_EXISTS,
+		                  "The database could not be created, the file already exists.");
+	*out = d;
+	return FS_OK;
+}
+
+/* After a write to db, under db->mu: wake its longpolls, plan its checkpoint. */
+void hub_db_wrote(hub_db *db)
+{
+	uint64_t now = hub_now_ms();
+	__atomic_add_fetch(&db->writes, 1, __ATOMIC_SEQ_CST);
+	hub_wait_wake_db(db->hub->wait, db);
+	db->last_write_ms = now;
+	hub_wait_tick_at(db->hub->wait, now + CKPT_IDLE_MS);
+}
+
+/* A worker's job: the WAL of a database that went quiet, into its file. */
+static void checkpoint_job(void *arg)
+{
+	hub_db *d = arg;
+	fs_errbuf eb;
+	pthread_mutex_lock(&d->mu);
+	if (fs_store_wal_pages(d->st) > 0 && hub_now_ms() - d->last_write_ms >= CKPT_IDLE_MS &&
+	    fs_store_checkpoint(d->st, &eb) != FS_OK) /* held back, or failing: later */
+		hub_wait_tick_at(d->hub->wait, hub_now_ms() + CKPT_IDLE_MS);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/*
+ * The timer's call: each database with WAL pages waiting and no write for
+ * CKPT_IDLE_MS gets a checkpoint job; one still busy is looked at again
+ * later. It never waits for a database's mutex (the timer resumes parked
+ * requests on time). Databases are only ever added at the head of the
+ * list, so it is walked from a head read under h->mu.
+ */
+static void idle_checkpoints(void *arg)
+{
+	fs_hub *h = arg;
+	uint64_t now = hub_now_ms();
+	hub_db *d;
+	pthread_mutex_lock(&h->mu);
+	d = h->dbs;
+	pthread_mutex_unlock(&h->mu);
+	for (; d; d = d->next) {
+		unsigned pages;
+		uint64_t last;
+		int st;
+		if (pthread_mutex_trylock(&d->mu) != 0) {
+			hub_wait_tick_at(h->wait, now + CKPT_IDLE_MS);
+			continue;
+		}
+		pages = fs_store_wal_pages(d->st);
+		last = d->last_write_ms;
+		pthread_mutex_unlock(&d->mu);
+		if (pages == 0)
+			continue;
+		if (now - last < CKPT_IDLE_MS) {
+			hub_wait_tick_at(h->wait, last + CKPT_IDLE_MS);
+			continue;
+		}
+		st = hub_wait_job_state(h->wait, d->ckpt);
+		if (st != HUB_JOB_QUEUED && st != HUB_JOB_RUNNING &&
+		    hub_wait_submit(h->wait, d->ckpt, checkpoint_job, d) != FS_OK)
+			return; /* the hub stops */
+	}
 }
 
 /* Names of the databases in DIR/dbs, for GET /_all_dbs. */
@@ -319,7 +410,71 @@ static void fail_forget(fs_hub *h, const char *addr)
 
 /* ---- the request cycle ---- */
 
-static enum MHD_Result first_call(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+/* Argon2id for a request's credential, on a worker thread (hub_wait_submit). */
+static void verify_job(void *arg)
+{
+	hub_req *r = arg;
+	hub_cred_verify(r->h->auth, r->cred);
+}
+
+/*
+ * A request's login is settled before anything else, in the first call of
+ * the access handler and in the calls after each park: a body too large
+ * is refused, Argon2id runs on a worker while the request is parked, and a
+ * failed login is answered after its delay, parked too. Neither holds a
+ * pool thread. Each of these has answered, parked, or set REQ_READY.
+ */
+static enum MHD_Result login_delayed(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+{
+	if (hub_now_ms() < r->wait.due_ms && hub_wait_park(h->wait, &r->wait))
+		return MHD_YES;
+	return hub_send_err(r, c, 401, "unauthorized", "Name or password is incorrect.");
+}
+
+static enum MHD_Result login_refused(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+{
+	char addr[64];
+	hub_cred_free(r->cred);
+	r->cred = NULL;
+	client_addr(c, addr, sizeof(addr));
+	r->phase = REQ_DELAYED;
+	r->wait.due_ms = hub_now_ms() + fail_delay(h, addr);
+	return login_delayed(h, r, c);
+}
+
+static enum MHD_Result login_verified(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+{
+	fs_errbuf eb = {0};
+	char addr[64];
+	int rc = hub_auth_end(h->auth, r->cred, &r->who, &eb);
+	hub_cred_free(r->cred);
+	r->cred = NULL;
+	if (rc != FS_OK)
+		return login_refused(h, r, c);
+	client_addr(c, addr, sizeof(addr));
+	fail_forget(h, addr);
+	r->authed = 1;
+	r->phase = REQ_READY;
+	return MHD_YES;
+}
+
+/* A park is refused when the job ended meanwhile, or (all jobs over) the
+ * hub stops: so look at the job again after a refusal. */
+static enum MHD_Result login_verifying(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+{
+	for (;;) {
+		int st = hub_wait_job_state(h->wait, &r->wait);
+		if (st == HUB_JOB_DONE)
+			return login_verified(h, r, c);
+		if (st == HUB_JOB_CANCELLED)
+			return hub_send_err(r, c, 503, "service_unavailable",
+			                    "the hub is stopping");
+		if (hub_wait_park(h->wait, &r->wait))
+			return MHD_YES;
+	}
+}
+
+static enum MHD_Result login_start(fs_hub *h, hub_req *r, struct MHD_Connection *c)
 {
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -333,25 +488,37 @@ static enum MHD_Result first_call(fs_hub *h, hub_req *r, struct MHD_Connection *
 		if (errno || *end || n > h->conf.max_body)
 			return hub_send_err(r, c, 413, "too_large",
 			                    "the request body is too large");
+		r->body_expected = (size_t)n;
 	}
-	rc = hub_auth_check(h->auth, authz, &r->who, &eb);
-	if (rc == FS_E_INPUT) {
-		char addr[64];
-		client_addr(c, addr, sizeof(addr));
-		unsigned d = fail_delay(h, addr);
-		if (d)
-			usleep(d * 1000u);
-		return hub_send_err(r, c, 401, "unauthorized", "Name or password is incorrect.");
+	rc = hub_auth_begin(h->auth, authz, &r->cred, &eb);
+	if (rc == FS_E_NOTFOUND) {
+		r->phase = REQ_READY; /* anonymous: the route decides */
+		return MHD_YES;
 	}
-	if (rc == FS_OK) {
-		char addr[64];
-		client_addr(c, addr, sizeof(addr));
-		fail_forget(h, addr);
-		r->authed = 1;
-	} else if (rc != FS_E_NOTFOUND) {
-		return hub_send_fs_err(r, c, rc, &eb);
+	if (rc == FS_E_INPUT)
+		return login_refused(h, r, c);
+	if (rc != FS_OK)
+		return hub_send_fs_err(r, c, rc, NULL);
+	if (!hub_cred_slow(r->cred))
+		return login_verified(h, r, c);
+	r->phase = REQ_VERIFY;
+	if (hub_wait_submit(h->wait, &r->wait, verify_job, r) != FS_OK)
+		return hub_send_err(r, c, 503, "service_unavailable", "the hub is stopping");
+	return login_verifying(h, r, c); /* parks until the job ends */
+}
+
+static enum MHD_Result check_login(fs_hub *h, hub_req *r, struct MHD_Connection *c)
+{
+	switch (r->phase) {
+	case REQ_NEW:
+		return login_start(h, r, c);
+	case REQ_VERIFY:
+		return login_verifying(h, r, c);
+	case REQ_DELAYED:
+		return login_delayed(h, r, c);
+	default:
+		return MHD_NO; /* REQ_READY never comes here */
 	}
-	return MHD_YES;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -365,17 +532,24 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
+		r->h = h;
 		r->t0 = hub_now_ms();
+		r->wait.c = c;
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		snprintf(r->path, sizeof(r->path), "%s", url);
 		*con_cls = r;
-		return first_call(h, r, c);
+		return check_login(h, r, c);
 	}
+	if (r->phase != REQ_READY && !r->responded) /* resumed from a park */
+		return check_login(h, r, c);
 	if (r->responded) { /* refused early: drop whatever body still comes */
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		/* A batch body is megabytes: one allocation, not a doubling series. */
+		if (r->body.cap == 0 && r->body_expected)
+			hub_buf_reserve(&r->body, r->body_expected);
 		if (r->body.len + *upload_size > h->conf.max_body)
 			r->toobig = 1;
 		else
@@ -405,6 +579,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		        r->who.id[0] ? r->who.id : "-",
 		        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	}
+	hub_wait_forget(h->wait, &r->wait);
+	hub_cred_free(r->cred);
 	hub_buf_free(&r->body);
 	hub_who_clear(&r->who);
 	free(r);
@@ -446,6 +622,7 @@ int fs_hub_new(const fs_hub_opts *o, fs_hub **out, fs_errbuf *eb)
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->open_mu, NULL);
 	snprintf(h->dir, sizeof(h->dir), "%s", o->dir);
 	h->quiet = o->quiet;
 	hub_conf_defaults(&h->conf, o->dir);
@@ -460,6 +637,7 @@ int fs_hub_new(const fs_hub_opts *o, fs_hub **out, fs_errbuf *eb)
 		goto out;
 	if ((rc = hub_auth_uuid(h->auth, h->uuid, eb)) != FS_OK)
 		goto out;
+	hub_auth_warm(h->auth); /* the dummy hashes: at start, not in a first refusal */
 	if ((h->cert_pem = read_all(h->conf.cert, 1u << 20)) == NULL ||
 	    (h->key_pem = read_all(h->conf.key, 1u << 20)) == NULL) {
 		rc = fs_err_set(eb, FS_E_IO, "cannot read the certificate or key (%s, %s)",
@@ -474,14 +652,41 @@ out:
 	return rc;
 }
 
+/*
+ * Every connection is a descriptor: raise the soft limit to what
+ * max_connections needs, or say plainly that it cannot be had.
+ */
+static int fd_limit(unsigned conns, fs_errbuf *eb)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)conns + FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return fs_err_set(eb, FS_E_IO, "getrlimit: %s", strerror(errno));
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+			return fs_err_set(eb, FS_E_ARG,
+			                  "max_connections %u needs %llu open files; the limit "
+			                  "is %llu (ulimit -n, or LimitNOFILE=)",
+			                  conns, (unsigned long long)need,
+			                  (unsigned long long)rl.rlim_max);
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return fs_err_set(eb, FS_E_IO, "setrlimit: %s", strerror(errno));
+	}
+	return FS_OK;
+}
+
 int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 {
 	struct sockaddr_in a4 = {0};
 	struct sockaddr_in6 a6 = {0};
 	const struct sockaddr *sa;
-	unsigned flags =
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS;
+	/* A pool of threads, each with its own epoll loop over its share of
+	 * the connections; suspend/resume lets a waiting request give its
+	 * thread back (wait.c). */
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME;
 	const union MHD_DaemonInfo *di;
+	int rc;
 
 	if (h->d)
 		return fs_err_set(eb, FS_E_ARG, "the hub is already running");
@@ -498,16 +703,26 @@ int fs_hub_start(fs_hub *h, fs_errbuf *eb)
 		return fs_err_set(eb, FS_E_ARG, "bind must be an IP address, not %.64s",
 		                  h->conf.bind);
 	}
+	if ((rc = fd_limit(h->conf.max_connections, eb)) != FS_OK)
+		return rc;
+	if ((rc = hub_wait_new(VERIFY_WORKERS, idle_checkpoints, h, &h->wait, eb)) != FS_OK)
+		return rc;
 	h->stopping = 0;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, sa,
-	                        MHD_OPTION_HTTPS_MEM_KEY, h->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
-	                        h->cert_pem, MHD_OPTION_CONNECTION_LIMIT, h->conf.max_connections,
-	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-	                        MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
-	if (h->d == NULL)
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_HTTPS_MEM_KEY,
+	    h->key_pem, MHD_OPTION_HTTPS_MEM_CERT, h->cert_pem, MHD_OPTION_THREAD_POOL_SIZE,
+	    h->conf.threads, MHD_OPTION_CONNECTION_LIMIT, h->conf.max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->conf.max_connections_per_addr,
+	    MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, completed,
+	    h, MHD_OPTION_END);
+	if (h->d == NULL) {
+		hub_wait_stop(h->wait);
+		hub_wait_free(h->wait);
+		h->wait = NULL;
 		return fs_err_set(eb, FS_E_IO,
 		                  "cannot listen on %s port %d (in use, or a bad key?)",
 		                  h->conf.bind, h->conf.port);
+	}
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : (unsigned)h->conf.port;
 	return FS_OK;
@@ -518,24 +733,17 @@ unsigned fs_hub_port(const fs_hub *h)
 	return h && h->d ? h->port : 0;
 }
 
-void hub_wake_all(fs_hub *h)
-{
-	pthread_mutex_lock(&h->mu);
-	for (hub_db *d = h->dbs; d; d = d->next) {
-		pthread_mutex_lock(&d->mu);
-		pthread_cond_broadcast(&d->changed);
-		pthread_mutex_unlock(&d->mu);
-	}
-	pthread_mutex_unlock(&h->mu);
-}
-
 void fs_hub_stop(fs_hub *h)
 {
 	if (h == NULL || h->d == NULL)
 		return;
 	__atomic_store_n(&h->stopping, 1, __ATOMIC_SEQ_CST);
-	hub_wake_all(h);
+	/* Parked requests are resumed first: libmicrohttpd may not stop with
+	 * a connection suspended. They see the hub stopping and end. */
+	hub_wait_stop(h->wait);
 	MHD_stop_daemon(h->d);
+	hub_wait_free(h->wait);
+	h->wait = NULL;
 	h->d = NULL;
 	h->port = 0;
 }
@@ -551,7 +759,7 @@ void fs_hub_free(fs_hub *h)
 		fs_store_close(d->st);
 		hub_cache_free(d->cache);
 		pthread_mutex_destroy(&d->mu);
-		pthread_cond_destroy(&d->changed);
+		free(d->ckpt);
 		free(d);
 	}
 	hub_auth_close(h->auth);
@@ -560,6 +768,7 @@ void fs_hub_free(fs_hub *h)
 		free(h->key_pem);
 	}
 	free(h->cert_pem);
+	pthread_mutex_destroy(&h->open_mu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

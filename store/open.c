@@ -574,10 +574,32 @@ out:
  */
 static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 {
-	(void)ctx;
-	if (pages >= STORE_CHECKPOINT_PAGES)
-		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	fs_store *st = ctx;
+	int log = 0, done = 0;
+	st->wal_pages = pages > 0 ? (unsigned)pages : 0;
+	if (st->wal_pages >= st->ckpt_pages &&
+	    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
+	        SQLITE_OK)
+		st->wal_pages = log > done ? (unsigned)(log - done) : 0;
 	return SQLITE_OK;
+}
+
+int fs_store_checkpoint(fs_store *st, fs_errbuf *eb)
+{
+	int log = 0, done = 0, rc;
+	fs_err_clear(eb);
+	if (st == NULL)
+		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to checkpoint");
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	if (rc != SQLITE_OK)
+		return store_err(st, rc, "checkpoint", eb);
+	st->wal_pages = log > done ? (unsigned)(log - done) : 0;
+	return log > done ? fs_err_set(eb, FS_E_STORE_BUSY, "store: checkpoint held back") : FS_OK;
+}
+
+unsigned fs_store_wal_pages(const fs_store *st)
+{
+	return st ? st->wal_pages : 0;
 }
 
 int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, fs_errbuf *eb)
@@ -613,7 +635,9 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 		r = store_err(st, rc, "open", eb);
 		goto out;
 	}
-	sqlite3_wal_hook(st->db, wal_hook, NULL);
+	st->ckpt_pages =
+	    opts && opts->checkpoint_pages ? opts->checkpoint_pages : STORE_CHECKPOINT_PAGES;
+	sqlite3_wal_hook(st->db, wal_hook, st);
 	sqlite3_busy_timeout(st->db,
 	                     opts && opts->busy_ms > 0 ? opts->busy_ms : FS_STORE_BUSY_MS_DEFAULT);
 	/* Read the version before anything writes: a newer store stays untouched. */

@@ -39,6 +39,12 @@ typedef struct fs_store_opts {
 	unsigned revs_limit; /* 0: FS_STORE_REVS_LIMIT_DEFAULT */
 	int busy_ms;         /* 0: FS_STORE_BUSY_MS_DEFAULT */
 	const char *vfs;     /* SQLite VFS name, NULL for the default (tests inject faults) */
+	/* A commit that leaves the write-ahead log at this many pages or more
+	 * checkpoints it (copies it into the database file) before returning.
+	 * 0: 1000 (4 MiB). A server that checkpoints when idle
+	 * (fs_store_checkpoint) sets it high: a burst of writes then pays
+	 * for no copy. */
+	unsigned checkpoint_pages;
 } fs_store_opts;
 
 /*
@@ -409,5 +415,17 @@ typedef int (*fs_store_leaf_cb)(void *ctx, const char *id, const char *rev, uint
  */
 int fs_store_leaves_prefix(fs_store *st, const char *prefix, fs_store_leaf_cb cb, void *ctx,
                            fs_store_prefix_stats *stats, fs_errbuf *eb) FS_WUR;
+
+/*
+ * Copies the write-ahead log into the database file now (a passive SQLite
+ * checkpoint; every commit is already durable in the log, so this only
+ * moves data). Call outside a transaction. FS_E_STORE_BUSY if a reader
+ * held it back, FS_E_STORE_FULL, FS_E_IO.
+ */
+int fs_store_checkpoint(fs_store *st, fs_errbuf *eb) FS_WUR;
+
+/* Pages in the write-ahead log not yet checkpointed, as of the last commit or checkpoint. No I/O.
+ */
+unsigned fs_store_wal_pages(const fs_store *st);
 
 #endif

@@ -75,6 +75,8 @@ struct fs_store {
 	int64_t rid_save; /* rid at the start of the open transaction */
 	struct leaves lv; /* the leaves of the document a call is working on */
 	int stmt_err;     /* why store_stmt last returned NULL (eb may be NULL) */
+	unsigned ckpt_pages; /* a commit checkpoints the log at this size */
+	unsigned wal_pages;  /* log pages not checkpointed yet */
 };
 
 /* One forward migration: the SQL that takes user_version from i to i+1. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,20 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 	r->len += sz * n;
 	r->body[r->len] = '\0';
 	return sz * n;
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return sz * n;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void resp_free(resp *r)
@@ -302,6 +317,9 @@ static void test_documents(void **state)
 	assert_true(jnum(r.json, "seq") == 6);
 	resp_free(&r);
 	assert_int_equal(reqs("DELETE", "/team/_local/ckpt?rev=0-2", dev_auth, NULL, &r), 200);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "ok")));
+	assert_string_equal(jstr(r.json, "id"), "_local/ckpt"); /* as CouchDB answers */
+	assert_string_equal(jstr(r.json, "rev"), "0-0");
 	resp_free(&r);
 	expect_err("GET", "/team/_local/ckpt", dev_auth, NULL, 404, "not_found");
 
@@ -464,6 +482,327 @@ static void test_replication_endpoints(void **state)
 	/* Without latest the inner revision itself, with its history. */
 	assert_int_equal(reqs("POST", "/team/_bulk_get?revs=true", dev_auth, q, &r), 200);
 	assert_non_null(strstr(r.body, "\"_rev\":\"2-cccc\""));
+	resp_free(&r);
+}
+
+/* Many conflicting leaves: every one is named (_conflicts, latest=true,
+ * open_revs=all), none cut off silently. */
+static void test_many_conflicts(void **state)
+{
+	(void)state;
+	enum { LEAVES = 150 };
+	size_t cap = LEAVES * 128 + 64, len = 0;
+	char *bulk = malloc(cap);
+	resp r;
+	assert_non_null(bulk);
+	len += (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+	for (int i = 0; i < LEAVES; i++)
+		len += (size_t)snprintf(bulk + len, cap - len,
+		                        "%s{\"_id\":\"many\",\"_rev\":\"2-h%03d\",\"_revisions\":"
+		                        "{\"start\":2,\"ids\":[\"h%03d\",\"root\"]},\"c\":%d}",
+		                        i ? "," : "", i, i, i);
+	snprintf(bulk + len, cap - len, "]}");
+	assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
+	resp_free(&r);
+	free(bulk);
+
+	assert_int_equal(reqs("GET", "/team/many?conflicts=true", dev_auth, NULL, &r), 200);
+	assert_string_equal(jstr(r.json, "_rev"), "2-h149"); /* highest rev id wins */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "_conflicts")),
+	                 LEAVES - 1);
+	resp_free(&r);
+	assert_int_equal(reqs("GET", "/team/many?open_revs=all", dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(r.json), LEAVES);
+	resp_free(&r);
+	/* The root stands for every leaf that descends from it. */
+	assert_int_equal(reqs("POST", "/team/_bulk_get?latest=true&revs=true", dev_auth,
+	                      "{\"docs\":[{\"id\":\"many\",\"rev\":\"1-root\"}]}", &r),
+	                 200);
+	assert_int_equal(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "results"), 0),
+	        "docs")),
+	    LEAVES);
+	resp_free(&r);
+	assert_int_equal(
+	    reqs("GET", "/team/many?open_revs=%5B%221-root%22%5D&latest=true", dev_auth, NULL, &r),
+	    200);
+	assert_int_equal(cJSON_GetArraySize(r.json), LEAVES);
+	resp_free(&r);
+}
+
+/* A request from a helper thread: no cmocka asserts there. Status or -1. */
+static long status_of(const char *method, const char *path, const char *authz)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[256];
+	long status = -1;
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	snprintf(hdr, sizeof(hdr), "Authorization: %s", authz);
+	h = curl_slist_append(h, hdr);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+struct opener {
+	pthread_t t;
+	const char *method, *path;
+	long status;
+};
+
+static void *opener_run(void *arg)
+{
+	struct opener *o = arg;
+	o->status = status_of(o->method, o->path, admin_auth);
+	return NULL;
+}
+
+/* Many requests open one database file at once: it is opened once (a
+ * second open of the file would fail on the store's writer lock) and a
+ * creation race has one winner. */
+static void test_concurrent_open(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	struct opener o[N];
+	fs_errbuf eb;
+	int created = 0, exists = 0;
+	assert_int_equal(fs_hub_db_create(dir, "race-a", &eb), FS_OK);
+	for (int i = 0; i < N; i++) {
+		o[i] = (struct opener){.method = "GET", .path = "/race-a"};
+		assert_int_equal(pthread_create(&o[i].t, NULL, opener_run, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(o[i].t, NULL);
+		assert_int_equal(o[i].status, 200);
+	}
+	for (int i = 0; i < N; i++) {
+		o[i] = (struct opener){.method = "PUT", .path = "/race-b"};
+		assert_int_equal(pthread_create(&o[i].t, NULL, opener_run, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(o[i].t, NULL);
+		created += o[i].status == 201;
+		exists += o[i].status == 412;
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(exists, N - 1);
+}
+
+/* ---- long reads under bounded holds of the database's mutex ---- */
+
+#define SLICED_DOCS 8000
+
+struct reader {
+	pthread_t t;
+	const char *method, *path;
+	char *body;
+	long status;
+	double secs;
+	int done; /* read with __atomic_load_n */
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *x = arg;
+	struct timespec t0, t1;
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[256];
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	x->status = -1;
+	if (c != NULL) {
+		snprintf(url, sizeof(url), "%s%s", base, x->path);
+		snprintf(hdr, sizeof(hdr), "Authorization: %s", dev_auth);
+		h = curl_slist_append(h, hdr);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, x->method);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+		if (x->body)
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, x->body);
+		if (curl_easy_perform(c) == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	x->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	__atomic_store_n(&x->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * While one request reads the whole database (path, body), single writes
+ * go on: several are answered during it and none waits for most of it.
+ * Holding the database's mutex for the whole read would make the first
+ * write wait for the read's end, and let no other one through.
+ */
+static void writes_during(const char *what, const char *method, const char *path, char *body)
+{
+	struct reader x = {.method = method, .path = path, .body = body};
+	double worst = 0;
+	int n = 0;
+	resp r;
+	char doc[64];
+	assert_int_equal(pthread_create(&x.t, NULL, reader_run, &x), 0);
+	usleep(20 * 1000); /* let the read begin */
+	while (!__atomic_load_n(&x.done, __ATOMIC_SEQ_CST)) {
+		snprintf(doc, sizeof(doc), "/team/during-%d-%d", (int)strlen(what), n);
+		assert_int_equal(reqs("PUT", doc, dev_auth, "{\"c\":1}", &r), 201);
+		worst = r.secs > worst ? r.secs : worst;
+		resp_free(&r);
+		if (!__atomic_load_n(&x.done, __ATOMIC_SEQ_CST))
+			n++;
+	}
+	pthread_join(x.t, NULL);
+	print_message("%s: %.0f ms; %d writes during it, the slowest %.0f ms\n", what, x.secs * 1e3,
+	              n, worst * 1e3);
+	assert_int_equal(x.status, 200);
+	assert_true(n >= 3);
+	assert_true(worst < 0.5 * x.secs);
+}
+
+static void test_long_reads_in_slices(void **state)
+{
+	(void)state;
+	size_t cap = 2000 * 160 + 64, len;
+	char *bulk = malloc(cap), *get = malloc((size_t)SLICED_DOCS * 48 + 64);
+	resp r;
+	double s0 = update_seq("team"), docs0;
+	char path[128];
+
+	assert_non_null(bulk);
+	assert_non_null(get);
+	assert_int_equal(reqs("GET", "/team", dev_auth, NULL, &r), 200);
+	docs0 = jnum(r.json, "doc_count");
+	resp_free(&r);
+	for (int k = 0; k < SLICED_DOCS; k += 2000) {
+		len = (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+		for (int i = k; i < k + 2000; i++)
+			len +=
+			    (size_t)snprintf(bulk + len, cap - len,
+			                     "%s{\"_id\":\"s%05d\",\"_rev\":\"1-a%05d\",\"fs\":1,"
+			                     "\"c\":\"%064d\"}",
+			                     i > k ? "," : "", i, i, i);
+		snprintf(bulk + len, cap - len, "]}");
+		assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
+		resp_free(&r);
+	}
+	free(bulk);
+
+	/* Sliced reads still give every document once, in order. */
+	snprintf(path, sizeof(path), "/team/_changes?since=%.0f", s0);
+	assert_int_equal(reqs("GET", path, dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 SLICED_DOCS);
+	assert_true(jnum(r.json, "last_seq") == s0 + SLICED_DOCS);
+	assert_true(jnum(r.json, "pending") == 0);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/team/_changes?since=%.0f&limit=1234", s0);
+	assert_int_equal(reqs("GET", path, dev_auth, NULL, &r), 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "results")),
+	                 1234);
+	assert_true(jnum(r.json, "pending") == SLICED_DOCS - 1234);
+	resp_free(&r);
+	assert_int_equal(reqs("GET", "/team/_all_docs", dev_auth, NULL, &r), 200);
+	assert_true(jnum(r.json, "total_rows") == docs0 + SLICED_DOCS);
+	{
+		const cJSON *row, *rows = cJSON_GetObjectItemCaseSensitive(r.json, "rows");
+		const char *prev = "";
+		assert_int_equal(cJSON_GetArraySize(rows), (int)(docs0 + SLICED_DOCS));
+		cJSON_ArrayForEach(row, rows)
+		{
+			assert_true(strcmp(prev, jstr(row, "id")) < 0); /* sorted, each once */
+			prev = jstr(row, "id");
+		}
+	}
+	resp_free(&r);
+
+	len = (size_t)sprintf(get, "{\"docs\":[");
+	for (int i = 0; i < SLICED_DOCS; i++)
+		len += (size_t)sprintf(get + len, "%s{\"id\":\"s%05d\",\"rev\":\"1-a%05d\"}",
+		                       i ? "," : "", i, i);
+	sprintf(get + len, "]}");
+	writes_during("_all_docs?include_docs=true", "GET", "/team/_all_docs?include_docs=true",
+	              NULL);
+	writes_during("_bulk_get (8,000, not cached)", "POST", "/team/_bulk_get", get);
+	free(get);
+}
+
+static long long file_size(const char *db, const char *suffix)
+{
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/dbs/%s.db%s", dir, db, suffix);
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/*
+ * A burst of writes is not slowed by copying the WAL into the database
+ * file every 4 MiB: the copy waits until the database is quiet, then the
+ * file holds the data.
+ */
+static void test_checkpoint_when_quiet(void **state)
+{
+	(void)state;
+	enum { BATCHES = 4, PER = 1500, BODY = 1024 };
+	size_t cap = (size_t)PER * (BODY + 128) + 64, len;
+	char *bulk = malloc(cap);
+	long long data = (long long)BATCHES * PER * BODY, db0, wal0;
+	double t_last;
+	resp r;
+
+	assert_non_null(bulk);
+	assert_int_equal(reqs("PUT", "/quiet", admin_auth, NULL, &r), 201);
+	resp_free(&r);
+	for (int k = 0; k < BATCHES; k++) {
+		len = (size_t)snprintf(bulk, cap, "{\"new_edits\":false,\"docs\":[");
+		for (int i = k * PER; i < (k + 1) * PER; i++) {
+			len +=
+			    (size_t)snprintf(bulk + len, cap - len,
+			                     "%s{\"_id\":\"q%05d\",\"_rev\":\"1-a%05d\",\"c\":\"",
+			                     i > k * PER ? "," : "", i, i);
+			memset(bulk + len, 'A' + i % 26, BODY);
+			len += BODY;
+			len += (size_t)snprintf(bulk + len, cap - len, "\"}");
+		}
+		snprintf(bulk + len, cap - len, "]}");
+		assert_int_equal(reqs("POST", "/quiet/_bulk_docs", admin_auth, bulk, &r), 201);
+		resp_free(&r);
+	}
+	free(bulk);
+	t_last = now_s();
+	db0 = file_size("quiet", "");
+	wal0 = file_size("quiet", "-wal");
+	print_message("after the burst (%.0f ms later): db %lld bytes, WAL %lld bytes\n",
+	              (now_s() - t_last) * 1e3, db0, wal0);
+	assert_true(wal0 >= data); /* every write went to the WAL */
+	if (now_s() - t_last < 0.2)
+		assert_true(db0 < data / 4); /* and none was copied inside the burst */
+	for (double t0 = now_s(); now_s() - t0 < 10 && file_size("quiet", "") < data;)
+		usleep(50 * 1000);
+	print_message("quiet: db %lld bytes\n", file_size("quiet", ""));
+	assert_true(file_size("quiet", "") >= data);
+	assert_int_equal(reqs("GET", "/quiet", admin_auth, NULL, &r), 200);
+	assert_true(jnum(r.json, "doc_count") == BATCHES * PER);
 	resp_free(&r);
 }
 
@@ -719,6 +1058,10 @@ int main(void)
 	    cmocka_unit_test(test_server_and_databases),
 	    cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_replication_endpoints),
+	    cmocka_unit_test(test_many_conflicts),
+	    cmocka_unit_test(test_concurrent_open),
+	    cmocka_unit_test(test_long_reads_in_slices),
+	    cmocka_unit_test(test_checkpoint_when_quiet),
 	    cmocka_unit_test(test_longpoll),
 	    cmocka_unit_test(test_basic_auth_user),
 	    cmocka_unit_test(test_failures_slowed_down),

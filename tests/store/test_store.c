@@ -873,6 +873,53 @@ static void test_reopen_and_lock(void **state)
 	assert_int_equal(fs_store_check(f->st, &eb), FS_OK);
 }
 
+/* checkpoint_pages: a low one keeps the log short after every commit; a
+ * high one leaves it to fs_store_checkpoint, which empties it, and the
+ * data reads the same after a reopen. */
+static void test_checkpoint_pages(void **state)
+{
+	struct fx *f = *state;
+	char body[2048], id[32], rev[FS_REV_MAX];
+	fs_store *st = NULL;
+	fs_store_opts o = {.checkpoint_pages = 8};
+	fs_store_info info;
+	fs_errbuf eb;
+	char *path;
+
+	memset(body, 'x', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	fs_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(fs_store_open(f->path, &o, &st, &eb), FS_OK);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "low-%d", i);
+		put_ok(st, id, NULL, body, 0, rev);
+		assert_true(fs_store_wal_pages(st) < 8);
+	}
+	fs_store_close(st);
+
+	assert_non_null(path = tpath(f->dir, "deferred.db"));
+	o.checkpoint_pages = 1000000;
+	assert_int_equal(fs_store_open(path, &o, &st, &eb), FS_OK);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "high-%d", i);
+		put_ok(st, id, NULL, body, 0, rev);
+	}
+	assert_true(fs_store_wal_pages(st) >= 40); /* a page of body each, at least */
+	assert_int_equal(fs_store_checkpoint(st, &eb), FS_OK);
+	assert_int_equal(fs_store_wal_pages(st), 0);
+	put_ok(st, "after", NULL, body, 0, rev);
+	assert_true(fs_store_wal_pages(st) > 0);
+	fs_store_close(st);
+	assert_int_equal(fs_store_open(path, NULL, &st, &eb), FS_OK);
+	assert_int_equal(fs_store_info_get(st, &info, &eb), FS_OK);
+	assert_int_equal(info.doc_count, 41);
+	assert_winner(st, "after", rev, 0);
+	fs_store_close(st);
+	free(path);
+	assert_int_equal(fs_store_checkpoint(NULL, &eb), FS_E_ARG);
+}
+
 /* Another process holds the store: refused, and the message names that process. */
 static void test_lock_other_process(void **state)
 {
@@ -1183,6 +1230,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prefix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_and_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_reentrant, setup, teardown),
