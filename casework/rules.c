@@ -267,7 +267,7 @@ int cw_local_days(const char *tz, const int64_t *t, int64_t *days, size_t n, fs_
 
 int fs_cw_local_day(const char *tz, int64_t t, int64_t *day, fs_errbuf *eb)
 {
-	int64_t d;
+	int64_t d = 0; /* set on FS_OK; gcc -O2 cannot see through the loop */
 	int r;
 
 	*day = 0;
