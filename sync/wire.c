@@ -16,6 +16,8 @@
 
 #define BAD(eb, ...) fs_err_set(eb, FS_E_SYNC_MALFORMED, __VA_ARGS__)
 
+static const char answer_not_json[] = "server answer: not valid JSON";
+
 static int parse(const char *buf, size_t len, int max_depth, cJSON **j, fs_errbuf *eb)
 {
 	fs_errbuf e = {0};
@@ -190,93 +192,258 @@ void fs_sync_changes_free(fs_sync_changes *c)
 	free(c);
 }
 
+/*
+ * A sequence at the cursor as opaque text (see seq_text): the scanner's
+ * reading of the same rules; an array is kept as its compact text.
+ */
+static int scan_seq(fs_scan *s, int depth, char **out)
+{
+	static const char why[] = "sequence of an unexpected type";
+	int c = fs_scan_peek(s);
+
+	*out = NULL;
+	if (c == '"') {
+		char tmp[FS_SYNC_SEQ_MAX + 1];
+		size_t n;
+		if (fs_scan_string(s, tmp, sizeof(tmp), &n, "sequence is empty or too long") != 0)
+			return -1;
+		if (n == 0)
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED,
+			                    "sequence is empty or too long");
+		*out = dupn(tmp, n);
+	} else if (c == '-' || (c >= '0' && c <= '9')) {
+		char text[64], tmp[64];
+		const char *a = s->p;
+		double d;
+		if (fs_scan_skip_number(s) != 0)
+			return -1;
+		if ((size_t)(s->p - a) >= sizeof(text))
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "sequence number out of range");
+		memcpy(text, a, (size_t)(s->p - a));
+		text[s->p - a] = '\0';
+		d = strtod(text, NULL); /* a checked JSON number: strtod reads all of it */
+		if (!isfinite(d) || d < 0 || d > 9007199254740992.0 || floor(d) != d)
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "sequence number out of range");
+		snprintf(tmp, sizeof(tmp), "%.0f", d);
+		*out = dupn(tmp, strlen(tmp));
+	} else if (c == '[') {
+		const char *v;
+		size_t n;
+		int spaced;
+		if (fs_scan_value(s, depth, &v, &n, &spaced) != 0)
+			return -1;
+		if ((*out = malloc(n + 1)) == NULL)
+			return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+		n = spaced ? fs_scan_compact(v, n, *out) : (memcpy(*out, v, n), n);
+		(*out)[n] = '\0';
+		if (n > FS_SYNC_SEQ_MAX) {
+			free(*out);
+			*out = NULL;
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "sequence too long");
+		}
+		return 0;
+	} else {
+		return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
+	}
+	return *out ? 0 : fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+}
+
+/* One change's leaf revisions: [{"rev":..},...], 1 to FS_SYNC_MAX_REVS. */
+static int scan_change_revs(fs_scan *s, fs_sync_change *ch, int depth)
+{
+	static const char why[] = "_changes result: invalid revision";
+	size_t cap = 0;
+	int more;
+
+	if (fs_scan_array_open(s, depth, &more, "_changes result lacks id, seq or changes") != 0)
+		return -1;
+	if (more)
+		return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "_changes result without revisions");
+	for (more = 1; more > 0; more = fs_scan_next(s, ']')) {
+		fs_scan_key k;
+		char rev[FS_REV_MAX] = "";
+		int empty, m2, have = 0;
+		if (ch->nrevs >= FS_SYNC_MAX_REVS)
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED,
+			                    "_changes result: too many revisions");
+		if (fs_scan_object_open(s, depth + 1, &empty, why) != 0)
+			return -1;
+		for (m2 = !empty; m2 > 0; m2 = fs_scan_next(s, '}')) {
+			if (fs_scan_member(s, &k) != 0)
+				return -1;
+			if (fs_scan_key_is(&k, "rev") && !have) {
+				have = 1;
+				if (fs_scan_string(s, rev, sizeof(rev), NULL, why) != 0)
+					return -1;
+			} else if (fs_scan_skip(s, depth + 2) != 0) {
+				return -1;
+			}
+		}
+		if (m2 < 0)
+			return -1;
+		if (!valid_rev(rev))
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
+		if (ch->nrevs == cap) {
+			size_t nc = cap ? cap * 2 : 1; /* one leaf is the usual case */
+			char **v = realloc(ch->revs, nc * sizeof(*v));
+			if (v == NULL)
+				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+			ch->revs = v;
+			cap = nc;
+		}
+		if ((ch->revs[ch->nrevs] = dupn(rev, strlen(rev))) == NULL)
+			return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+		ch->nrevs++;
+	}
+	return more < 0 ? -1 : 0;
+}
+
+/* One result of _changes: {"seq":..,"id":..,"changes":[..],"deleted":bool}. */
+static int scan_change(fs_scan *s, fs_sync_change *ch, int depth)
+{
+	static const char why[] = "_changes result lacks id, seq or changes";
+	fs_scan_key k;
+	int empty, more, have_id = 0, have_seq = 0, have_changes = 0, have_del = 0;
+
+	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		if (fs_scan_key_is(&k, "id") && !have_id) {
+			char id[FS_SYNC_ID_MAX + 1];
+			size_t n;
+			have_id = 1;
+			if (fs_scan_string(s, id, sizeof(id), &n, why) != 0)
+				return -1;
+			if (n == 0)
+				return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
+			if ((ch->id = dupn(id, n)) == NULL)
+				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+		} else if (fs_scan_key_is(&k, "seq") && !have_seq) {
+			have_seq = 1;
+			if (scan_seq(s, depth + 1, &ch->seq) != 0)
+				return -1;
+		} else if (fs_scan_key_is(&k, "changes") && !have_changes) {
+			have_changes = 1;
+			if (scan_change_revs(s, ch, depth + 1) != 0)
+				return -1;
+		} else if (fs_scan_key_is(&k, "deleted") && !have_del) {
+			have_del = 1;
+			if (fs_scan_bool(s, &ch->deleted,
+			                 "_changes result: deleted is not a boolean") != 0)
+				return -1;
+		} else if (fs_scan_skip(s, depth + 1) != 0) {
+			return -1;
+		}
+	}
+	if (more < 0)
+		return -1;
+	if (!have_id || !have_seq || !have_changes)
+		return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
+	return 0;
+}
+
+/*
+ * The feed is scanned without a tree (common/scan.c): a window of 2,000
+ * changes made a cJSON tree of about a megabyte, the peak of a pull.
+ */
 int fs_sync_parse_changes(const char *buf, size_t len, int max_depth, fs_sync_changes **out,
                           fs_errbuf *eb)
 {
-	cJSON *j = NULL;
+	static const char why[] = "_changes answer without results";
 	fs_sync_changes *c = NULL;
-	const cJSON *res, *e, *x;
-	size_t cnt;
-	int rc;
+	fs_scan s;
+	fs_scan_key k;
+	size_t cap = 0;
+	int empty, more, have_results = 0, have_last = 0, have_pending = 0, rc;
 
 	if (out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output");
 	*out = NULL;
-	if ((rc = parse(buf, len, max_depth, &j, eb)) != FS_OK)
-		return rc;
-	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+	if (buf == NULL)
+		return BAD(eb, "server answer: empty");
+	if (max_depth <= 0)
+		max_depth = FS_JSON_DEPTH_DEFAULT;
+	(void)fs_scan_start(&s, buf, len, len, max_depth, FS_E_SYNC_MALFORMED, answer_not_json, eb);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		goto out;
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	c->pending = -1;
-	res = cJSON_GetObjectItemCaseSensitive(j, "results");
-	if (!cJSON_IsObject(j) || !cJSON_IsArray(res)) {
-		rc = BAD(eb, "_changes answer without results");
+	if (fs_scan_object_open(&s, 0, &empty, why) != 0)
 		goto out;
-	}
-	cnt = (size_t)cJSON_GetArraySize(res);
-	if (cnt > FS_SYNC_MAX_ITEMS) {
-		rc = BAD(eb, "_changes answer with more than %d results", FS_SYNC_MAX_ITEMS);
-		goto out;
-	}
-	if (cnt && (c->v = calloc(cnt, sizeof(*c->v))) == NULL)
-		goto out;
-	cJSON_ArrayForEach(e, res)
-	{
-		fs_sync_change *ch = &c->v[c->n];
-		const char *id = member_str(e, "id", FS_SYNC_ID_MAX);
-		const cJSON *chs = cJSON_GetObjectItemCaseSensitive(e, "changes");
-		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(e, "seq");
-		size_t k = 0, nch;
-
-		if (!cJSON_IsObject(e) || id == NULL || !cJSON_IsArray(chs) || seq == NULL) {
-			rc = BAD(eb, "_changes result %zu lacks id, seq or changes", c->n);
+	for (more = !empty; more > 0; more = fs_scan_next(&s, '}')) {
+		if (fs_scan_member(&s, &k) != 0)
 			goto out;
-		}
-		c->n++; /* counted now so that fs_sync_changes_free sees partial entries */
-		if ((ch->id = dupn(id, strlen(id))) == NULL)
-			goto nomem;
-		if ((rc = seq_text(seq, &ch->seq, eb)) != FS_OK)
-			goto out;
-		x = cJSON_GetObjectItemCaseSensitive(e, "deleted");
-		if (x && !cJSON_IsBool(x)) {
-			rc = BAD(eb, "_changes result %zu: deleted is not a boolean", c->n - 1);
-			goto out;
-		}
-		ch->deleted = cJSON_IsTrue(x);
-		nch = (size_t)cJSON_GetArraySize(chs);
-		if (nch == 0 || nch > FS_SYNC_MAX_REVS) {
-			rc = BAD(eb, "_changes result %zu: %zu leaf revisions", c->n - 1, nch);
-			goto out;
-		}
-		if ((ch->revs = calloc(nch, sizeof(char *))) == NULL)
-			goto nomem;
-		cJSON_ArrayForEach(x, chs)
-		{
-			const char *rev = member_str(x, "rev", FS_REV_MAX - 1);
-			if (!valid_rev(rev)) {
-				rc = BAD(eb, "_changes result %zu: invalid revision", c->n - 1);
+		if (fs_scan_key_is(&k, "results") && !have_results) {
+			int m;
+			have_results = 1;
+			if (fs_scan_array_open(&s, 1, &m, why) != 0)
+				goto out;
+			for (m = !m; m > 0; m = fs_scan_next(&s, ']')) {
+				if (c->n == FS_SYNC_MAX_ITEMS) {
+					fs_scan_fail(&s, FS_E_SYNC_MALFORMED,
+					             "_changes answer with too many results");
+					goto out;
+				}
+				if (c->n == cap) {
+					size_t nc = cap ? cap * 2 : 64;
+					fs_sync_change *v = realloc(c->v, nc * sizeof(*v));
+					if (v == NULL) {
+						fs_scan_fail(&s, FS_E_NOMEM, "out of memory");
+						goto out;
+					}
+					c->v = v;
+					cap = nc;
+				}
+				memset(&c->v[c->n], 0, sizeof(c->v[c->n]));
+				/* counted now so that fs_sync_changes_free sees partial entries */
+				if (scan_change(&s, &c->v[c->n++], 2) != 0)
+					goto out;
+			}
+			if (m < 0)
+				goto out;
+		} else if (fs_scan_key_is(&k, "last_seq") && !have_last) {
+			have_last = 1;
+			if (fs_scan_peek(&s) == 'n') {
+				if (fs_scan_literal(&s, "null", 4) != 0)
+					goto out;
+			} else if (scan_seq(&s, 1, &c->last_seq) != 0) {
 				goto out;
 			}
-			if ((ch->revs[k] = dupn(rev, strlen(rev))) == NULL)
-				goto nomem;
-			ch->nrevs = ++k;
+		} else if (fs_scan_key_is(&k, "pending") && !have_pending) {
+			int ch = fs_scan_peek(&s);
+			have_pending = 1;
+			if (ch == '-' || (ch >= '0' && ch <= '9')) {
+				char text[64];
+				const char *a = s.p;
+				if (fs_scan_skip_number(&s) != 0)
+					goto out;
+				if ((size_t)(s.p - a) < sizeof(text)) {
+					double d;
+					memcpy(text, a, (size_t)(s.p - a));
+					text[s.p - a] = '\0';
+					d = strtod(text, NULL);
+					if (d >= 0 && d < 1e15)
+						c->pending = (long)d;
+				}
+			} else if (fs_scan_skip(&s, 1) != 0) {
+				goto out;
+			}
+		} else if (fs_scan_skip(&s, 1) != 0) {
+			goto out;
 		}
 	}
-	x = cJSON_GetObjectItemCaseSensitive(j, "last_seq");
-	if (x && !cJSON_IsNull(x) && (rc = seq_text(x, &c->last_seq, eb)) != FS_OK)
+	if (more < 0 || fs_scan_finish(&s) != 0)
 		goto out;
-	x = cJSON_GetObjectItemCaseSensitive(j, "pending");
-	if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble < 1e15)
-		c->pending = (long)x->valuedouble;
+	if (!have_results) {
+		fs_scan_fail(&s, FS_E_SYNC_MALFORMED, why);
+		goto out;
+	}
 	*out = c;
-	c = NULL;
-	rc = FS_OK;
-	goto out;
-nomem:
-	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+	return FS_OK;
 out:
 	fs_sync_changes_free(c);
-	cJSON_Delete(j);
+	rc = s.rc != FS_OK ? s.rc : BAD(eb, "%s", answer_not_json);
 	return rc;
 }
 
@@ -432,7 +599,19 @@ out:
 	return rc;
 }
 
-/* ---- fetched revisions: _bulk_get and open_revs ---- */
+/* ---- fetched revisions: _bulk_get and open_revs, scanned without a tree ---- */
+
+/*
+ * These answers carry every pulled body: a quarter of the client's time
+ * on a pull went to cJSON building a node per value and printing each
+ * body again. The scanner (common/scan.c) reads the text once; a body is
+ * the document's members not starting with '_' as they came, whitespace
+ * between tokens dropped (so escapes and numbers stay as the server sent
+ * them). The rules are those of a tree: the first of a repeated special
+ * member counts, and every value is checked.
+ */
+
+#define HASH_CAP (FS_REV_MAX - 21) /* a revision hash's bytes with the NUL, as crypto/ allows */
 
 static void rev_clear(fs_sync_rev *r)
 {
@@ -458,247 +637,583 @@ void fs_sync_revs_free(fs_sync_revs *r)
 	free(r);
 }
 
-/* _revisions {start, ids} into full ids newest first, checked against rev. */
-static int history_of(const cJSON *doc, const char *rev, fs_sync_rev *out, fs_errbuf *eb)
+/* A parse of fetched revisions: the scanner, what it found, a body's scratch. */
+struct fetch {
+	fs_scan s;
+	fs_sync_revs *rs;
+	size_t vcap, ecap, max;
+	char *scratch;
+	size_t slen, scap;
+};
+
+static int nomem(fs_scan *s)
 {
-	const cJSON *revs = cJSON_GetObjectItemCaseSensitive(doc, "_revisions");
-	const cJSON *start, *ids, *e;
+	return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+}
+
+static int malformed(fs_scan *s, const char *why)
+{
+	return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
+}
+
+static int scratch_add(struct fetch *f, const char *p, size_t n)
+{
+	if (f->slen + n + 1 > f->scap) {
+		size_t cap = f->scap ? f->scap : 4096;
+		char *q;
+		while (cap < f->slen + n + 1)
+			cap *= 2;
+		if ((q = realloc(f->scratch, cap)) == NULL)
+			return nomem(&f->s);
+		f->scratch = q;
+		f->scap = cap;
+	}
+	memcpy(f->scratch + f->slen, p, n);
+	f->slen += n;
+	return 0;
+}
+
+/* One more entry in the answer, within its bound. */
+static int count_one(struct fetch *f)
+{
+	if (f->rs->n + f->rs->nerr >= f->max)
+		return malformed(&f->s, "fetched answer with too many revisions");
+	return 0;
+}
+
+static int add_err(struct fetch *f, const char *id, const char *rev, const char *err)
+{
+	fs_sync_rev_error *e;
+	if (count_one(f) != 0)
+		return -1;
+	if (f->rs->nerr == f->ecap) {
+		size_t cap = f->ecap ? f->ecap * 2 : 16;
+		fs_sync_rev_error *v = realloc(f->rs->err, cap * sizeof(*v));
+		if (v == NULL)
+			return nomem(&f->s);
+		f->rs->err = v;
+		f->ecap = cap;
+	}
+	e = &f->rs->err[f->rs->nerr++];
+	memset(e, 0, sizeof(*e));
+	if ((id && !(e->id = dupn(id, strlen(id)))) ||
+	    (rev && !(e->rev = dupn(rev, strlen(rev)))) || !(e->error = dupn(err, strlen(err))))
+		return nomem(&f->s);
+	return 0;
+}
+
+/* _revisions as read: the start's text and the ids, checked against _rev at the end. */
+struct revisions {
+	int seen;
+	char start[32]; /* "" when absent or not a plain number */
+	char **ids;
+	size_t n, cap;
+};
+
+static void revisions_clear(struct revisions *x)
+{
+	free_strv(x->ids, x->n);
+	memset(x, 0, sizeof(*x));
+}
+
+static int scan_revisions(struct fetch *f, struct revisions *x, int depth)
+{
+	static const char why[] = "_revisions does not match _rev";
+	fs_scan *s = &f->s;
+	fs_scan_key k;
+	int empty, more, have_start = 0, have_ids = 0;
+
+	x->seen = 1;
+	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		if (fs_scan_key_is(&k, "start") && !have_start) {
+			const char *a;
+			int c = fs_scan_peek(s);
+			have_start = 1;
+			if (c != '-' && (c < '0' || c > '9'))
+				return malformed(s, why);
+			a = s->p;
+			if (fs_scan_skip_number(s) != 0)
+				return -1;
+			if ((size_t)(s->p - a) < sizeof(x->start)) {
+				memcpy(x->start, a, (size_t)(s->p - a));
+				x->start[s->p - a] = '\0';
+			}
+		} else if (fs_scan_key_is(&k, "ids") && !have_ids) {
+			int e2;
+			have_ids = 1;
+			if (fs_scan_array_open(s, depth + 1, &e2, why) != 0)
+				return -1;
+			for (e2 = !e2; e2 > 0; e2 = fs_scan_next(s, ']')) {
+				char h[FS_REV_MAX];
+				size_t n;
+				if (x->n >= FS_SYNC_MAX_REVS)
+					return malformed(s, "_revisions with too many ids");
+				if (fs_scan_string(s, h, HASH_CAP, &n,
+				                   "invalid revision in _revisions") != 0)
+					return -1;
+				if (n == 0)
+					return malformed(s, "invalid revision in _revisions");
+				if (x->n == x->cap) {
+					size_t cap = x->cap ? x->cap * 2 : 4;
+					char **v = realloc(x->ids, cap * sizeof(*v));
+					if (v == NULL)
+						return nomem(s);
+					x->ids = v;
+					x->cap = cap;
+				}
+				if ((x->ids[x->n] = dupn(h, n)) == NULL)
+					return nomem(s);
+				x->n++;
+			}
+			if (e2 < 0)
+				return -1;
+		} else if (fs_scan_skip(s, depth + 1) != 0) {
+			return -1;
+		}
+	}
+	if (more < 0)
+		return -1;
+	if (!have_start || !have_ids)
+		return malformed(s, why);
+	return 0;
+}
+
+/* _revisions {start, ids} into full ids newest first, checked against rev. */
+static int history_of(struct fetch *f, const struct revisions *x, const char *rev, fs_sync_rev *out)
+{
 	unsigned long gen;
 	const char *hash;
-	size_t n, k = 0;
 	char tmp[FS_REV_MAX];
 
 	if (fs_crypto_rev_parse(rev, &gen, &hash) != FS_OK)
-		return BAD(eb, "invalid revision id");
-	if (revs == NULL) {
+		return malformed(&f->s, "invalid revision id");
+	if (!x->seen) {
 		if ((out->history = calloc(1, sizeof(char *))) == NULL ||
 		    (out->history[0] = dupn(rev, strlen(rev))) == NULL)
-			return fs_err_set(eb, FS_E_NOMEM, NULL);
+			return nomem(&f->s);
 		out->nhistory = 1;
+		return 0;
+	}
+	if (x->start[0] == '\0' || strtod(x->start, NULL) != (double)gen)
+		return malformed(&f->s, "_revisions does not match _rev");
+	if (x->n == 0 || x->n > gen)
+		return malformed(&f->s, "_revisions with more ids than generations");
+	if ((out->history = calloc(x->n, sizeof(char *))) == NULL)
+		return nomem(&f->s);
+	for (size_t k = 0; k < x->n; k++) {
+		int w;
+		if (k == 0 && strcmp(x->ids[0], hash) != 0)
+			return malformed(&f->s, "_revisions ids do not match _rev");
+		w = snprintf(tmp, sizeof(tmp), "%lu-%s", gen - k, x->ids[k]);
+		if (w < 0 || (size_t)w >= sizeof(tmp) || !valid_rev(tmp))
+			return malformed(&f->s, "invalid revision in _revisions");
+		if ((out->history[k] = dupn(tmp, (size_t)w)) == NULL)
+			return nomem(&f->s);
+		out->nhistory = k + 1;
+	}
+	return 0;
+}
+
+/*
+ * A fetched document (the "ok" of an entry) at the cursor: its _id (which
+ * must be want_id when given), _rev, _deleted and _revisions, and its
+ * other members as the body, appended to the answer's revisions.
+ */
+static int scan_doc(struct fetch *f, const char *want_id, int depth)
+{
+	static const char no_id[] = "fetched document lacks a valid _id or _rev";
+	fs_scan *s = &f->s;
+	fs_scan_key k;
+	struct revisions x = {0};
+	char id[FS_SYNC_ID_MAX + 1], rev[FS_REV_MAX];
+	int empty, more, have_id = 0, have_rev = 0, have_del = 0, deleted = 0, first = 1, r = -1;
+	fs_sync_rev *out;
+
+	f->slen = 0;
+	if (fs_scan_object_open(s, depth, &empty, no_id) != 0 || scratch_add(f, "{", 1) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			goto out;
+		if (k.name[0] != '_') {
+			const char *v;
+			size_t n;
+			int spaced;
+			if ((!first && scratch_add(f, ",", 1) != 0) ||
+			    scratch_add(f, k.raw, (size_t)(k.raw_end - k.raw)) != 0 ||
+			    scratch_add(f, ":", 1) != 0 ||
+			    fs_scan_value(s, depth + 1, &v, &n, &spaced) != 0)
+				goto out;
+			first = 0;
+			if (!spaced) {
+				if (scratch_add(f, v, n) != 0)
+					goto out;
+			} else {
+				if (scratch_add(f, v, n) != 0) /* room; compacting only shrinks */
+					goto out;
+				f->slen -= n;
+				f->slen += fs_scan_compact(v, n, f->scratch + f->slen);
+			}
+		} else if (fs_scan_key_is(&k, "_id") && !have_id) {
+			size_t n;
+			have_id = 1;
+			if (fs_scan_string(s, id, sizeof(id), &n, no_id) != 0)
+				goto out;
+			if (n == 0) {
+				malformed(s, no_id);
+				goto out;
+			}
+		} else if (fs_scan_key_is(&k, "_rev") && !have_rev) {
+			have_rev = 1;
+			if (fs_scan_string(s, rev, sizeof(rev), NULL, no_id) != 0)
+				goto out;
+			if (!valid_rev(rev)) {
+				malformed(s, no_id);
+				goto out;
+			}
+		} else if (fs_scan_key_is(&k, "_deleted") && !have_del) {
+			have_del = 1;
+			if (fs_scan_bool(s, &deleted, "_deleted is not a boolean") != 0)
+				goto out;
+		} else if (fs_scan_key_is(&k, "_revisions") && !x.seen) {
+			if (scan_revisions(f, &x, depth + 1) != 0)
+				goto out;
+		} else if (fs_scan_skip(s, depth + 1) != 0) {
+			goto out;
+		}
+	}
+	if (more < 0 || scratch_add(f, "}", 1) != 0)
+		goto out;
+	if (!have_id || !have_rev) {
+		malformed(s, no_id);
+		goto out;
+	}
+	if (want_id && strcmp(id, want_id) != 0) {
+		malformed(s, "fetched document has another _id than asked for");
+		goto out;
+	}
+	if (count_one(f) != 0)
+		goto out;
+	if (f->rs->n == f->vcap) {
+		size_t cap = f->vcap ? f->vcap * 2 : 16;
+		fs_sync_rev *v = realloc(f->rs->v, cap * sizeof(*v));
+		if (v == NULL) {
+			nomem(s);
+			goto out;
+		}
+		f->rs->v = v;
+		f->vcap = cap;
+	}
+	out = &f->rs->v[f->rs->n++];
+	memset(out, 0, sizeof(*out));
+	out->deleted = deleted;
+	if ((out->id = dupn(id, strlen(id))) == NULL ||
+	    (out->rev = dupn(rev, strlen(rev))) == NULL ||
+	    (out->body = dupn(f->scratch, f->slen)) == NULL) {
+		nomem(s);
+		goto out;
+	}
+	out->body_len = f->slen;
+	r = history_of(f, &x, rev, out);
+out:
+	revisions_clear(&x);
+	return r;
+}
+
+/* The spans of an entry's members, to read once the entry's kind is known. */
+struct span {
+	const char *p, *end;
+	int depth;
+};
+
+/* A sub-scanner over a span already checked by the main one. */
+static void sub_scan(struct fetch *f, struct fetch *sub, const struct span *sp)
+{
+	*sub = *f;
+	sub->s.p = sp->p;
+	sub->s.end = sp->end;
+}
+
+/* After a sub-scan: what it found and its error go back to the main parse. */
+static int sub_done(struct fetch *f, struct fetch *sub, int r)
+{
+	f->s.rc = sub->s.rc;
+	f->vcap = sub->vcap;
+	f->ecap = sub->ecap;
+	f->scratch = sub->scratch;
+	f->slen = sub->slen;
+	f->scap = sub->scap;
+	return r;
+}
+
+static int scan_missing(struct fetch *f, const char *id)
+{
+	char rev[FS_REV_MAX];
+	if (fs_scan_string(&f->s, rev, sizeof(rev), NULL, "invalid revision in a missing entry") !=
+	    0)
+		return -1;
+	if (!valid_rev(rev))
+		return malformed(&f->s, "invalid revision in a missing entry");
+	return add_err(f, id, rev, "missing");
+}
+
+/* {"id":..,"rev":..,"error":..}: whoever is named, and why. */
+static int scan_error(struct fetch *f, const char *id, int depth)
+{
+	fs_scan *s = &f->s;
+	fs_scan_key k;
+	char eid[FS_SYNC_ID_MAX + 1] = "", rev[FS_REV_MAX] = "", what[REASON_MAX + 1] = "";
+	int empty, more, have_id = 0, have_rev = 0, have_what = 0;
+
+	if (fs_scan_object_open(s, depth, &empty,
+	                        "fetched entry is neither ok, missing nor error") != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		const char *save;
+		fs_scan probe;
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		/* A member of another type or size counts as absent, as a tree's would:
+		 * it is read by a probe that reports nothing, then checked as any value. */
+		save = s->p;
+		probe = *s;
+		probe.eb = NULL;
+		if (fs_scan_key_is(&k, "id") && !have_id) {
+			have_id = 1;
+			if (fs_scan_string(&probe, eid, sizeof(eid), NULL, "") != 0)
+				eid[0] = '\0';
+		} else if (fs_scan_key_is(&k, "rev") && !have_rev) {
+			have_rev = 1;
+			if (fs_scan_string(&probe, rev, sizeof(rev), NULL, "") != 0 ||
+			    !valid_rev(rev))
+				rev[0] = '\0'; /* CouchDB says "undefined" when it has no rev */
+		} else if (fs_scan_key_is(&k, "error") && !have_what) {
+			have_what = 1;
+			if (fs_scan_string(&probe, what, sizeof(what), NULL, "") != 0)
+				what[0] = '\0';
+		}
+		s->p = save;
+		if (fs_scan_skip(s, depth + 1) != 0)
+			return -1;
+	}
+	if (more < 0)
+		return -1;
+	return add_err(f, eid[0] ? eid : id, rev[0] ? rev : NULL, what[0] ? what : "error");
+}
+
+/* One entry of an open_revs or _bulk_get docs array: {"ok":doc}|{"missing":rev}|{"error":{..}}. */
+static int scan_entry(struct fetch *f, const char *id, int depth)
+{
+	static const char why[] = "fetched entry is neither ok, missing nor error";
+	fs_scan *s = &f->s;
+	fs_scan_key k;
+	struct span miss = {0}, err = {0};
+	struct fetch sub;
+	int empty, more, have_ok = 0, have_miss = 0, have_err = 0, seen_err = 0, took_ok = 0;
+
+	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		if (fs_scan_key_is(&k, "ok") && !have_ok) {
+			have_ok = 1;
+			if (fs_scan_peek(s) == '{') { /* a document: it wins over the others */
+				if (scan_doc(f, id, depth + 1) != 0)
+					return -1;
+				took_ok = 1;
+				continue;
+			}
+		} else if (fs_scan_key_is(&k, "missing") && !have_miss) {
+			have_miss = 1;
+			(void)fs_scan_peek(s);
+			miss = (struct span){s->p, NULL, depth + 1};
+		} else if (fs_scan_key_is(&k, "error") && !seen_err) {
+			seen_err = 1; /* the first counts, and only as an object */
+			have_err = fs_scan_peek(s) == '{';
+			err = (struct span){s->p, NULL, depth + 1};
+		}
+		if (fs_scan_skip(s, depth + 1) != 0)
+			return -1;
+		if (miss.p && miss.end == NULL)
+			miss.end = s->p;
+		if (err.p && err.end == NULL)
+			err.end = s->p;
+	}
+	if (more < 0)
+		return -1;
+	if (took_ok)
+		return 0;
+	if (have_miss) {
+		sub_scan(f, &sub, &miss);
+		return sub_done(f, &sub, scan_missing(&sub, id));
+	}
+	if (have_err) {
+		sub_scan(f, &sub, &err);
+		return sub_done(f, &sub, scan_error(&sub, id, err.depth));
+	}
+	return malformed(s, why);
+}
+
+/* The docs array of entries at the cursor, for document id. */
+static int scan_entries(struct fetch *f, const char *id, int depth)
+{
+	int more;
+	if (fs_scan_array_open(&f->s, depth, &more, "_bulk_get result without docs") != 0)
+		return -1;
+	for (more = !more; more > 0; more = fs_scan_next(&f->s, ']'))
+		if (scan_entry(f, id, depth + 1) != 0)
+			return -1;
+	return more < 0 ? -1 : 0;
+}
+
+/* One result of _bulk_get: {"id":..,"docs":[..]}; docs before id are read after it. */
+static int scan_result(struct fetch *f, int depth)
+{
+	static const char why[] = "_bulk_get result without docs";
+	fs_scan *s = &f->s;
+	fs_scan_key k;
+	char id[FS_SYNC_ID_MAX + 1];
+	struct span docs = {0};
+	struct fetch sub;
+	int empty, more, have_id = 0, have_docs = 0;
+
+	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		if (fs_scan_key_is(&k, "id") && !have_id) {
+			size_t n;
+			have_id = 1;
+			if (fs_scan_string(s, id, sizeof(id), &n, "_bulk_get result without id") !=
+			    0)
+				return -1;
+			if (n == 0)
+				return malformed(s, "_bulk_get result without id");
+		} else if (fs_scan_key_is(&k, "docs") && !have_docs) {
+			have_docs = 1;
+			if (fs_scan_peek(s) != '[')
+				return malformed(s, why);
+			if (have_id) {
+				if (scan_entries(f, id, depth + 1) != 0)
+					return -1;
+				continue;
+			}
+			docs.p = s->p;
+			if (fs_scan_skip(s, depth + 1) != 0)
+				return -1;
+			docs.end = s->p;
+		} else if (fs_scan_skip(s, depth + 1) != 0) {
+			return -1;
+		}
+	}
+	if (more < 0)
+		return -1;
+	if (!have_docs)
+		return malformed(s, why);
+	if (!have_id)
+		return malformed(s, "_bulk_get result without id");
+	if (docs.p == NULL)
+		return 0;
+	sub_scan(f, &sub, &docs);
+	return sub_done(f, &sub, scan_entries(&sub, id, depth + 1));
+}
+
+static int fetch_start(struct fetch *f, const char *buf, size_t len, int max_depth, size_t max,
+                       fs_errbuf *eb)
+{
+	memset(f, 0, sizeof(*f));
+	f->max = max;
+	if (max_depth <= 0)
+		max_depth = FS_JSON_DEPTH_DEFAULT;
+	if (buf == NULL)
+		return BAD(eb, "server answer: empty");
+	(void)fs_scan_start(&f->s, buf, len, len, max_depth, FS_E_SYNC_MALFORMED, answer_not_json,
+	                    eb);
+	if ((f->rs = calloc(1, sizeof(*f->rs))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	return FS_OK;
+}
+
+/* The parse's result: *out on success, else everything freed and the first error. */
+static int fetch_end(struct fetch *f, int r, fs_sync_revs **out)
+{
+	free(f->scratch);
+	if (r == 0 && fs_scan_finish(&f->s) == 0) {
+		*out = f->rs;
 		return FS_OK;
 	}
-	start = cJSON_GetObjectItemCaseSensitive(revs, "start");
-	ids = cJSON_GetObjectItemCaseSensitive(revs, "ids");
-	if (!cJSON_IsNumber(start) || !cJSON_IsArray(ids) || start->valuedouble != (double)gen)
-		return BAD(eb, "_revisions does not match _rev");
-	n = (size_t)cJSON_GetArraySize(ids);
-	if (n == 0 || n > FS_SYNC_MAX_REVS || n > gen)
-		return BAD(eb, "_revisions with %zu ids for generation %lu", n, gen);
-	if ((out->history = calloc(n, sizeof(char *))) == NULL)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	cJSON_ArrayForEach(e, ids)
-	{
-		const char *h = str_of(e, FS_REV_MAX - 22);
-		int w;
-		if (h == NULL || (k == 0 && strcmp(h, hash) != 0))
-			return BAD(eb, "_revisions ids do not match _rev");
-		w = snprintf(tmp, sizeof(tmp), "%lu-%s", gen - k, h);
-		if (w < 0 || (size_t)w >= sizeof(tmp) || !valid_rev(tmp))
-			return BAD(eb, "invalid revision in _revisions");
-		if ((out->history[k] = dupn(tmp, (size_t)w)) == NULL)
-			return fs_err_set(eb, FS_E_NOMEM, NULL);
-		out->nhistory = ++k;
-	}
-	return FS_OK;
-}
-
-/* The body: the members that are not CouchDB's ('_' prefixed), as JSON text. */
-static int body_of(const cJSON *doc, fs_sync_rev *out, fs_errbuf *eb)
-{
-	cJSON *o = cJSON_CreateObject();
-	const cJSON *e;
-	char *t = NULL;
-	int rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-
-	if (o == NULL)
-		return rc;
-	cJSON_ArrayForEach(e, doc)
-	{
-		if (e->string == NULL || e->string[0] == '_')
-			continue;
-		/* A reference: printed with o, not freed with it. */
-		if (!cJSON_AddItemReferenceToObject(o, e->string, (cJSON *)e))
-			goto out;
-	}
-	if ((t = cJSON_PrintUnformatted(o)) == NULL)
-		goto out;
-	out->body_len = strlen(t);
-	if ((out->body = dupn(t, out->body_len)) == NULL)
-		goto out;
-	rc = FS_OK;
-	fs_err_clear(eb);
-out:
-	cJSON_free(t);
-	cJSON_Delete(o);
-	return rc;
-}
-
-static int rev_of(const cJSON *doc, const char *want_id, fs_sync_rev *r, fs_errbuf *eb)
-{
-	const char *id = member_str(doc, "_id", FS_SYNC_ID_MAX);
-	const char *rev = member_str(doc, "_rev", FS_REV_MAX - 1);
-	const cJSON *del = cJSON_GetObjectItemCaseSensitive(doc, "_deleted");
-	int rc;
-
-	if (!cJSON_IsObject(doc) || id == NULL || !valid_rev(rev))
-		return BAD(eb, "fetched document lacks a valid _id or _rev");
-	if (want_id && strcmp(id, want_id) != 0)
-		return BAD(eb, "fetched document has another _id than asked for");
-	if (del && !cJSON_IsBool(del))
-		return BAD(eb, "_deleted is not a boolean");
-	r->deleted = cJSON_IsTrue(del);
-	if ((r->id = dupn(id, strlen(id))) == NULL || (r->rev = dupn(rev, strlen(rev))) == NULL)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	if ((rc = history_of(doc, rev, r, eb)) != FS_OK)
-		return rc;
-	return body_of(doc, r, eb);
-}
-
-static int add_err(fs_sync_revs *rs, const char *id, const char *rev, const char *err,
-                   fs_errbuf *eb)
-{
-	fs_sync_rev_error *e = &rs->err[rs->nerr];
-	rs->nerr++;
-	if ((id && !(e->id = dupn(id, strlen(id)))) ||
-	    (rev && !(e->rev = dupn(rev, strlen(rev)))) || !(e->error = dupn(err, strlen(err))))
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	return FS_OK;
-}
-
-/* One entry of an open_revs or _bulk_get docs array. */
-static int fetched_entry(const cJSON *e, const char *id, fs_sync_revs *rs, fs_errbuf *eb)
-{
-	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(e, "ok");
-	const cJSON *miss = cJSON_GetObjectItemCaseSensitive(e, "missing");
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
-
-	if (cJSON_IsObject(ok)) {
-		rs->n++;
-		return rev_of(ok, id, &rs->v[rs->n - 1], eb);
-	}
-	if (miss) {
-		const char *rev = str_of(miss, FS_REV_MAX - 1);
-		if (!valid_rev(rev))
-			return BAD(eb, "invalid revision in a missing entry");
-		return add_err(rs, id, rev, "missing", eb);
-	}
-	if (cJSON_IsObject(err)) {
-		const char *eid = member_str(err, "id", FS_SYNC_ID_MAX);
-		const char *rev = member_str(err, "rev", FS_REV_MAX - 1);
-		const char *what = member_str(err, "error", REASON_MAX);
-		if (rev && !valid_rev(rev))
-			rev = NULL; /* CouchDB says "undefined" when it has no rev to name */
-		return add_err(rs, eid ? eid : id, rev, what ? what : "error", eb);
-	}
-	return BAD(eb, "fetched entry is neither ok, missing nor error");
-}
-
-static int revs_alloc(size_t cnt, fs_sync_revs **out, fs_errbuf *eb)
-{
-	fs_sync_revs *rs = calloc(1, sizeof(*rs));
-	if (rs == NULL || (cnt && ((rs->v = calloc(cnt, sizeof(*rs->v))) == NULL ||
-	                           (rs->err = calloc(cnt, sizeof(*rs->err))) == NULL))) {
-		fs_sync_revs_free(rs);
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	}
-	*out = rs;
-	return FS_OK;
+	fs_sync_revs_free(f->rs);
+	return f->s.rc != FS_OK ? f->s.rc : BAD(f->s.eb, "%s", answer_not_json);
 }
 
 int fs_sync_parse_bulk_get(const char *buf, size_t len, int max_depth, fs_sync_revs **out,
                            fs_errbuf *eb)
 {
-	cJSON *j = NULL;
-	fs_sync_revs *rs = NULL;
-	const cJSON *res, *e, *d;
-	size_t cnt = 0;
-	int rc;
+	static const char why[] = "_bulk_get answer without results";
+	struct fetch f;
+	fs_scan_key k;
+	int empty, more, have_results = 0, r = -1, rc;
 
 	if (out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output");
 	*out = NULL;
-	if ((rc = parse(buf, len, max_depth, &j, eb)) != FS_OK)
+	if ((rc = fetch_start(&f, buf, len, max_depth, FS_SYNC_MAX_ITEMS, eb)) != FS_OK)
 		return rc;
-	res = cJSON_GetObjectItemCaseSensitive(j, "results");
-	if (!cJSON_IsObject(j) || !cJSON_IsArray(res)) {
-		rc = BAD(eb, "_bulk_get answer without results");
+	if (fs_scan_object_open(&f.s, 0, &empty, why) != 0)
 		goto out;
-	}
-	/* Count the docs first so one allocation holds them all. */
-	cJSON_ArrayForEach(e, res)
-	{
-		d = cJSON_GetObjectItemCaseSensitive(e, "docs");
-		if (!cJSON_IsObject(e) || !cJSON_IsArray(d)) {
-			rc = BAD(eb, "_bulk_get result without docs");
+	for (more = !empty; more > 0; more = fs_scan_next(&f.s, '}')) {
+		if (fs_scan_member(&f.s, &k) != 0)
 			goto out;
-		}
-		cnt += (size_t)cJSON_GetArraySize(d);
-		if (cnt > FS_SYNC_MAX_ITEMS) {
-			rc = BAD(eb, "_bulk_get answer with more than %d docs", FS_SYNC_MAX_ITEMS);
-			goto out;
-		}
-	}
-	if ((rc = revs_alloc(cnt, &rs, eb)) != FS_OK)
-		goto out;
-	cJSON_ArrayForEach(e, res)
-	{
-		const char *id = member_str(e, "id", FS_SYNC_ID_MAX);
-		if (id == NULL) {
-			rc = BAD(eb, "_bulk_get result without id");
-			goto out;
-		}
-		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(e, "docs"))
-		{
-			if ((rc = fetched_entry(d, id, rs, eb)) != FS_OK)
+		if (fs_scan_key_is(&k, "results") && !have_results) {
+			int m;
+			have_results = 1;
+			if (fs_scan_array_open(&f.s, 1, &m, why) != 0)
 				goto out;
+			for (m = !m; m > 0; m = fs_scan_next(&f.s, ']'))
+				if (scan_result(&f, 2) != 0)
+					goto out;
+			if (m < 0)
+				goto out;
+		} else if (fs_scan_skip(&f.s, 1) != 0) {
+			goto out;
 		}
 	}
-	*out = rs;
-	rs = NULL;
-	rc = FS_OK;
+	if (more < 0)
+		goto out;
+	if (!have_results) {
+		malformed(&f.s, why);
+		goto out;
+	}
+	r = 0;
 out:
-	fs_sync_revs_free(rs);
-	cJSON_Delete(j);
-	return rc;
+	return fetch_end(&f, r, out);
 }
 
 int fs_sync_parse_open_revs(const char *buf, size_t len, int max_depth, const char *id,
                             fs_sync_revs **out, fs_errbuf *eb)
 {
-	cJSON *j = NULL;
-	fs_sync_revs *rs = NULL;
-	const cJSON *e;
-	size_t cnt;
-	int rc;
+	struct fetch f;
+	int more, r = -1, rc;
 
 	if (out == NULL || id == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output or id");
 	*out = NULL;
-	if ((rc = parse(buf, len, max_depth, &j, eb)) != FS_OK)
+	if ((rc = fetch_start(&f, buf, len, max_depth, FS_SYNC_MAX_REVS, eb)) != FS_OK)
 		return rc;
-	if (!cJSON_IsArray(j)) {
-		rc = BAD(eb, "open_revs answer is not an array");
+	if (fs_scan_array_open(&f.s, 0, &more, "open_revs answer is not an array") != 0)
 		goto out;
-	}
-	cnt = (size_t)cJSON_GetArraySize(j);
-	if (cnt > FS_SYNC_MAX_REVS) {
-		rc = BAD(eb, "open_revs answer with more than %d revisions", FS_SYNC_MAX_REVS);
-		goto out;
-	}
-	if ((rc = revs_alloc(cnt, &rs, eb)) != FS_OK)
-		goto out;
-	cJSON_ArrayForEach(e, j)
-	{
-		if ((rc = fetched_entry(e, id, rs, eb)) != FS_OK)
+	for (more = !more; more > 0; more = fs_scan_next(&f.s, ']'))
+		if (scan_entry(&f, id, 1) != 0)
 			goto out;
-	}
-	*out = rs;
-	rs = NULL;
-	rc = FS_OK;
+	r = more < 0 ? -1 : 0;
 out:
-	fs_sync_revs_free(rs);
-	cJSON_Delete(j);
-	return rc;
+	return fetch_end(&f, r, out);
 }
 
 /* ---- server and database info ---- */

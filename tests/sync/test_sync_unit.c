@@ -96,7 +96,8 @@ static void test_error_maps(void **state)
 	                                  "Recv failure: Connection reset by peer", &eb),
 	                 FS_E_SYNC_CONNLOST);
 	assert_int_equal(fs_sync_map_curl(CURLE_SSL_CONNECT_ERROR,
-	                                  "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection", &eb),
+	                                  "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection",
+	                                  &eb),
 	                 FS_E_SYNC_CONNLOST);
 	assert_int_equal(fs_sync_map_curl(CURLE_OPERATION_TIMEDOUT, "", &eb), FS_E_SYNC_TIMEOUT);
 	assert_int_equal(fs_sync_map_curl(CURLE_RECV_ERROR, "", &eb), FS_E_SYNC_CONNLOST);
@@ -328,6 +329,17 @@ static void test_parse_bulk_get(void **state)
 	assert_string_equal(r->err[1].error, "not_found");
 	assert_null(r->err[1].rev);
 	fs_sync_revs_free(r);
+	/* The scanner's reading: docs before id are read once id is known; a
+	 * body is its members as they came, whitespace between tokens dropped;
+	 * the first of a repeated special member counts. */
+	const char *order = "{\"results\":[{\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"1-aa\","
+	                    "\"_rev\":\"x\",\"k\" : [ 1.50 , \"\\u00e9 \\\\\" ] , \"n\":{ }}}],"
+	                    "\"id\":\"a\"}], \"x\":1}";
+	assert_int_equal(PARSE(fs_sync_parse_bulk_get, order, &r), FS_OK);
+	assert_int_equal(r->n, 1);
+	assert_string_equal(r->v[0].rev, "1-aa");
+	assert_string_equal(r->v[0].body, "{\"k\":[1.50,\"\\u00e9 \\\\\"],\"n\":{}}");
+	fs_sync_revs_free(r);
 	const char *bad[] = {
 	    /* _revisions that does not match _rev */
 	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
@@ -342,6 +354,9 @@ static void test_parse_bulk_get(void **state)
 	    "{\"results\":[{\"id\":\"a\",\"docs\":[{}]}]}",
 	    "{\"results\":[{\"docs\":[]}]}",
 	    "{\"results\":[{\"id\":\"a\"}]}",
+	    /* not JSON: a raw control character in a string, trailing bytes */
+	    "{\"results\":[{\"id\":\"a\x01\",\"docs\":[]}]}",
+	    "{\"results\":[]} x",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r = (fs_sync_revs *)1;
