@@ -147,6 +147,8 @@ static const char *const stmt_sql[S_MAX] = {
     [S_BODY_INSERT] = "INSERT INTO bodies(body) VALUES (?1)",
     [S_BODY_MOVE] = "INSERT INTO bodies(body) SELECT body FROM docs WHERE seq = ?1",
     [S_BODY_GET] = "SELECT body FROM bodies WHERE bid = ?1",
+    /* length() of a blob column reads no content (SQLite's OPFLAG_LENGTHARG). */
+    [S_BODY_LEN] = "SELECT length(body) FROM bodies WHERE bid = ?1",
     [S_BODY_DELETE] = "DELETE FROM bodies WHERE bid = ?1",
     [S_OUTBOX_REVS_OF_DOC] = "SELECT rev FROM outbox WHERE id = ?1",
     [S_OUTBOX_INSERT] =

@@ -45,8 +45,12 @@ static int run1(fs_store *st, const char *sql, const char *txt, int64_t num, con
 	return r;
 }
 
-static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
-                     fs_store_outbox **out, fs_errbuf *eb)
+/*
+ * Rows in state, oldest first, with an oid above after; bodies read when
+ * with_body, else only their length.
+ */
+static int read_rows(fs_store *st, int state, int64_t after, int with_body, size_t max_rows,
+                     size_t max_bytes, fs_store_outbox **out, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = NULL;
 	fs_store_outbox *o = NULL;
@@ -58,12 +62,13 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 	if ((r = prep(st,
 	              "SELECT o.oid, o.id, o.rev, o.queued_at, o.status, o.reason, d.tree, d.body"
 	              " FROM outbox o JOIN docs d ON d.id = o.id"
-	              " WHERE o.state = ?1 ORDER BY o.oid LIMIT ?2",
+	              " WHERE o.state = ?1 AND o.oid > ?3 ORDER BY o.oid LIMIT ?2",
 	              &s, eb)) != FS_OK)
 		return r;
 	sqlite3_bind_int(s, 1, state);
 	sqlite3_bind_int64(s, 2,
 	                   max_rows == 0 || max_rows > INT64_MAX ? -1 : (sqlite3_int64)max_rows);
+	sqlite3_bind_int64(s, 3, after);
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
 		r = oom(eb);
 		goto out;
@@ -87,7 +92,12 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 			goto out;
 		}
 		x = &st->tree.v[i];
-		if ((r = store_node_body(st, x, s, 7, &body, &len, eb)) != FS_OK) {
+		if (with_body)
+			r = store_node_body(st, x, s, 7, &body, &len, eb);
+		else if ((r = store_node_size(st, x, s, 7, &len, eb)) == FS_OK &&
+		         (body = malloc(1)) == NULL)
+			r = oom(eb);
+		if (r != FS_OK) {
 			if (r == FS_E_NOTFOUND) /* a queued edit always has its body */
 				r = fs_err_set(eb, FS_E_STORE_CORRUPT,
 				               "store: an outbox row's body is missing");
@@ -113,7 +123,11 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 		memset(w, 0, sizeof(*w));
 		o->n++;
 		w->body = body;
-		w->body_len = len;
+		w->body_len = with_body ? len : 0;
+		w->size = len;
+		/* A pusher that streams (no bodies) sends the history from here. */
+		if (!with_body && (r = tree_history(&st->tree, i, 0, &w->history, eb)) != FS_OK)
+			goto out;
 		w->oid = sqlite3_column_int64(s, 0);
 		snprintf(w->rev, sizeof(w->rev), "%s", rev);
 		w->deleted = (x->flags & N_DELETED) != 0;
@@ -148,7 +162,18 @@ int fs_store_outbox_read(fs_store *st, size_t max_rows, size_t max_bytes, fs_sto
 		*out = NULL;
 	if (st == NULL || out == NULL || max_rows == 0)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to outbox_read");
-	return read_rows(st, Q_QUEUED, max_rows, max_bytes, out, eb);
+	return read_rows(st, Q_QUEUED, 0, 1, max_rows, max_bytes, out, eb);
+}
+
+int fs_store_outbox_next(fs_store *st, int64_t after, size_t max_rows, size_t max_bytes,
+                         fs_store_outbox **out, fs_errbuf *eb)
+{
+	fs_err_clear(eb);
+	if (out)
+		*out = NULL;
+	if (st == NULL || out == NULL || max_rows == 0 || after < 0)
+		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to outbox_next");
+	return read_rows(st, Q_QUEUED, after, 0, max_rows, max_bytes, out, eb);
 }
 
 void fs_store_outbox_free(fs_store_outbox *o)
@@ -159,6 +184,7 @@ void fs_store_outbox_free(fs_store_outbox *o)
 		free(o->v[i].id);
 		free(o->v[i].body);
 		free(o->v[i].reason);
+		fs_store_history_free(o->v[i].history);
 	}
 	free(o->v);
 	free(o);
@@ -235,7 +261,7 @@ int fs_store_quarantine_list(fs_store *st, fs_store_outbox **out, fs_errbuf *eb)
 		*out = NULL;
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to quarantine_list");
-	return read_rows(st, Q_QUARANTINED, 0, SIZE_MAX, out, eb);
+	return read_rows(st, Q_QUARANTINED, 0, 1, 0, SIZE_MAX, out, eb);
 }
 
 int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_errbuf *eb)

@@ -759,6 +759,33 @@ int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int c
 	return rc == SQLITE_ROW ? FS_OK : store_err(st, rc, "read body", eb);
 }
 
+int store_node_size(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, size_t *len,
+                    fs_errbuf *eb)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*len = 0;
+	if (!(x->flags & N_BODY))
+		return fs_err_set(eb, FS_E_NOTFOUND, "store: the revision's body is missing");
+	if (x->flags & N_INLINE) {
+		if (sqlite3_column_type(row, col) == SQLITE_NULL)
+			return corrupt_doc(eb);
+		*len = (size_t)sqlite3_column_bytes(row, col);
+		return FS_OK;
+	}
+	if ((s = store_stmt(st, S_BODY_LEN, eb)) == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_int64(s, 1, x->bid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*len = (size_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return corrupt_doc(eb);
+	return rc == SQLITE_ROW ? FS_OK : store_err(st, rc, "read body", eb);
+}
+
 /* The node of rev (the winner when rev is NULL) in st->tree, whose leaves are st->lv. */
 static int node_of_rev(fs_store *st, const char *rev, long *x, fs_errbuf *eb)
 {
@@ -835,13 +862,48 @@ void fs_store_doc_free(fs_store_doc *d)
 	free(d);
 }
 
+int tree_history(const struct tree *t, long cur, size_t max, fs_store_history **out, fs_errbuf *eb)
+{
+	fs_store_history *h = NULL;
+	unsigned long want;
+	size_t cap = 0;
+	int r;
+
+	*out = NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+	h->start = want = t->v[cur].gen;
+	/* Generations must step down by one; anything else ends the path. */
+	while (cur >= 0 && (max == 0 || h->n < max) && t->v[cur].gen == want) {
+		if (h->n == cap) {
+			char **v;
+			cap = cap ? cap * 2 : 4;
+			if ((v = realloc(h->hashes, cap * sizeof(*v))) == NULL) {
+				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+				goto out;
+			}
+			h->hashes = v;
+		}
+		if ((h->hashes[h->n] = strdup(t->v[cur].hash)) == NULL) {
+			r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+			goto out;
+		}
+		h->n++;
+		want--;
+		cur = t->v[cur].parent;
+	}
+	*out = h;
+	h = NULL;
+	r = FS_OK;
+out:
+	fs_store_history_free(h);
+	return r;
+}
+
 int fs_store_history_get(fs_store *st, const char *id, const char *rev, size_t max,
                          fs_store_history **out, fs_errbuf *eb)
 {
 	struct doc d;
-	fs_store_history *h = NULL;
-	unsigned long want;
-	size_t cap = 0;
 	long cur;
 	int r;
 
@@ -857,34 +919,7 @@ int fs_store_history_get(fs_store *st, const char *id, const char *rev, size_t m
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
 	if ((r = node_of_rev(st, rev, &cur, eb)) != FS_OK)
 		return r;
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-	h->start = want = st->tree.v[cur].gen;
-	/* Generations must step down by one; anything else ends the path. */
-	while (cur >= 0 && (max == 0 || h->n < max) && st->tree.v[cur].gen == want) {
-		if (h->n == cap) {
-			char **t;
-			cap = cap ? cap * 2 : 16;
-			if ((t = realloc(h->hashes, cap * sizeof(*t))) == NULL) {
-				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-				goto out;
-			}
-			h->hashes = t;
-		}
-		if ((h->hashes[h->n] = strdup(st->tree.v[cur].hash)) == NULL) {
-			r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-			goto out;
-		}
-		h->n++;
-		want--;
-		cur = st->tree.v[cur].parent;
-	}
-	*out = h;
-	h = NULL;
-	r = FS_OK;
-out:
-	fs_store_history_free(h);
-	return r;
+	return tree_history(&st->tree, cur, max, out, eb);
 }
 
 void fs_store_history_free(fs_store_history *h)

@@ -262,6 +262,10 @@ typedef struct fs_store_outbox_row {
 	size_t body_len;
 	int status;   /* quarantine only: the server's status (e.g. 403), else 0 */
 	char *reason; /* quarantine only: why, else NULL */
+	size_t size;  /* the body's length, also when it was not read (fs_store_outbox_next) */
+	/* fs_store_outbox_next only: the revision's history, as fs_store_history_get
+	 * gives it (what a pusher sends as _revisions); NULL otherwise. */
+	fs_store_history *history;
 } fs_store_outbox_row;
 
 typedef struct fs_store_outbox {
@@ -427,5 +431,20 @@ int fs_store_checkpoint(fs_store *st, fs_errbuf *eb) FS_WUR;
 /* Pages in the write-ahead log not yet checkpointed, as of the last commit or checkpoint. No I/O.
  */
 unsigned fs_store_wal_pages(const fs_store *st);
+
+/* ---- appended for a pusher that streams its batches ---- */
+
+/*
+ * fs_store_outbox_read for a pusher that reads each body as it sends it:
+ * the oldest queued rows with an oid above after (0: from the start of the
+ * queue), without their bodies: body is a 1-byte buffer, body_len 0, and
+ * size the body's length, which max_bytes counts as fs_store_outbox_read
+ * does; with each row's history. The body of a row comes from fs_store_get
+ * with its id and rev (a queued revision stays in the tree, also once its
+ * row is confirmed or superseded). The caller frees *out with
+ * fs_store_outbox_free.
+ */
+int fs_store_outbox_next(fs_store *st, int64_t after, size_t max_rows, size_t max_bytes,
+                         fs_store_outbox **out, fs_errbuf *eb) FS_WUR;
 
 #endif

@@ -40,6 +40,7 @@ enum stmt_id {
 	S_BODY_INSERT,
 	S_BODY_MOVE,
 	S_BODY_GET,
+	S_BODY_LEN,
 	S_BODY_DELETE,
 	S_OUTBOX_REVS_OF_DOC,
 	S_OUTBOX_INSERT,
@@ -113,6 +114,8 @@ int tree_add(struct tree *t, unsigned long gen, const char *hash, long parent, u
 void tree_free(struct tree *t);
 /* The nodes flagged N_LEAF, winner first; none is FS_E_STORE_CORRUPT. */
 int tree_leaves(const struct tree *t, struct leaves *l, fs_errbuf *eb);
+/* Node x's history as fs_store_history_get gives it, at most max entries (0: all). */
+int tree_history(const struct tree *t, long x, size_t max, fs_store_history **out, fs_errbuf *eb);
 
 struct fs_store {
 	sqlite3 *db;
@@ -188,5 +191,8 @@ int store_ckpt_write(fs_store *st, const char *remote, fs_store_dir dir, const c
  */
 int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
                     size_t *len, fs_errbuf *eb);
+/* The length of that body, without reading it. */
+int store_node_size(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, size_t *len,
+                    fs_errbuf *eb);
 
 #endif

@@ -535,6 +535,30 @@ static void test_outbox(void **state)
 		oids[i] = o->v[i].oid;
 	assert_true(oids[0] < oids[1] && oids[1] < oids[2]);
 	fs_store_outbox_free(o);
+	/* The streaming pusher's read: after an oid, sizes without bodies,
+	 * the same byte bound; the bodies come from fs_store_get. */
+	assert_int_equal(fs_store_outbox_next(f->st, oids[0], 10, 5 + 2 + 5, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 1);
+	assert_string_equal(o->v[0].id, "d1");
+	assert_int_equal(o->v[0].size, 5);
+	assert_int_equal(o->v[0].body_len, 0);
+	assert_non_null(o->v[0].body);
+	assert_non_null(o->v[0].history);
+	assert_int_equal(o->v[0].history->start, 1);
+	assert_int_equal(o->v[0].history->n, 1);
+	assert_string_equal(o->v[0].history->hashes[0], strchr(r[1], '-') + 1);
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_next(f->st, 0, 10, SIZE_MAX, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 4);
+	assert_int_equal(o->v[0].size, 199);
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_next(f->st, oids[2] + 1000, 10, SIZE_MAX, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 0);
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_read(f->st, 1, SIZE_MAX, &o, &eb), FS_OK);
+	assert_int_equal(o->v[0].size, o->v[0].body_len);
+	assert_null(o->v[0].history);
+	fs_store_outbox_free(o);
 
 	assert_int_equal(fs_store_outbox_stats_get(f->st, &stt, &eb), FS_OK);
 	assert_int_equal(stt.queued, 4);
