@@ -539,6 +539,13 @@ int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
 		c = curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	if (c == CURLE_OK)
 		c = curl_easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, m == FS_SYNC_PUT ? "PUT" : NULL);
+	/* A streamed request before left its source here: never read it again. */
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(r->h, CURLOPT_READFUNCTION, NULL);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(r->h, CURLOPT_READDATA, NULL);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(r->h, CURLOPT_SEEKFUNCTION, NULL);
 	if (c == CURLE_OK && m == FS_SYNC_GET)
 		c = curl_easy_setopt(r->h, CURLOPT_HTTPGET, 1L);
 	if (c == CURLE_OK && m != FS_SYNC_GET) {
@@ -550,6 +557,41 @@ int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
 		return fs_err_set(eb, c == CURLE_OUT_OF_MEMORY ? FS_E_NOMEM : FS_E_INTERNAL,
 		                  "libcurl refused the request: %s", curl_easy_strerror(c));
 	*easy = r->h;
+	return FS_OK;
+}
+
+int fs_sync_req_prepare_stream(fs_sync_remote *rem, int slot, const char *path, size_t size,
+                               fs_sync_read_fn read, fs_sync_seek_fn seek, void *ud,
+                               long timeout_ms, CURL **easy, fs_errbuf *eb)
+{
+	CURL *h;
+	CURLcode c;
+	int rc;
+
+	if (read == NULL || seek == NULL)
+		return fs_err_set(eb, FS_E_ARG, "invalid request");
+	/* The common part with an empty body, then the body's source: without
+	 * POSTFIELDS, a POST reads its Content-Length bytes from read. */
+	if ((rc = fs_sync_req_prepare_on(rem, slot, FS_SYNC_POST, path, "", 0, timeout_ms, &h,
+	                                 eb)) != FS_OK)
+		return rc;
+	c = curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_POST, 1L);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_READFUNCTION, read);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_READDATA, ud);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_SEEKDATA, ud);
+	if (c != CURLE_OK)
+		return fs_err_set(eb, c == CURLE_OUT_OF_MEMORY ? FS_E_NOMEM : FS_E_INTERNAL,
+		                  "libcurl refused the request: %s", curl_easy_strerror(c));
+	*easy = h;
 	return FS_OK;
 }
 

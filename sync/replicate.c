@@ -2,11 +2,12 @@
  * sync/replicate.c: push and pull between the store and one remote, as the
  * CouchDB replication protocol does it, as one state machine (a job) whose
  * requests run on a curl multi handle and which never waits itself. Push:
- * outbox batch → _revs_diff → _bulk_docs (new_edits:false), confirming rows
- * only after the server has them. Pull: _changes → local revs_diff →
- * _bulk_get or open_revs → one store transaction with the checkpoint.
- * fs_sync_push/pull/once drive the same job on the remote's own multi
- * handle. Bodies pass through as opaque JSON.
+ * two outbox batches at once, each _revs_diff then _bulk_docs
+ * (new_edits:false) streamed from the store as curl sends it, rows
+ * confirmed only after the server has them. Pull: _changes → local
+ * revs_diff → _bulk_get or open_revs → one store transaction with the
+ * checkpoint. fs_sync_push/pull/once drive the same job on the remote's
+ * own multi handle. Bodies pass through as opaque JSON.
  */
 #include "sync_int.h"
 
@@ -29,8 +30,7 @@
 enum phase {
 	PH_IDLE,      /* the next step starts at the next run */
 	PH_PROBE,     /* GET /{db} on slot 0 */
-	PH_REVS_DIFF, /* push: _revs_diff of the batch on slot 0 */
-	PH_BULK_DOCS, /* push: _bulk_docs of the range on top of the send stack, slot 0 */
+	PH_PUSH,      /* push: its two batches' requests (see struct pbatch) */
 	PH_CHANGES,   /* pull: _changes on slot 0 */
 	PH_FETCH,     /* pull: the current fetch batch's _bulk_get on its slot */
 	PH_OPEN_REVS, /* pull: one open_revs GET on the current batch's slot */
@@ -49,6 +49,66 @@ struct buf {
 /* A part of a push batch's rows (positions in need[]) sent as one _bulk_docs. */
 struct range {
 	size_t off, n;
+};
+
+/*
+ * A needed row of a push batch on the wire: its head, `{"_id":..,"_rev":..,
+ * "_revisions":{..}[,"_deleted":true]` in the batch's heads buffer, then
+ * `,` and its body's members (read from the store as they are sent), then
+ * `}`. The request's length is known before any body is read: the members
+ * take at most the body's size less its braces (exactly that for the
+ * compact bodies the store holds), and whitespace, which JSON allows
+ * there, fills what a body with spaces inside its braces leaves.
+ */
+struct wdoc {
+	size_t head, head_len;
+	size_t room; /* bytes for the members: the body's size less its braces, 0: none */
+};
+
+struct pbatch;
+
+/* The state of a _bulk_docs body being produced for curl, from its start. */
+struct sender {
+	fs_sync_job *c;
+	struct pbatch *b;
+	struct range r;
+	size_t i; /* the next position of r to emit */
+	size_t k; /* documents emitted */
+	int part; /* 0: the prefix next, 1: documents, 2: the suffix, 3: done */
+	struct buf chunk;
+	size_t off; /* bytes of chunk given to curl */
+	int rc;     /* an error met while producing, reported at the answer */
+	size_t bad; /* rc FS_E_INPUT: the position whose stored body is not an object */
+	fs_errbuf eb;
+};
+
+/*
+ * One push batch, on its own request slot: the oldest outbox rows after
+ * those of the batch read before, without their bodies. Two batches are
+ * under way at once, each with its _revs_diff, then its _bulk_docs
+ * produced as curl sends it: the server works on one while the client
+ * prepares, sends or confirms the other (new_edits:false makes their
+ * order on the server irrelevant).
+ */
+enum pb_state {
+	PB_EMPTY, /* nothing read */
+	PB_DIFF,  /* _revs_diff under way */
+	PB_SEND,  /* a _bulk_docs range under way */
+};
+
+struct pbatch {
+	enum pb_state state;
+	int slot;
+	fs_store_outbox *ob;
+	struct buf diff; /* the _revs_diff body, until its answer */
+	size_t *need, nneed;
+	struct wdoc *docs; /* per position of need[] */
+	struct buf heads;
+	struct range stack[SEND_STACK];
+	size_t nstack;
+	struct range cur; /* what the _bulk_docs under way carries */
+	size_t retry_rows;
+	struct sender snd;
 };
 
 /* Revisions fetched for one batch, from one _bulk_get or many open_revs. */
@@ -89,14 +149,12 @@ struct fs_sync_job {
 	uint64_t retry_at;
 	char path[PATH_MAX_LEN]; /* of the request under way on slot 0, for db_missing */
 
-	/* push: one outbox batch */
-	fs_store_outbox *ob;
-	struct buf body; /* _revs_diff, then each _bulk_docs; lives until its answer */
-	size_t *need, nneed;
-	struct range stack[SEND_STACK];
-	size_t nstack;
-	struct range cur; /* what the _bulk_docs under way carries */
-	size_t retry_rows;
+	/* push: two batches in a pipeline, one per request slot */
+	struct pbatch pb[2];
+	int64_t after;      /* the last oid read into a batch */
+	int read_done;      /* the outbox held nothing after it */
+	int64_t *done_oids; /* rows the server stored, confirmed once the next batch is out */
+	size_t ndone, done_cap;
 
 	/* pull: one _changes window */
 	char *since; /* the checkpoint it starts from, NULL for none */
@@ -132,19 +190,6 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-}
-
-/* Room for at least want bytes without growing (a hint: failure is left
- * to buf_add, which grows as needed). */
-static void buf_reserve(struct buf *b, size_t want)
-{
-	if (b->err || want <= b->cap || want > REQ_MAX)
-		return;
-	char *q = realloc(b->p, want + 1);
-	if (q == NULL)
-		return;
-	b->p = q;
-	b->cap = want + 1;
 }
 
 static void buf_str(struct buf *b, const char *s)
@@ -271,19 +316,17 @@ static int body_members(const uint8_t *body, size_t len, const char **start, siz
 	return 0;
 }
 
-/* One outbox row as a wire document: our members plus _id, _rev, _revisions, _deleted. */
-static int add_doc(fs_sync_job *c, struct buf *b, const fs_store_outbox_row *row, fs_errbuf *eb)
+/*
+ * The head of row's wire document into b: our members come after it, then
+ * `}`. _revisions is the row's history (fs_store_outbox_next reads it).
+ */
+static int add_head(struct buf *b, const fs_store_outbox_row *row, fs_errbuf *eb)
 {
-	fs_store_history *h = NULL;
-	const char *m;
-	size_t mn;
+	const fs_store_history *h = row->history;
 	char num[32];
-	int rc;
 
-	if (body_members(row->body, row->body_len, &m, &mn) != 0)
-		return fs_err_set(eb, FS_E_INPUT, "stored body is not a JSON object");
-	if ((rc = fs_store_history_get(c->st, row->id, row->rev, 0, &h, eb)) != FS_OK)
-		return rc;
+	if (h == NULL || h->n == 0)
+		return fs_err_set(eb, FS_E_INTERNAL, "an outbox row without its history");
 	buf_str(b, "{\"_id\":");
 	buf_json_str(b, row->id);
 	buf_str(b, ",\"_rev\":");
@@ -300,13 +343,24 @@ static int add_doc(fs_sync_job *c, struct buf *b, const fs_store_outbox_row *row
 	buf_str(b, "]}");
 	if (row->deleted)
 		buf_str(b, ",\"_deleted\":true");
-	if (mn) {
-		buf_add(b, ",", 1);
-		buf_add(b, m, mn);
-	}
-	buf_add(b, "}", 1);
-	fs_store_history_free(h);
 	return buf_done(b, eb);
+}
+
+/* A row's body read from the store (*d, freed by the caller) and its members. */
+static int row_members(fs_sync_job *c, const fs_store_outbox_row *row, fs_store_doc **d,
+                       const char **m, size_t *mn, fs_errbuf *eb)
+{
+	int rc;
+
+	*d = NULL;
+	if ((rc = fs_store_get(c->st, row->id, row->rev, d, eb)) != FS_OK)
+		return rc;
+	if (body_members((*d)->body, (*d)->body_len, m, mn) != 0) {
+		fs_store_doc_free(*d);
+		*d = NULL;
+		return fs_err_set(eb, FS_E_INPUT, "stored body is not a JSON object");
+	}
+	return FS_OK;
 }
 
 static int quarantine(fs_sync_job *c, const fs_store_outbox_row *row, int status, const char *why,
@@ -346,70 +400,119 @@ static int doc_status(const char *error)
 	return 400;
 }
 
-static void push_clear(fs_sync_job *c)
+#define BULK_PREFIX "{\"new_edits\":false,\"docs\":["
+#define BULK_SUFFIX "]}"
+
+static void pbatch_clear(fs_sync_job *c, struct pbatch *b)
 {
-	fs_sync_req_cancel(c->r, 0);
-	fs_store_outbox_free(c->ob);
-	c->ob = NULL;
-	free(c->need);
-	c->need = NULL;
-	c->nneed = c->nstack = c->retry_rows = 0;
-	free(c->body.p);
-	memset(&c->body, 0, sizeof(c->body));
+	int slot = b->slot;
+
+	if (b->state == PB_DIFF || b->state == PB_SEND) /* abandoned: its connection closes */
+		fs_sync_req_cancel(c->r, slot);
+	fs_store_outbox_free(b->ob);
+	free(b->diff.p);
+	free(b->need);
+	free(b->docs);
+	free(b->heads.p);
+	free(b->snd.chunk.p);
+	memset(b, 0, sizeof(*b));
+	b->slot = slot;
+	b->state = PB_EMPTY;
 }
 
-/* The step's batch: the oldest outbox rows, and _revs_diff for them. */
+static void push_clear(fs_sync_job *c)
+{
+	pbatch_clear(c, &c->pb[0]);
+	pbatch_clear(c, &c->pb[1]);
+	c->after = 0;
+	c->read_done = 0;
+}
+
+/* The push starts: the batches fill from the oldest outbox row. */
 static int push_begin(fs_sync_job *c, fs_errbuf *eb)
+{
+	(void)eb;
+	push_clear(c);
+	c->ph = PH_PUSH;
+	return FS_OK;
+}
+
+/* The next outbox rows into b, and their _revs_diff on b's slot; none: the reading is done. */
+static int pbatch_read(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 {
 	int rc;
 
-	if ((rc = fs_store_outbox_read(c->st, c->batch_docs, c->batch_bytes, &c->ob, eb)) != FS_OK)
+	if ((rc = fs_store_outbox_next(c->st, c->after, c->batch_docs, c->batch_bytes, &b->ob,
+	                               eb)) != FS_OK)
 		return rc;
-	if (c->ob->n == 0) {
-		push_clear(c);
-		c->todo &= ~FS_SYNC_JOB_PUSH;
+	if (b->ob->n == 0) {
+		pbatch_clear(c, b);
+		c->read_done = 1;
 		return FS_OK;
 	}
-	if ((c->need = malloc(sizeof(*c->need) * c->ob->n)) == NULL)
+	c->after = b->ob->v[b->ob->n - 1].oid;
+	if ((b->need = malloc(sizeof(*b->need) * b->ob->n)) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
 	/* _revs_diff for every batch, as the protocol does: the server may have
 	 * a revision by another way (an earlier try that got through, another
 	 * replication), and its body then need not travel again.
 	 * {"id":["rev",...],...}; rows of one id may repeat the key, which
 	 * servers merge, so no grouping is needed. */
-	buf_add(&c->body, "{", 1);
-	for (size_t i = 0; i < c->ob->n; i++) {
+	buf_add(&b->diff, "{", 1);
+	for (size_t i = 0; i < b->ob->n; i++) {
 		if (i)
-			buf_add(&c->body, ",", 1);
-		buf_json_str(&c->body, c->ob->v[i].id);
-		buf_add(&c->body, ":[", 2);
-		buf_json_str(&c->body, c->ob->v[i].rev);
-		buf_add(&c->body, "]", 1);
+			buf_add(&b->diff, ",", 1);
+		buf_json_str(&b->diff, b->ob->v[i].id);
+		buf_add(&b->diff, ":[", 2);
+		buf_json_str(&b->diff, b->ob->v[i].rev);
+		buf_add(&b->diff, "]", 1);
 	}
-	buf_add(&c->body, "}", 1);
-	if ((rc = send_req(c, 0, FS_SYNC_POST, "_revs_diff", &c->body, 0, eb)) != FS_OK)
+	buf_add(&b->diff, "}", 1);
+	if ((rc = send_req(c, b->slot, FS_SYNC_POST, "_revs_diff", &b->diff, 0, eb)) != FS_OK)
 		return rc;
-	c->ph = PH_REVS_DIFF;
+	b->state = PB_DIFF;
 	return FS_OK;
 }
 
-static int push_next_range(fs_sync_job *c, fs_errbuf *eb);
+/* The needed rows' heads and the room their members take on the wire. */
+static int pbatch_prepare(struct pbatch *b, fs_errbuf *eb)
+{
+	int rc;
 
-/* _revs_diff answered: rows the server has are confirmed, the rest sent. */
-static int push_on_revs_diff(fs_sync_job *c, fs_errbuf *eb)
+	if (b->nneed && (b->docs = calloc(b->nneed, sizeof(*b->docs))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, NULL);
+	for (size_t i = 0; i < b->nneed; i++) {
+		const fs_store_outbox_row *row = &b->ob->v[b->need[i]];
+		b->docs[i].head = b->heads.len;
+		if ((rc = add_head(&b->heads, row, eb)) != FS_OK)
+			return rc;
+		b->docs[i].head_len = b->heads.len - b->docs[i].head;
+		b->docs[i].room = row->size > 2 ? row->size - 2 : 0;
+	}
+	b->stack[0] = (struct range){0, b->nneed};
+	b->nstack = b->nneed ? 1 : 0;
+	return FS_OK;
+}
+
+static int pbatch_send(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb);
+
+/* _revs_diff answered: rows the server has are confirmed, the rest prepared and sent. */
+static int pbatch_on_diff(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 {
 	fs_sync_resp resp;
 	fs_sync_revs_diff *diff = NULL;
 	int64_t *have = NULL;
 	size_t nhave = 0;
-	const fs_store_outbox *ob = c->ob;
+	const fs_store_outbox *ob = b->ob;
 	int rc;
 
-	if ((rc = collect(c, 0, "_revs_diff", &resp, eb)) != FS_OK)
+	if ((rc = collect(c, b->slot, "_revs_diff", &resp, eb)) != FS_OK)
 		return rc;
 	if ((rc = fs_sync_parse_revs_diff(resp.body, resp.len, fs_sync_remote_max_depth(c->r),
 	                                  &diff, eb)) != FS_OK)
 		return rc;
+	free(b->diff.p);
+	memset(&b->diff, 0, sizeof(b->diff));
 	if ((have = malloc(sizeof(*have) * ob->n)) == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
@@ -428,7 +531,7 @@ static int push_on_revs_diff(fs_sync_job *c, fs_errbuf *eb)
 				k0 = k;
 		}
 		if (missing)
-			c->need[c->nneed++] = i;
+			b->need[b->nneed++] = i;
 		else
 			have[nhave++] = ob->v[i].oid;
 	}
@@ -436,9 +539,9 @@ static int push_on_revs_diff(fs_sync_job *c, fs_errbuf *eb)
 	if (nhave && (rc = fs_store_outbox_confirm(c->st, have, nhave, eb)) != FS_OK)
 		goto out;
 	c->p->docs_pushed += nhave;
-	c->stack[0] = (struct range){0, c->nneed};
-	c->nstack = c->nneed ? 1 : 0;
-	rc = push_next_range(c, eb);
+	if ((rc = pbatch_prepare(b, eb)) != FS_OK)
+		goto out;
+	rc = pbatch_send(c, b, eb);
 out:
 	fs_sync_revs_diff_free(diff);
 	free(have);
@@ -446,134 +549,239 @@ out:
 }
 
 /* Rows of r still to send (not taken out), and the last one. */
-static size_t range_live(const fs_sync_job *c, struct range r, size_t *last)
+static size_t range_live(const struct pbatch *b, struct range r, size_t *last)
 {
 	size_t n = 0;
 	for (size_t i = r.off; i < r.off + r.n; i++)
-		if (c->need[i] != SKIPPED) {
+		if (b->need[i] != SKIPPED) {
 			n++;
 			*last = i;
 		}
 	return n;
 }
 
-/*
- * The _bulk_docs body of the rows of r. A row whose stored body is not an
- * object can never be sent: it goes to the quarantine, *taken is set and
- * the caller builds again without it.
- */
-static int build_range(fs_sync_job *c, struct range r, int *taken, fs_errbuf *eb)
+/* Bytes of the _bulk_docs body of range r: what the sender produces. */
+static size_t range_size(const struct pbatch *b, struct range r)
 {
-	const fs_store_outbox *ob = c->ob;
-	size_t want = 64, k = 0;
-	int rc;
-
-	*taken = 0;
-	/* Sized once for the range: growing by doubling would hold the old and
-	 * the new copy of a megabyte body at once. History is the guess. */
-	for (size_t i = r.off; i < r.off + r.n; i++)
-		if (c->need[i] != SKIPPED)
-			want += ob->v[c->need[i]].body_len + 2 * strlen(ob->v[c->need[i]].id) + 160;
-	c->body.len = 0;
-	c->body.err = 0;
-	buf_reserve(&c->body, want);
-	buf_str(&c->body, "{\"new_edits\":false,\"docs\":[");
+	size_t n = strlen(BULK_PREFIX) + strlen(BULK_SUFFIX), k = 0;
 	for (size_t i = r.off; i < r.off + r.n; i++) {
-		if (c->need[i] == SKIPPED)
+		const struct wdoc *w = &b->docs[i];
+		if (b->need[i] == SKIPPED)
 			continue;
-		if (k++)
-			buf_add(&c->body, ",", 1);
-		if ((rc = add_doc(c, &c->body, &ob->v[c->need[i]], eb)) == FS_OK)
-			continue;
-		if (rc != FS_E_INPUT)
-			return rc;
-		if ((rc = quarantine(c, &ob->v[c->need[i]], 0, "stored body is not a JSON object",
-		                     eb)) != FS_OK)
-			return rc;
-		c->need[i] = SKIPPED;
-		*taken = 1;
-		return FS_OK;
+		n += (k++ ? 1 : 0) + w->head_len + (w->room ? 1 + w->room : 0) + 1;
 	}
-	buf_str(&c->body, "]}");
+	return n;
+}
+
+static void sender_start(struct sender *x, fs_sync_job *c, struct pbatch *b, struct range r)
+{
+	x->c = c;
+	x->b = b;
+	x->r = r;
+	x->i = r.off;
+	x->k = 0;
+	x->part = 0;
+	x->chunk.len = 0;
+	x->chunk.err = 0;
+	x->off = 0;
+	x->rc = FS_OK;
+}
+
+/* The sender's next piece into its chunk: the prefix, one document, or the suffix. */
+static int sender_next(struct sender *x)
+{
+	struct pbatch *b = x->b;
+	const struct wdoc *w;
+	const fs_store_outbox_row *row;
+
+	x->chunk.len = 0;
+	x->off = 0;
+	if (x->part == 0) {
+		buf_str(&x->chunk, BULK_PREFIX);
+		x->part = 1;
+		return buf_done(&x->chunk, &x->eb);
+	}
+	while (x->i < x->r.off + x->r.n && b->need[x->i] == SKIPPED)
+		x->i++;
+	if (x->i == x->r.off + x->r.n) {
+		buf_str(&x->chunk, BULK_SUFFIX);
+		x->part = 2;
+		return buf_done(&x->chunk, &x->eb);
+	}
+	w = &b->docs[x->i];
+	row = &b->ob->v[b->need[x->i]];
+	if (x->k++)
+		buf_add(&x->chunk, ",", 1);
+	buf_add(&x->chunk, b->heads.p + w->head, w->head_len);
+	if (row->size > 0) {
+		fs_store_doc *d = NULL;
+		const char *m = "";
+		size_t mn = 0;
+		int rc = row_members(x->c, row, &d, &m, &mn, &x->eb);
+		if (rc == FS_E_INPUT) /* never sendable: the answer's reader quarantines it */
+			x->bad = x->i;
+		else if (rc == FS_OK && mn > w->room)
+			rc = fs_err_set(&x->eb, FS_E_INTERNAL,
+			                "a queued body changed while it was being sent");
+		if (rc == FS_OK && w->room) {
+			size_t pad = w->room - mn;
+			/* "{ }" has no members: its room is whitespace, with no comma */
+			buf_add(&x->chunk, mn ? "," : " ", 1);
+			buf_add(&x->chunk, m, mn);
+			while (pad > 0 && x->chunk.err == 0) {
+				static const char sp[16] = "                ";
+				size_t k = pad < sizeof(sp) ? pad : sizeof(sp);
+				buf_add(&x->chunk, sp, k);
+				pad -= k;
+			}
+		}
+		fs_store_doc_free(d);
+		if (rc != FS_OK)
+			return rc;
+	}
+	buf_add(&x->chunk, "}", 1);
+	x->i++;
+	return buf_done(&x->chunk, &x->eb);
+}
+
+/*
+ * curl's read callback: the body, piece by piece, so a push batch is never
+ * whole in memory. An error (the store failing) aborts the transfer; it is
+ * reported with its own code when the answer is collected.
+ */
+static size_t sender_read(char *out, size_t size, size_t nitems, void *ud)
+{
+	struct sender *x = ud;
+	size_t want = size * nitems, got = 0;
+
+	while (got < want) {
+		size_t k;
+		if (x->off == x->chunk.len) {
+			if (x->part == 2)
+				break; /* the suffix went out: the end */
+			if ((x->rc = sender_next(x)) != FS_OK)
+				return CURL_READFUNC_ABORT;
+		}
+		k = x->chunk.len - x->off;
+		if (k > want - got)
+			k = want - got;
+		memcpy(out + got, x->chunk.p + x->off, k);
+		x->off += k;
+		got += k;
+	}
+	return got;
+}
+
+/* curl's seek callback: it may send the body again from the start (a reused connection died). */
+static int sender_seek(void *ud, curl_off_t offset, int origin)
+{
+	struct sender *x = ud;
+
+	if (offset != 0 || origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	sender_start(x, x->c, x->b, x->r);
+	return CURL_SEEKFUNC_OK;
+}
+
+/* The batch went through: it was progress, and its slot takes the next. */
+static int pbatch_done(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
+{
+	if (b->retry_rows)
+		return fs_err_set(eb, FS_E_SYNC_SERVER,
+		                  "the server could not store %zu documents yet", b->retry_rows);
+	pbatch_clear(c, b);
+	fs_sync_backoff_reset(&c->bo);
 	return FS_OK;
 }
 
 /*
- * Starts the _bulk_docs of the next range on the send stack (a batch
+ * Starts the _bulk_docs of the next range on b's send stack (a batch
  * refused as a whole is halved until the refused document is alone and
  * goes to the quarantine); when the stack is empty the batch is done.
  */
-static int push_next_range(fs_sync_job *c, fs_errbuf *eb)
+static int pbatch_send(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 {
-	int rc, taken;
+	CURL *h;
+	int rc;
 
-	while (c->nstack > 0) {
-		struct range r = c->stack[--c->nstack];
-		size_t last = 0;
-		do {
-			if (range_live(c, r, &last) == 0)
-				break;
-			if ((rc = build_range(c, r, &taken, eb)) != FS_OK)
-				return rc;
-		} while (taken);
-		if (range_live(c, r, &last) == 0)
+	while (b->nstack > 0) {
+		struct range r = b->stack[--b->nstack];
+		size_t last = 0, size;
+		if (range_live(b, r, &last) == 0)
 			continue;
-		c->cur = r;
-		if ((rc = send_req(c, 0, FS_SYNC_POST, "_bulk_docs", &c->body, 0, eb)) != FS_OK)
+		if ((size = range_size(b, r)) > REQ_MAX)
+			return fs_err_set(eb, FS_E_TOOBIG, "request body over %u bytes", REQ_MAX);
+		b->cur = r;
+		sender_start(&b->snd, c, b, r);
+		if ((rc = fs_sync_req_prepare_stream(c->r, b->slot, "_bulk_docs", size, sender_read,
+		                                     sender_seek, &b->snd, 0, &h, eb)) != FS_OK ||
+		    (rc = fs_sync_req_start_on(c->r, b->slot, c->multi, eb)) != FS_OK)
 			return rc;
-		c->ph = PH_BULK_DOCS;
+		b->state = PB_SEND;
 		return FS_OK;
 	}
-	report(c);
-	if (c->retry_rows)
-		return fs_err_set(eb, FS_E_SYNC_SERVER,
-		                  "the server could not store %zu documents yet", c->retry_rows);
-	push_clear(c);
-	c->ph = PH_IDLE;
-	return FS_OK;
+	return pbatch_done(c, b, eb);
 }
 
 /* _bulk_docs answered: confirm what the server stored, quarantine what it
  * refused for good, count what it failed for now. */
-static int push_on_bulk_docs(fs_sync_job *c, fs_errbuf *eb)
+static int pbatch_on_bulk_docs(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 {
-	const fs_store_outbox *ob = c->ob;
-	struct range r = c->cur;
+	const fs_store_outbox *ob = b->ob;
+	struct range r = b->cur;
 	fs_sync_resp resp;
 	fs_sync_bulk_result *res = NULL;
 	int64_t *oids = NULL;
-	size_t nok = 0, last = 0, nlive = range_live(c, r, &last);
+	size_t nok = 0, last = 0, nlive = range_live(b, r, &last);
 	int rc;
 
-	rc = collect(c, 0, "_bulk_docs", &resp, eb);
+	rc = collect(c, b->slot, "_bulk_docs", &resp, eb);
+	if (b->snd.rc == FS_E_INPUT) {
+		/* A stored body that is not an object can never be sent: it goes to
+		 * the quarantine and the range goes again without it. */
+		if ((rc = quarantine(c, &ob->v[b->need[b->snd.bad]], 0,
+		                     "stored body is not a JSON object", eb)) != FS_OK)
+			return rc;
+		b->need[b->snd.bad] = SKIPPED;
+		b->stack[b->nstack++] = r;
+		return pbatch_send(c, b, eb);
+	}
+	if (b->snd.rc != FS_OK) /* the body could not be produced: that is the error */
+		return fs_err_set(eb, b->snd.rc, "%s", b->snd.eb.msg);
 	if (rc == FS_E_SYNC_REFUSED) {
 		if (nlive == 1) {
 			char why[QUARANTINE_REASON_MAX];
 			error_reason(&resp, why, sizeof(why));
-			if ((rc = quarantine(c, &ob->v[c->need[last]], (int)resp.status, why,
+			if ((rc = quarantine(c, &ob->v[b->need[last]], (int)resp.status, why,
 			                     eb)) != FS_OK)
 				return rc;
-		} else if (c->nstack + 2 > SEND_STACK) {
+		} else if (b->nstack + 2 > SEND_STACK) {
 			return fs_err_set(eb, FS_E_INTERNAL, "push batch split too deep");
 		} else { /* the first half goes first: it is on top */
-			c->stack[c->nstack++] = (struct range){r.off + r.n / 2, r.n - r.n / 2};
-			c->stack[c->nstack++] = (struct range){r.off, r.n / 2};
+			b->stack[b->nstack++] = (struct range){r.off + r.n / 2, r.n - r.n / 2};
+			b->stack[b->nstack++] = (struct range){r.off, r.n / 2};
 		}
-		return push_next_range(c, eb);
+		return pbatch_send(c, b, eb);
 	}
 	if (rc != FS_OK)
 		return rc;
 	if ((rc = fs_sync_parse_bulk_docs(resp.body, resp.len, fs_sync_remote_max_depth(c->r), &res,
 	                                  eb)) != FS_OK)
 		goto out;
-	if ((oids = malloc(sizeof(*oids) * (nlive ? nlive : 1))) == NULL) {
-		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-		goto out;
+	if (c->ndone + nlive > c->done_cap) {
+		size_t cap = c->ndone + nlive;
+		if ((oids = realloc(c->done_oids, sizeof(*oids) * cap)) == NULL) {
+			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+			goto out;
+		}
+		c->done_oids = oids;
+		c->done_cap = cap;
 	}
+	oids = c->done_oids + c->ndone;
 	for (size_t i = r.off, q = 0; i < r.off + r.n; i++) {
-		if (c->need[i] == SKIPPED)
+		if (b->need[i] == SKIPPED)
 			continue;
-		const fs_store_outbox_row *row = &ob->v[c->need[i]];
+		const fs_store_outbox_row *row = &ob->v[b->need[i]];
 		const fs_sync_doc_result *d = NULL;
 		/* Servers answer in request order: look there first. */
 		for (size_t t = 0; t < res->n && d == NULL; t++) {
@@ -592,17 +800,87 @@ static int push_on_bulk_docs(fs_sync_job *c, fs_errbuf *eb)
 			if ((rc = quarantine(c, row, doc_status(d->error), why, eb)) != FS_OK)
 				goto out;
 		} else {
-			c->retry_rows++;
+			b->retry_rows++;
 		}
 	}
-	if (nok && (rc = fs_store_outbox_confirm(c->st, oids, nok, eb)) != FS_OK)
-		goto out;
-	c->p->docs_pushed += nok;
-	rc = push_next_range(c, eb);
+	/* Confirmed by push_step once the next request is on its way: the
+	 * commit (and a checkpoint) then runs while the server works. */
+	c->ndone += nok;
+	rc = pbatch_send(c, b, eb);
 out:
 	fs_sync_bulk_result_free(res);
-	free(oids);
 	return rc;
+}
+
+static int push_turn(fs_sync_job *c, fs_errbuf *eb);
+
+/*
+ * Rows the server stored leave the outbox: after the next request went
+ * out, so this commit overlaps the server's work; also when a turn fails
+ * (what the server has need not be sent again).
+ */
+static int push_confirm(fs_sync_job *c, fs_errbuf *eb)
+{
+	int rc;
+
+	if (c->ndone == 0)
+		return FS_OK;
+	if ((rc = fs_store_outbox_confirm(c->st, c->done_oids, c->ndone, eb)) != FS_OK)
+		return rc;
+	c->p->docs_pushed += c->ndone;
+	c->ndone = 0;
+	report(c);
+	return FS_OK;
+}
+
+/* A turn of the push, then the confirmation of what it got through. */
+static int push_step(fs_sync_job *c, fs_errbuf *eb)
+{
+	int rc = push_turn(c, eb), rc2;
+
+	if (rc == FS_SYNC_PENDING || rc == FS_OK) {
+		if ((rc2 = push_confirm(c, eb)) != FS_OK)
+			return rc2;
+		return rc;
+	}
+	(void)push_confirm(c, NULL); /* the turn's own error is the one to report */
+	return rc;
+}
+
+/*
+ * One turn of the push: answers that came are read (a _revs_diff's
+ * batch goes out at once, a _bulk_docs's takes its next range or ends),
+ * then empty batches read the next rows. Returns FS_SYNC_PENDING when
+ * nothing could move; the push ends when the outbox has nothing more.
+ */
+static int push_turn(fs_sync_job *c, fs_errbuf *eb)
+{
+	int rc, moved = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct pbatch *b = &c->pb[i];
+		if ((b->state != PB_DIFF && b->state != PB_SEND) ||
+		    !fs_sync_req_ready(c->r, b->slot))
+			continue;
+		rc = b->state == PB_DIFF ? pbatch_on_diff(c, b, eb) : pbatch_on_bulk_docs(c, b, eb);
+		if (rc != FS_OK)
+			return rc;
+		moved = 1;
+	}
+	for (int i = 0; i < 2 && !c->read_done; i++) {
+		if (c->pb[i].state != PB_EMPTY)
+			continue;
+		if ((rc = pbatch_read(c, &c->pb[i], eb)) != FS_OK)
+			return rc;
+		moved = 1;
+	}
+	if (c->read_done && c->pb[0].state == PB_EMPTY && c->pb[1].state == PB_EMPTY) {
+		c->todo &= ~FS_SYNC_JOB_PUSH;
+		push_clear(c);
+		c->ph = PH_IDLE;
+		return FS_OK;
+	}
+	return moved ? FS_OK : FS_SYNC_PENDING;
 }
 
 /* ---- pull ---- */
@@ -1031,6 +1309,7 @@ int fs_sync_job_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, unsi
 	if (c->batch_docs > FS_SYNC_MAX_ITEMS / 2)
 		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
 	c->no_bulk_get = c->o.no_bulk_get;
+	c->pb[1].slot = 1;
 	c->todo = what;
 	c->ph = PH_IDLE;
 	fs_sync_backoff_init(&c->bo, c->o.backoff_min_ms, c->o.backoff_max_ms);
@@ -1045,6 +1324,7 @@ void fs_sync_job_free(fs_sync_job *c)
 		return;
 	push_clear(c);
 	pull_clear(c);
+	free(c->done_oids);
 	free(c);
 }
 
@@ -1088,10 +1368,6 @@ static int on_answer(fs_sync_job *c, fs_errbuf *eb)
 	switch (c->ph) {
 	case PH_PROBE:
 		return probe_on_answer(c, eb);
-	case PH_REVS_DIFF:
-		return push_on_revs_diff(c, eb);
-	case PH_BULK_DOCS:
-		return push_on_bulk_docs(c, eb);
 	case PH_CHANGES:
 		return pull_on_changes(c, eb);
 	case PH_FETCH:
@@ -1150,6 +1426,10 @@ int fs_sync_job_run(fs_sync_job *c, uint64_t now, uint32_t *wait_ms, fs_errbuf *
 			continue;
 		case PH_IDLE:
 			rc = begin(c, eb);
+			break;
+		case PH_PUSH: /* two requests may be under way: it reads whichever ended */
+			if ((rc = push_step(c, eb)) == FS_SYNC_PENDING)
+				return FS_SYNC_PENDING;
 			break;
 		case PH_FETCH:
 		case PH_OPEN_REVS:

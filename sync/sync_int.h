@@ -83,6 +83,20 @@ int fs_sync_remote_pump(fs_sync_remote *r, int timeout_ms, fs_errbuf *eb);
  * then collects it. */
 int fs_sync_req_wait(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb);
 
+/*
+ * Like fs_sync_req_prepare_on for a POST whose body of exactly size bytes
+ * is produced while it is sent: read (curl's read callback) fills curl's
+ * buffer from ud, seek rewinds it to offset 0 when curl must send again
+ * (a reused connection found dead). A push streams _bulk_docs this way,
+ * so the request is never whole in memory; the length is known, so the
+ * request has a Content-Length like any other.
+ */
+typedef size_t (*fs_sync_read_fn)(char *buf, size_t size, size_t n, void *ud);
+typedef int (*fs_sync_seek_fn)(void *ud, curl_off_t offset, int origin);
+int fs_sync_req_prepare_stream(fs_sync_remote *r, int slot, const char *path, size_t size,
+                               fs_sync_read_fn read, fs_sync_seek_fn seek, void *ud,
+                               long timeout_ms, CURL **easy, fs_errbuf *eb);
+
 /* The easy handle of a slot, as last prepared. */
 int fs_sync_req_prepare_handle(fs_sync_remote *r, int slot, CURL **easy);
 

@@ -350,6 +350,51 @@ static void test_quarantine(void **state)
 	fs_store_outbox_free(q);
 }
 
+/*
+ * A push states its length before reading any body (it streams them): a
+ * body with spaces inside its braces is sent with whitespace where the
+ * spaces were, and arrives as the same JSON.
+ */
+static void test_spaced_bodies(void **state)
+{
+	(void)state;
+	static const char *const bodies[] = {"{ \"fs\" : 1 ,\n \"n\" : [ 1, 2 ] }", "{ }", "{}",
+	                                     "{\"fs\":2}  "};
+	char rev[FS_REV_MAX], id[32];
+	fs_sync_opts o = {.remote_name = "spaced"};
+	fs_sync_progress p;
+	fs_errbuf eb;
+	fs_sync_remote *r = tsync_remote(tsync_env("FS_TEST_COUCH_URL"), "spaced", NULL, 1);
+	fs_store *se = tsync_store("e"), *sf = tsync_store("f");
+
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		snprintf(id, sizeof(id), "spaced-%zu", i);
+		tsync_put(se, id, NULL, bodies[i], 0, rev);
+	}
+	assert_int_equal(fs_sync_push(se, r, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pushed, 4);
+	assert_int_equal(tsync_queued(se, 0), 0);
+	assert_int_equal(fs_sync_pull(sf, r, &o, &p, &eb), FS_OK);
+	assert_int_equal(p.docs_pulled, 4);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		fs_store_doc *d = NULL;
+		cJSON *want = cJSON_Parse(bodies[i]), *got;
+		snprintf(id, sizeof(id), "spaced-%zu", i);
+		assert_int_equal(fs_store_get(sf, id, NULL, &d, &eb), FS_OK);
+		got = cJSON_ParseWithLength((const char *)d->body, d->body_len);
+		assert_non_null(want);
+		assert_non_null(got);
+		assert_true(cJSON_Compare(want, got, 1));
+		cJSON_Delete(want);
+		cJSON_Delete(got);
+		fs_store_doc_free(d);
+	}
+	fs_store_close(se);
+	fs_store_close(sf);
+	fs_sync_remote_free(r);
+}
+
 /* A validate_doc_update refusal comes per document: that one is quarantined
  * with 403 and the server's reason, the others go through. */
 static void test_per_document_refusal(void **state)
@@ -520,6 +565,7 @@ int main(void)
 	    cmocka_unit_test(test_quarantine),         cmocka_unit_test(test_per_document_refusal),
 	    cmocka_unit_test(test_missing_database),   cmocka_unit_test(test_open_revs_fallback),
 	    cmocka_unit_test(test_compressed_answers), cmocka_unit_test(test_revs_diff_every_batch),
+	    cmocka_unit_test(test_spaced_bodies),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
