@@ -138,44 +138,6 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
-/* A JSON array of revision ids, e.g. _revs_diff's "missing". */
-static int rev_array(const cJSON *a, size_t max, char ***out, size_t *nout, fs_errbuf *eb)
-{
-	char **v = NULL;
-	size_t n = 0, cnt;
-	const cJSON *e;
-	int rc;
-
-	*out = NULL;
-	*nout = 0;
-	if (!cJSON_IsArray(a))
-		return BAD(eb, "expected an array of revisions");
-	cnt = (size_t)cJSON_GetArraySize(a);
-	if (cnt > max)
-		return BAD(eb, "more than %zu revisions", max);
-	if (cnt && (v = calloc(cnt, sizeof(*v))) == NULL)
-		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	cJSON_ArrayForEach(e, a)
-	{
-		const char *s = str_of(e, FS_REV_MAX - 1);
-		if (!valid_rev(s)) {
-			rc = BAD(eb, "invalid revision id");
-			goto fail;
-		}
-		if ((v[n] = dupn(s, strlen(s))) == NULL) {
-			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
-			goto fail;
-		}
-		n++;
-	}
-	*out = v;
-	*nout = n;
-	return FS_OK;
-fail:
-	free_strv(v, n);
-	return rc;
-}
-
 /* ---- _changes ---- */
 
 void fs_sync_changes_free(fs_sync_changes *c)
@@ -461,47 +423,123 @@ void fs_sync_revs_diff_free(fs_sync_revs_diff *d)
 	free(d);
 }
 
+/* An array of revision ids at the cursor (_revs_diff's "missing"), at most max. */
+static int scan_rev_array(fs_scan *s, int depth, size_t max, char ***out, size_t *nout)
+{
+	static const char why[] = "expected an array of revisions";
+	size_t cap = 0;
+	int more;
+
+	if (fs_scan_array_open(s, depth, &more, why) != 0)
+		return -1;
+	for (more = !more; more > 0; more = fs_scan_next(s, ']')) {
+		char rev[FS_REV_MAX];
+		size_t n;
+		if (*nout >= max)
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "too many revisions");
+		if (fs_scan_string(s, rev, sizeof(rev), &n, "invalid revision id") != 0)
+			return -1;
+		if (!valid_rev(rev))
+			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "invalid revision id");
+		if (*nout == cap) {
+			size_t nc = cap ? cap * 2 : 1;
+			char **v = realloc(*out, nc * sizeof(*v));
+			if (v == NULL)
+				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+			*out = v;
+			cap = nc;
+		}
+		if (((*out)[*nout] = dupn(rev, n)) == NULL)
+			return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+		(*nout)++;
+	}
+	return more < 0 ? -1 : 0;
+}
+
+/* The answer of a push batch's _revs_diff, scanned without a tree like _bulk_get's. */
 int fs_sync_parse_revs_diff(const char *buf, size_t len, int max_depth, fs_sync_revs_diff **out,
                             fs_errbuf *eb)
 {
+	static const char why[] = "_revs_diff answer is not an object";
 	fs_sync_revs_diff *d;
-	cJSON *j = NULL;
-	const cJSON *e;
-	void *v;
-	int rc;
+	fs_scan s;
+	size_t cap = 0;
+	int empty, more, rc;
 
 	if (out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "no output");
 	*out = NULL;
+	if (buf == NULL)
+		return BAD(eb, "server answer: empty");
+	if (max_depth <= 0)
+		max_depth = FS_JSON_DEPTH_DEFAULT;
+	(void)fs_scan_start(&s, buf, len, len, max_depth, FS_E_SYNC_MALFORMED, answer_not_json, eb);
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, NULL);
-	rc = parse_list(buf, len, max_depth, 0, "_revs_diff", sizeof(*d->v), &j, &v, eb);
-	d->v = v;
-	if (rc != FS_OK)
+	if (fs_scan_object_open(&s, 0, &empty, why) != 0)
 		goto out;
-	cJSON_ArrayForEach(e, j)
-	{
-		fs_sync_missing *m = &d->v[d->n];
-		if (e->string == NULL || strlen(e->string) == 0 ||
-		    strlen(e->string) > FS_SYNC_ID_MAX || !cJSON_IsObject(e)) {
-			rc = BAD(eb, "_revs_diff entry %zu is invalid", d->n);
+	for (more = !empty; more > 0; more = fs_scan_next(&s, '}')) {
+		char id[FS_SYNC_ID_MAX + 1];
+		fs_sync_missing *m;
+		fs_scan_key k;
+		size_t n;
+		int e2, have_missing = 0;
+		if (d->n == FS_SYNC_MAX_ITEMS) {
+			fs_scan_fail(&s, FS_E_SYNC_MALFORMED,
+			             "_revs_diff answer with too many results");
 			goto out;
 		}
-		d->n++;
-		if ((m->id = dupn(e->string, strlen(e->string))) == NULL) {
-			rc = fs_err_set(eb, FS_E_NOMEM, NULL);
+		if (fs_scan_string(&s, id, sizeof(id), &n, "_revs_diff entry is invalid") != 0 ||
+		    fs_scan_take(&s, ':') != 0)
+			goto out;
+		if (n == 0) {
+			fs_scan_fail(&s, FS_E_SYNC_MALFORMED, "_revs_diff entry is invalid");
 			goto out;
 		}
-		if ((rc = rev_array(cJSON_GetObjectItemCaseSensitive(e, "missing"),
-		                    FS_SYNC_MAX_REVS, &m->revs, &m->nrevs, eb)) != FS_OK)
+		if (d->n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			fs_sync_missing *v = realloc(d->v, nc * sizeof(*v));
+			if (v == NULL) {
+				fs_scan_fail(&s, FS_E_NOMEM, "out of memory");
+				goto out;
+			}
+			d->v = v;
+			cap = nc;
+		}
+		m = &d->v[d->n++]; /* counted now so that the free sees partial entries */
+		memset(m, 0, sizeof(*m));
+		if ((m->id = dupn(id, n)) == NULL) {
+			fs_scan_fail(&s, FS_E_NOMEM, "out of memory");
 			goto out;
+		}
+		if (fs_scan_object_open(&s, 1, &e2, "_revs_diff entry is invalid") != 0)
+			goto out;
+		for (e2 = !e2; e2 > 0; e2 = fs_scan_next(&s, '}')) {
+			if (fs_scan_member(&s, &k) != 0)
+				goto out;
+			if (fs_scan_key_is(&k, "missing") && !have_missing) {
+				have_missing = 1;
+				if (scan_rev_array(&s, 2, FS_SYNC_MAX_REVS, &m->revs, &m->nrevs) !=
+				    0)
+					goto out;
+			} else if (fs_scan_skip(&s, 2) != 0) {
+				goto out;
+			}
+		}
+		if (e2 < 0)
+			goto out;
+		if (!have_missing) {
+			fs_scan_fail(&s, FS_E_SYNC_MALFORMED, "expected an array of revisions");
+			goto out;
+		}
 	}
+	if (more < 0 || fs_scan_finish(&s) != 0)
+		goto out;
 	*out = d;
-	d = NULL;
-	rc = FS_OK;
+	return FS_OK;
 out:
 	fs_sync_revs_diff_free(d);
-	cJSON_Delete(j);
+	rc = s.rc != FS_OK ? s.rc : BAD(eb, "%s", answer_not_json);
 	return rc;
 }
 
