@@ -30,6 +30,7 @@
 #define CONN_TIMEOUT_S 120u   /* an idle kept-alive connection is closed after this */
 #define CKPT_IDLE_MS   300u   /* a database this long without a write gets its WAL checkpointed */
 #define CKPT_MAX_PAGES 16384u /* beyond this (64 MiB of WAL) a commit checkpoints by itself */
+#define HUB_CACHE_KIB  2000u  /* each database's page cache, as before devices took 1,024 */
 
 uint64_t hub_now_ms(void)
 {
@@ -102,8 +103,11 @@ int hub_db_get(fs_hub *h, const char *name, int create, hub_db **out, fs_errbuf 
 	struct stat sb;
 	hub_db *d;
 	/* Checkpoints wait for a quiet moment (idle_checkpoints) instead of
-	 * running inside a writer's request every 4 MiB. */
-	fs_store_opts so = {.revs_limit = h->conf.revs_limit, .checkpoint_pages = CKPT_MAX_PAGES};
+	 * running inside a writer's request every 4 MiB. The page cache stays
+	 * SQLite's default of 2,000 KiB: a device's store takes less. */
+	fs_store_opts so = {.revs_limit = h->conf.revs_limit,
+	                    .checkpoint_pages = CKPT_MAX_PAGES,
+	                    .cache_kib = HUB_CACHE_KIB};
 	int rc = FS_OK;
 
 	*out = NULL;

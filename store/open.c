@@ -644,6 +644,7 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	int r = FS_E_NOMEM, rc;
 	const char *vfs = opts ? opts->vfs : NULL;
 	sqlite3_stmt *s = NULL;
+	char cache[64];
 
 	fs_err_clear(eb);
 	if (out == NULL)
@@ -683,9 +684,12 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 		               path, (long long)v, store_n_migrations);
 		goto out;
 	}
+	snprintf(cache, sizeof(cache), "PRAGMA cache_size = -%u",
+	         opts && opts->cache_kib ? opts->cache_kib : FS_STORE_CACHE_KIB_DEFAULT);
 	if ((r = exec(st->db, "PRAGMA journal_mode = WAL", "open", eb)) != FS_OK ||
 	    (r = exec(st->db, "PRAGMA synchronous = FULL", "open", eb)) != FS_OK ||
 	    (r = exec(st->db, "PRAGMA foreign_keys = ON", "open", eb)) != FS_OK ||
+	    (r = exec(st->db, cache, "open", eb)) != FS_OK ||
 	    (r = store_migrate(st->db, eb)) != FS_OK)
 		goto out;
 	/* Outbox oids come from the same sequence (a retry takes a fresh one). */

@@ -32,6 +32,7 @@
 #define FS_STORE_REVS_LIMIT_DEFAULT 1000
 #define FS_STORE_HISTORY_MAX        100000 /* entries of one incoming _revisions */
 #define FS_STORE_BUSY_MS_DEFAULT    5000
+#define FS_STORE_CACHE_KIB_DEFAULT  1024
 
 typedef struct fs_store fs_store;
 
@@ -45,6 +46,10 @@ typedef struct fs_store_opts {
 	 * (fs_store_checkpoint) sets it high: a burst of writes then pays
 	 * for no copy. */
 	unsigned checkpoint_pages;
+	/* SQLite's page cache, in KiB. 0: FS_STORE_CACHE_KIB_DEFAULT, small on
+	 * purpose: a device's store is small, the OS caches the file, and the
+	 * daemon stays under its memory budget; a server (the hub) sets more. */
+	unsigned cache_kib;
 } fs_store_opts;
 
 /*
