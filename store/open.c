@@ -72,11 +72,11 @@ static const char schema_v1[] =
  * a released entry never changes (stores in the field ran it).
  */
 const struct store_migration store_migrations[] = {
-    {"initial schema", schema_v1},
+    {"initial schema", schema_v1, NULL, NULL},
     {"index of conflicted documents",
-     "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"},
+     "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;", NULL, NULL},
     {"index of deleted documents, so info counts without reading every row",
-     "CREATE INDEX docs_deleted ON docs(did) WHERE deleted = 1;"},
+     "CREATE INDEX docs_deleted ON docs(did) WHERE deleted = 1;", NULL, NULL},
     /* The leaves move into the docs row: winner_rid names the winner's revs
      * row, `others` lists the other leaves as "rid gen deleted hash" groups
      * separated by spaces (NULL when there are none). An edit then no
@@ -91,36 +91,67 @@ const struct store_migration store_migrations[] = {
      " others = (SELECT group_concat(r.rid || ' ' || r.gen || ' ' || r.deleted || ' ' || r.hash,"
      "  ' ') FROM revs r WHERE r.did = docs.did AND r.leaf = 1"
      "  AND NOT (r.gen = docs.winner_gen AND r.hash = docs.winner_hash));"
-     "DROP INDEX revs_leaves;"},
+     "DROP INDEX revs_leaves;",
+     NULL, NULL},
+    /* CouchDB's layout: a document is one row, keyed by its latest local
+     * sequence (so the table is the changes feed, and a pulled document is
+     * one appended row and one id index entry), holding its revision tree
+     * (store/tree.c) and, until the document first changes, its body;
+     * other bodies are rows of `bodies`, named from the tree. The outbox
+     * names a revision by its id. Bodies keep their old rid as their key. */
+    {"revision trees in the docs row, bodies apart",
+     "CREATE TABLE docs5("
+     " seq INTEGER PRIMARY KEY,"
+     " id TEXT NOT NULL UNIQUE,"
+     " deleted INTEGER NOT NULL,"
+     " conflicted INTEGER NOT NULL,"
+     " tree BLOB NOT NULL,"
+     " body BLOB);"
+     "CREATE TABLE bodies(bid INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+     "INSERT INTO bodies(bid, body) SELECT rid, body FROM revs WHERE body IS NOT NULL;",
+     store_migrate_trees,
+     "CREATE TABLE outbox5("
+     " oid INTEGER PRIMARY KEY,"
+     " id TEXT NOT NULL REFERENCES docs5(id),"
+     " rev TEXT NOT NULL,"
+     " state INTEGER NOT NULL,"
+     " queued_at INTEGER NOT NULL,"
+     " status INTEGER NOT NULL DEFAULT 0,"
+     " reason TEXT);"
+     "INSERT INTO outbox5(oid, id, rev, state, queued_at, status, reason)"
+     " SELECT o.oid, d.id, r.gen || '-' || r.hash, o.state, o.queued_at, o.status, o.reason"
+     " FROM outbox o JOIN docs d ON d.did = o.did JOIN revs r ON r.rid = o.rid;"
+     "DROP TABLE outbox;"
+     "DROP TABLE revs;"
+     "DROP TABLE docs;"
+     "ALTER TABLE docs5 RENAME TO docs;"
+     "ALTER TABLE outbox5 RENAME TO outbox;"
+     "CREATE INDEX docs_conflicted ON docs(id) WHERE conflicted = 1;"
+     "CREATE INDEX docs_deleted ON docs(seq) WHERE deleted = 1;"
+     "CREATE INDEX outbox_doc ON outbox(id);"},
 };
 const int store_n_migrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 
 static const char *const stmt_sql[S_MAX] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
-    [S_DOC_BY_ID] = "SELECT did, seq, winner_gen, winner_hash, deleted, winner_rid, others"
-                    " FROM docs WHERE id = ?1",
-    [S_DOC_INSERT] =
-        "INSERT INTO docs(id, winner_gen, winner_hash, deleted, conflicted, seq, winner_rid)"
-        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
-    [S_DOC_UPDATE] = "UPDATE docs SET winner_gen = ?2, winner_hash = ?3, deleted = ?4,"
-                     " conflicted = ?5, seq = ?6, winner_rid = ?7, others = ?8 WHERE did = ?1",
-    [S_REV_FIND] = "SELECT rid, deleted, seq, body IS NOT NULL, parent FROM revs"
-                   " WHERE did = ?1 AND gen = ?2 AND hash = ?3",
-    [S_REV_BY_RID] = "SELECT gen, hash, parent FROM revs WHERE rid = ?1",
-    [S_REV_INSERT] = "INSERT INTO revs(rid, did, gen, hash, parent, leaf, deleted, seq, body)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
-    [S_REV_SET_PARENT] = "UPDATE revs SET parent = ?2 WHERE rid = ?1",
-    [S_REV_FILL] = "UPDATE revs SET body = ?2, deleted = ?3 WHERE rid = ?1",
-    [S_REV_BODY] = "SELECT deleted, seq, body FROM revs WHERE rid = ?1 AND body IS NOT NULL",
-    [S_REV_DELETE] = "DELETE FROM revs WHERE rid = ?1",
-    [S_DOC_NODES] = "SELECT rid, parent FROM revs WHERE did = ?1",
-    [S_OUTBOX_RIDS_OF_DOC] = "SELECT rid FROM outbox WHERE did = ?1",
-    [S_GEN_RANGE] = "SELECT min(gen), max(gen) FROM revs WHERE did = ?1",
+    [S_DOC_BY_ID] = "SELECT seq, tree, body IS NOT NULL FROM docs WHERE id = ?1",
+    [S_DOC_GET] = "SELECT seq, tree, body FROM docs WHERE id = ?1",
+    /* Both take ?1 old seq, ?2 new seq, ?3 id, ?4 deleted, ?5 conflicted,
+     * ?6 tree, ?7 what to do with the body column (0 keep, 1 ?8, 2 none). */
+    [S_DOC_INSERT] = "INSERT INTO docs(seq, id, deleted, conflicted, tree, body)"
+                     " VALUES (?2, ?3, ?4, ?5, ?6, CASE ?7 WHEN 1 THEN ?8 END)"
+                     " ON CONFLICT(id) DO NOTHING",
+    [S_DOC_UPDATE] = "UPDATE docs SET seq = ?2, deleted = ?4, conflicted = ?5, tree = ?6,"
+                     " body = CASE ?7 WHEN 0 THEN body WHEN 1 THEN ?8 END WHERE seq = ?1",
+    [S_BODY_INSERT] = "INSERT INTO bodies(body) VALUES (?1)",
+    [S_BODY_MOVE] = "INSERT INTO bodies(body) SELECT body FROM docs WHERE seq = ?1",
+    [S_BODY_GET] = "SELECT body FROM bodies WHERE bid = ?1",
+    [S_BODY_DELETE] = "DELETE FROM bodies WHERE bid = ?1",
+    [S_OUTBOX_REVS_OF_DOC] = "SELECT rev FROM outbox WHERE id = ?1",
     [S_OUTBOX_INSERT] =
-        "INSERT INTO outbox(oid, did, rid, state, queued_at) VALUES (?4, ?1, ?2, 0, ?3)",
-    [S_OUTBOX_OF_DOC] = "SELECT o.oid, o.rid, r.gen FROM outbox o JOIN revs r ON r.rid = o.rid"
-                        " WHERE o.did = ?1 AND o.state = 0",
+        "INSERT INTO outbox(oid, id, rev, state, queued_at) VALUES (?1, ?2, ?3, 0, ?4)",
+    [S_OUTBOX_OF_DOC] = "SELECT oid, rev FROM outbox WHERE id = ?1 AND state = 0",
     [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE oid = ?1",
     [S_CKPT_SET] = "INSERT INTO checkpoints(remote, dir, seq, updated_at) VALUES (?1, ?2, ?3, ?4)"
                    " ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq,"
@@ -210,10 +241,8 @@ int store_begin(fs_store *st, fs_errbuf *eb)
 {
 	int r = step_tx(st, S_BEGIN, "begin", eb);
 
-	if (r == FS_OK) {
+	if (r == FS_OK)
 		st->seq_save = st->seq;
-		st->rid_save = st->rid;
-	}
 	return r;
 }
 
@@ -231,7 +260,6 @@ void store_rollback(fs_store *st)
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	st->seq = st->seq_save;
-	st->rid = st->rid_save;
 }
 
 int store_check_str(const char *s, size_t max, const char *what, fs_errbuf *eb)
@@ -319,6 +347,10 @@ static int migrate_to(sqlite3 *db, int target, fs_errbuf *eb)
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
 		if ((r = exec(db, store_migrations[i].sql, store_migrations[i].what, eb)) !=
 		        FS_OK ||
+		    (store_migrations[i].fn && (r = store_migrations[i].fn(db, eb)) != FS_OK) ||
+		    (store_migrations[i].after &&
+		     (r = exec(db, store_migrations[i].after, store_migrations[i].what, eb)) !=
+		         FS_OK) ||
 		    (r = exec(db, sql, "migration", eb)) != FS_OK ||
 		    (r = exec(db, "COMMIT", "migration", eb)) != FS_OK) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -657,12 +689,10 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 	/* Outbox oids come from the same sequence (a retry takes a fresh one). */
 	rc = sqlite3_prepare_v2(st->db,
 	                        "SELECT max(coalesce((SELECT max(seq) FROM docs), 0),"
-	                        " coalesce((SELECT max(oid) FROM outbox), 0)),"
-	                        " coalesce((SELECT max(rid) FROM revs), 0)",
+	                        " coalesce((SELECT max(oid) FROM outbox), 0))",
 	                        -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		st->seq = (uint64_t)sqlite3_column_int64(s, 0);
-		st->rid = sqlite3_column_int64(s, 1);
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_OK) {
@@ -670,7 +700,6 @@ int fs_store_open(const char *path, const fs_store_opts *opts, fs_store **out, f
 		goto out;
 	}
 	st->seq_save = st->seq;
-	st->rid_save = st->rid;
 	*out = st;
 	st = NULL;
 	r = FS_OK;
@@ -687,7 +716,9 @@ void fs_store_close(fs_store *st)
 	for (int i = 0; i < S_MAX; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
+	tree_free(&st->tree);
 	free(st->lv.v);
+	free(st->enc.p);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	free(st->path);

@@ -53,10 +53,12 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 	size_t cap = 0, bytes = 0;
 	int r, rc;
 
+	/* The row's document gives the revision's deleted flag and body (from
+	 * its tree; usually the body in the row itself, the newest). */
 	if ((r = prep(st,
-	              "SELECT o.oid, d.id, r.gen, r.hash, r.deleted, o.queued_at, r.body,"
-	              " o.status, o.reason FROM outbox o JOIN revs r ON r.rid = o.rid"
-	              " JOIN docs d ON d.did = o.did WHERE o.state = ?1 ORDER BY o.oid LIMIT ?2",
+	              "SELECT o.oid, o.id, o.rev, o.queued_at, o.status, o.reason, d.tree, d.body"
+	              " FROM outbox o JOIN docs d ON d.id = o.id"
+	              " WHERE o.state = ?1 ORDER BY o.oid LIMIT ?2",
 	              &s, eb)) != FS_OK)
 		return r;
 	sqlite3_bind_int(s, 1, state);
@@ -68,13 +70,39 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		fs_store_outbox_row *w;
-		size_t sz = (size_t)sqlite3_column_bytes(s, 1) + (size_t)sqlite3_column_bytes(s, 6);
-		if (o->n > 0 && bytes + sz > max_bytes)
+		const char *rev = (const char *)sqlite3_column_text(s, 2), *hash = NULL;
+		const struct node *x;
+		unsigned long gen = 0;
+		uint8_t *body = NULL;
+		size_t len = 0, sz;
+		long i;
+		if ((r = tree_decode(sqlite3_column_blob(s, 6), (size_t)sqlite3_column_bytes(s, 6),
+		                     &st->tree, eb)) != FS_OK)
+			goto out;
+		if (rev == NULL || strlen(rev) >= FS_REV_MAX ||
+		    fs_crypto_rev_parse(rev, &gen, &hash) != FS_OK ||
+		    (i = tree_find(&st->tree, gen, hash)) < 0) {
+			r = fs_err_set(eb, FS_E_STORE_CORRUPT,
+			               "store: an outbox row names an unknown revision");
+			goto out;
+		}
+		x = &st->tree.v[i];
+		if ((r = store_node_body(st, x, s, 7, &body, &len, eb)) != FS_OK) {
+			if (r == FS_E_NOTFOUND) /* a queued edit always has its body */
+				r = fs_err_set(eb, FS_E_STORE_CORRUPT,
+				               "store: an outbox row's body is missing");
+			goto out;
+		}
+		sz = (size_t)sqlite3_column_bytes(s, 1) + len;
+		if (o->n > 0 && bytes + sz > max_bytes) {
+			free(body);
 			break;
+		}
 		if (o->n == cap) {
 			size_t nc = cap ? cap * 2 : 16;
 			fs_store_outbox_row *t = realloc(o->v, nc * sizeof(*t));
 			if (t == NULL) {
+				free(body);
 				r = oom(eb);
 				goto out;
 			}
@@ -84,16 +112,16 @@ static int read_rows(fs_store *st, int state, size_t max_rows, size_t max_bytes,
 		w = &o->v[o->n];
 		memset(w, 0, sizeof(*w));
 		o->n++;
+		w->body = body;
+		w->body_len = len;
 		w->oid = sqlite3_column_int64(s, 0);
-		snprintf(w->rev, sizeof(w->rev), "%lld-%.*s", (long long)sqlite3_column_int64(s, 2),
-		         STORE_HASH_MAX, (const char *)sqlite3_column_text(s, 3));
-		w->deleted = sqlite3_column_int(s, 4);
-		w->queued_at = sqlite3_column_int64(s, 5);
-		w->status = sqlite3_column_int(s, 7);
+		snprintf(w->rev, sizeof(w->rev), "%s", rev);
+		w->deleted = (x->flags & N_DELETED) != 0;
+		w->queued_at = sqlite3_column_int64(s, 3);
+		w->status = sqlite3_column_int(s, 4);
 		if ((w->id = strdup((const char *)sqlite3_column_text(s, 1))) == NULL ||
-		    (w->body = store_col_blob(s, 6, &w->body_len)) == NULL ||
-		    (sqlite3_column_type(s, 8) != SQLITE_NULL &&
-		     (w->reason = strdup((const char *)sqlite3_column_text(s, 8))) == NULL)) {
+		    (sqlite3_column_type(s, 5) != SQLITE_NULL &&
+		     (w->reason = strdup((const char *)sqlite3_column_text(s, 5))) == NULL)) {
 			r = oom(eb);
 			goto out;
 		}
@@ -222,8 +250,8 @@ int fs_store_quarantine_retry(fs_store *st, int64_t oid, int64_t *new_oid, fs_er
 		return fs_err_set(eb, FS_E_ARG, "store: no handle");
 	/* A new oid (the next local sequence) puts the row at the end of the queue. */
 	if ((r = prep(st,
-	              "INSERT INTO outbox(oid, did, rid, state, queued_at)"
-	              " SELECT ?3, did, rid, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
+	              "INSERT INTO outbox(oid, id, rev, state, queued_at)"
+	              " SELECT ?3, id, rev, 0, ?2 FROM outbox WHERE oid = ?1 AND state = 1",
 	              &s, eb)) != FS_OK ||
 	    (r = store_begin(st, eb)) != FS_OK)
 		goto out;
@@ -561,9 +589,9 @@ int fs_store_meta_list(fs_store *st, const char *prefix, fs_store_meta_cb cb, vo
 	 * a cached statement: cb may call back into the store. */
 	memcpy(hi, prefix, n + 1);
 	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
-	rc = sqlite3_prepare_v2(st->db,
-	                        "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key",
-	                        -1, &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    st->db, "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key", -1, &s,
+	    NULL);
 	if (rc != SQLITE_OK)
 		return store_err(st, rc, "list meta", eb);
 	sqlite3_bind_text(s, 1, prefix, (int)n, SQLITE_STATIC);

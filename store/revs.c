@@ -2,27 +2,36 @@
  * store/revs.c: revision trees with CouchDB's semantics: local edits on a
  * leaf, remote revisions merged by their ancestry, the winner rule,
  * stemming to revs_limit, and the reads replication needs (get, history,
- * leaves, revs_diff, the changes feed, conflicts, info).
+ * leaves, revs_diff, the changes feed, conflicts, info). A document is one
+ * docs row, keyed by its latest local sequence: its revision tree
+ * (store/tree.c) and, until it first changes, its body; other bodies are
+ * rows of the bodies table (docs/store.md, "Schema").
  */
 #include "store_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DIFF_QUERIES_MAX 100000
 #define REMOTE_BATCH_MAX 100000
+#define SUPERSEDE_MAX    8 /* queued rows of one document looked at per edit */
 
-struct docrow {
-	int64_t did;
-	uint64_t seq;
-	struct leaves *l; /* its leaves, the winner first (st->lv or the caller's) */
-};
+/* In memory only: the node whose body a new row's body column takes. */
+#define N_NEWBODY 64u
 
-struct revrow {
-	int64_t rid;
-	int deleted, has_body;
-	int64_t parent; /* 0: none (a root, or cut by stemming) */
+/* How a row write treats the body column. */
+enum body_mode { BODY_KEEP, BODY_NEW, BODY_NONE };
+
+/* The document a call works on; its tree is st->tree, its leaves st->lv. */
+struct doc {
+	const char *id;
+	int found;
+	uint64_t seq;         /* its row, when found */
+	int row_body;         /* the row's body column holds a body */
+	const uint8_t *nbody; /* the body of the N_NEWBODY node */
+	size_t nlen;
 };
 
 /* The code of store_stmt's failure, which eb (possibly NULL) already describes. */
@@ -44,135 +53,55 @@ static int split_rev(const char *rev, unsigned long *gen, char hash[FS_REV_MAX],
 	return FS_OK;
 }
 
-/* ---- the leaves of a document, kept in its docs row ---- */
-
-/* CouchDB's order: live before deleted, then the higher generation, then the higher hash. */
-static int cmp_leaf(const void *a, const void *b)
+static int corrupt_doc(fs_errbuf *eb)
 {
-	const struct leaf *x = a, *y = b;
-
-	if (x->deleted != y->deleted)
-		return x->deleted ? 1 : -1;
-	if (x->gen != y->gen)
-		return x->gen > y->gen ? -1 : 1;
-	return strcmp(y->hash, x->hash);
+	return fs_err_set(eb, FS_E_STORE_CORRUPT, "store: a document's row is damaged");
 }
 
-static int leaf_push(struct leaves *l, int64_t rid, unsigned long gen, int deleted, const char *h,
-                     size_t hlen, fs_errbuf *eb)
+/* The index of the tree's inline node, or -1. */
+static long inline_node(const struct tree *t)
 {
-	struct leaf *x;
-
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 4;
-		struct leaf *t = realloc(l->v, nc * sizeof(*t));
-		if (t == NULL)
-			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-		l->v = t;
-		l->cap = nc;
-	}
-	x = &l->v[l->n++];
-	x->rid = rid;
-	x->gen = gen;
-	x->deleted = deleted ? 1 : 0;
-	memcpy(x->hash, h, hlen);
-	x->hash[hlen] = '\0';
-	return FS_OK;
-}
-
-static struct leaf *leaf_find(struct leaves *l, unsigned long gen, const char *hash)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].gen == gen && strcmp(l->v[i].hash, hash) == 0)
-			return &l->v[i];
-	return NULL;
-}
-
-static struct leaf *leaf_by_rid(struct leaves *l, int64_t rid)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].rid == rid)
-			return &l->v[i];
-	return NULL;
-}
-
-/* rid got a child, so it is no longer a leaf (the order is restored before writing). */
-static void leaf_drop(struct leaves *l, int64_t rid)
-{
-	struct leaf *x = leaf_by_rid(l, rid);
-
-	if (x)
-		*x = l->v[--l->n];
-}
-
-static int corrupt_leaves(fs_errbuf *eb)
-{
-	return fs_err_set(eb, FS_E_STORE_CORRUPT, "store: a document's leaf list is damaged");
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].flags & N_INLINE)
+			return (long)i;
+	return -1;
 }
 
 /*
- * Reads the leaves from columns c..c+4 of a docs row (winner_gen,
- * winner_hash, deleted, winner_rid, others) into l, the winner first.
+ * Reads a row's tree (column c) into t and its leaves into l; has_body says
+ * whether the row's body column holds a body, which the tree must agree with.
  */
-static int leaves_of_row(sqlite3_stmt *s, int c, struct leaves *l, fs_errbuf *eb)
+static int read_tree(sqlite3_stmt *s, int c, int has_body, struct tree *t, struct leaves *l,
+                     fs_errbuf *eb)
 {
-	const char *h = (const char *)sqlite3_column_text(s, c + 1);
-	const char *p = (const char *)sqlite3_column_text(s, c + 4);
-	int64_t wrid = sqlite3_column_int64(s, c + 3);
-	size_t hl = h ? strlen(h) : 0;
 	int r;
 
-	l->n = 0;
-	if (wrid <= 0 || hl == 0 || hl > (size_t)STORE_HASH_MAX)
-		return corrupt_leaves(eb);
-	if ((r = leaf_push(l, wrid, (unsigned long)sqlite3_column_int64(s, c),
-	                   sqlite3_column_int(s, c + 2), h, hl, eb)) != FS_OK)
+	if ((r = tree_decode(sqlite3_column_blob(s, c), (size_t)sqlite3_column_bytes(s, c), t,
+	                     eb)) != FS_OK ||
+	    (r = tree_leaves(t, l, eb)) != FS_OK)
 		return r;
-	while (p && *p) {
-		char *e;
-		long long rid = strtoll(p, &e, 10);
-		unsigned long gen;
-		int del;
-		if (e == p || *e != ' ' || rid <= 0)
-			return corrupt_leaves(eb);
-		p = e + 1;
-		gen = strtoul(p, &e, 10);
-		if (e == p || *e != ' ' || (e[1] != '0' && e[1] != '1') || e[2] != ' ')
-			return corrupt_leaves(eb);
-		del = e[1] == '1';
-		p = e + 3;
-		hl = strcspn(p, " ");
-		if (hl == 0 || hl > (size_t)STORE_HASH_MAX)
-			return corrupt_leaves(eb);
-		if ((r = leaf_push(l, rid, gen, del, p, hl, eb)) != FS_OK)
-			return r;
-		p += hl;
-		if (*p == ' ')
-			p++;
-	}
-	/* Rows from migration 4 list the others in no particular order. */
-	if (l->n > 2)
-		qsort(l->v + 1, l->n - 1, sizeof(*l->v), cmp_leaf);
+	if ((inline_node(t) >= 0) != (has_body != 0))
+		return corrupt_doc(eb);
 	return FS_OK;
 }
 
-/* The docs row of id with its leaves in st->lv. */
-static int find_doc(fs_store *st, const char *id, struct docrow *d, int *found, fs_errbuf *eb)
+/* The docs row of id: d->found, and when found its tree and leaves in st. */
+static int find_doc(fs_store *st, const char *id, struct doc *d, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, S_DOC_BY_ID, eb);
 	int rc, r = FS_OK;
 
-	*found = 0;
-	d->l = &st->lv;
+	memset(d, 0, sizeof(*d));
+	d->id = id;
 	if (s == NULL)
 		return fail_stmt(st, eb);
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		d->did = sqlite3_column_int64(s, 0);
-		d->seq = (uint64_t)sqlite3_column_int64(s, 1);
-		r = leaves_of_row(s, 2, d->l, eb);
-		*found = r == FS_OK;
+		d->seq = (uint64_t)sqlite3_column_int64(s, 0);
+		d->row_body = sqlite3_column_int(s, 2);
+		r = read_tree(s, 1, d->row_body, &st->tree, &st->lv, eb);
+		d->found = r == FS_OK;
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(s);
@@ -181,104 +110,8 @@ static int find_doc(fs_store *st, const char *id, struct docrow *d, int *found, 
 	return r;
 }
 
-/*
- * Writes the document's winner, conflict flag, sequence and leaves (sorted
- * here, winner first) to its docs row.
- */
-static int save_doc(fs_store *st, int64_t did, struct leaves *l, uint64_t seq, fs_errbuf *eb)
-{
-	sqlite3_stmt *s;
-	char *others = NULL;
-	size_t live = 0, len = 0;
-	int r = FS_E_INTERNAL, rc;
-
-	if (l->n == 0)
-		return fs_err_set(eb, FS_E_INTERNAL, "store: a document without leaves");
-	qsort(l->v, l->n, sizeof(*l->v), cmp_leaf);
-	for (size_t i = 0; i < l->n; i++)
-		live += !l->v[i].deleted;
-	if (l->n > 1) {
-		/* rid and gen take at most 20 digits each: "rid gen d hash " */
-		size_t cap = (l->n - 1) * (20 + 1 + 20 + 3 + FS_REV_MAX + 1) + 1;
-		if ((others = malloc(cap)) == NULL)
-			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-		for (size_t i = 1; i < l->n; i++)
-			len += (size_t)snprintf(others + len, cap - len, "%s%lld %lu %d %s",
-			                        i > 1 ? " " : "", (long long)l->v[i].rid,
-			                        l->v[i].gen, l->v[i].deleted, l->v[i].hash);
-	}
-	if ((s = store_stmt(st, S_DOC_UPDATE, eb)) == NULL) {
-		r = fail_stmt(st, eb);
-		goto out;
-	}
-	sqlite3_bind_int64(s, 1, did);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)l->v[0].gen);
-	sqlite3_bind_text(s, 3, l->v[0].hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, l->v[0].deleted);
-	sqlite3_bind_int(s, 5, live > 1);
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
-	sqlite3_bind_int64(s, 7, l->v[0].rid);
-	if (others)
-		sqlite3_bind_text(s, 8, others, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	r = rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "update document", eb);
-out:
-	free(others);
-	return r;
-}
-
-/* Inserts a new document whose only leaf (and winner) is revs row rid; its did goes to *did. */
-static int new_doc(fs_store *st, const char *id, unsigned long gen, const char *hash, int deleted,
-                   uint64_t seq, int64_t rid, int64_t *did, fs_errbuf *eb)
-{
-	sqlite3_stmt *s = store_stmt(st, S_DOC_INSERT, eb);
-	int rc;
-
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
-	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, deleted ? 1 : 0);
-	sqlite3_bind_int64(s, 5, (sqlite3_int64)seq);
-	sqlite3_bind_int64(s, 6, rid);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "insert document", eb);
-	*did = sqlite3_last_insert_rowid(st->db);
-	return FS_OK;
-}
-
-static int find_rev(fs_store *st, int64_t did, unsigned long gen, const char *hash,
-                    struct revrow *r, int *found, fs_errbuf *eb)
-{
-	sqlite3_stmt *s = store_stmt(st, S_REV_FIND, eb);
-	int rc;
-
-	*found = 0;
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
-	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		r->rid = sqlite3_column_int64(s, 0);
-		r->deleted = sqlite3_column_int(s, 1);
-		r->has_body = sqlite3_column_int(s, 3);
-		r->parent = sqlite3_column_int64(s, 4);
-		*found = 1;
-		rc = SQLITE_DONE;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "read revision", eb);
-}
-
-/* Runs a cached write statement with up to two integer parameters. */
-static int run2(fs_store *st, enum stmt_id id, int64_t a, int64_t b, int nb, const char *what,
-                fs_errbuf *eb)
+/* Runs a cached write statement with one integer parameter. */
+static int run1(fs_store *st, enum stmt_id id, int64_t a, const char *what, fs_errbuf *eb)
 {
 	sqlite3_stmt *s = store_stmt(st, id, eb);
 	int rc;
@@ -286,201 +119,243 @@ static int run2(fs_store *st, enum stmt_id id, int64_t a, int64_t b, int nb, con
 	if (s == NULL)
 		return fail_stmt(st, eb);
 	sqlite3_bind_int64(s, 1, a);
-	if (nb > 1)
-		sqlite3_bind_int64(s, 2, b);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, what, eb);
 }
 
-/* Inserts revs row rid (from st->rid); with_body 0 makes a stub. */
-static int insert_rev(fs_store *st, int64_t rid, int64_t did, unsigned long gen, const char *hash,
-                      int64_t parent, int deleted, uint64_t seq, const uint8_t *body, size_t len,
-                      int with_body, fs_errbuf *eb)
+/* A new bodies row holding body; its key goes to *bid. */
+static int insert_body(fs_store *st, const uint8_t *body, size_t len, int64_t *bid, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_REV_INSERT, eb);
+	sqlite3_stmt *s = store_stmt(st, S_BODY_INSERT, eb);
 	int rc;
 
 	if (s == NULL)
 		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, rid);
-	sqlite3_bind_int64(s, 2, did);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)gen);
-	sqlite3_bind_text(s, 4, hash, -1, SQLITE_STATIC);
-	if (parent)
-		sqlite3_bind_int64(s, 5, parent);
-	sqlite3_bind_int(s, 6, deleted ? 1 : 0);
-	if (seq)
-		sqlite3_bind_int64(s, 7, (sqlite3_int64)seq);
-	if (with_body)
-		store_bind_blob(s, 8, body, len);
+	store_bind_blob(s, 1, body, len);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	/* UNIQUE(did, gen, hash): a local edit that made a known revision again (409). */
-	if (rc == SQLITE_CONSTRAINT_UNIQUE)
-		return fs_err_set(eb, FS_E_STORE_CONFLICT, "store: the revision exists already");
-	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "insert revision", eb);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, "write body", eb);
+	*bid = sqlite3_last_insert_rowid(st->db);
+	return FS_OK;
 }
 
-struct node {
-	int64_t rid, parent;
-	int leaf, keep;
+/*
+ * Node x of st->tree receives its body. A new document's body goes into
+ * its row: a pulled document is then one row and one index entry. Once a
+ * document changes, its row moves to the end of the table at every change
+ * (it is keyed by its latest sequence), so it must be small: the body it
+ * held moves to the bodies table, where new bodies go too.
+ */
+static int place_body(fs_store *st, struct doc *d, long x, const uint8_t *body, size_t len,
+                      fs_errbuf *eb)
+{
+	struct tree *t = &st->tree;
+	long old = inline_node(t);
+	int64_t bid = 0;
+	int r;
+
+	if (!d->found && len <= STORE_INLINE_MAX) {
+		if (old >= 0) /* one body in a new row */
+			return fs_err_set(eb, FS_E_INTERNAL, "store: two new bodies in one write");
+		t->v[x].flags |= N_BODY | N_INLINE | N_NEWBODY;
+		t->v[x].bid = 0;
+		d->nbody = body;
+		d->nlen = len;
+		return FS_OK;
+	}
+	if (old >= 0 && old != x) {
+		if (!d->found || !d->row_body || (t->v[old].flags & N_NEWBODY))
+			return corrupt_doc(eb);
+		/* The copy stays inside SQLite: the row's bytes never pass through here. */
+		if ((r = run1(st, S_BODY_MOVE, (int64_t)d->seq, "move body", eb)) != FS_OK)
+			return r;
+		t->v[old].flags &= ~(unsigned)N_INLINE;
+		t->v[old].bid = sqlite3_last_insert_rowid(st->db);
+	}
+	if ((r = insert_body(st, body, len, &bid, eb)) != FS_OK)
+		return r;
+	t->v[x].flags = (t->v[x].flags | N_BODY) & ~(unsigned)N_INLINE;
+	t->v[x].bid = bid;
+	return FS_OK;
+}
+
+/*
+ * Writes the document's row: its tree, winner flags and body column, at
+ * local sequence seq. A new document's row is inserted (*inserted 0 if the
+ * id exists after all); a known one's moves from d->seq to seq, which is
+ * how it goes to the end of the changes feed.
+ */
+static int save_doc(fs_store *st, struct doc *d, uint64_t seq, int *inserted, fs_errbuf *eb)
+{
+	struct tree *t = &st->tree;
+	sqlite3_stmt *s;
+	enum body_mode mode = BODY_NONE;
+	size_t live = 0;
+	int r, rc;
+
+	if ((r = tree_leaves(t, &st->lv, eb)) != FS_OK)
+		return r;
+	for (size_t i = 0; i < st->lv.n; i++)
+		live += !st->lv.v[i].deleted;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i].flags & N_NEWBODY) {
+			mode = BODY_NEW;
+			t->v[i].flags &= ~N_NEWBODY;
+		} else if ((t->v[i].flags & N_INLINE) && mode != BODY_NEW) {
+			mode = BODY_KEEP;
+		}
+	}
+	if ((r = tree_encode(t, &st->enc, eb)) != FS_OK)
+		return r;
+	if ((s = store_stmt(st, d->found ? S_DOC_UPDATE : S_DOC_INSERT, eb)) == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)(d->found ? d->seq : seq));
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 3, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, st->lv.v[0].deleted);
+	sqlite3_bind_int(s, 5, live > 1);
+	sqlite3_bind_blob64(s, 6, st->enc.p, st->enc.len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 7, (int)mode);
+	if (mode == BODY_NEW)
+		store_bind_blob(s, 8, d->nbody, d->nlen);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_err(st, rc, d->found ? "update document" : "insert document", eb);
+	if (d->found && sqlite3_changes(st->db) != 1)
+		return fs_err_set(eb, FS_E_INTERNAL, "store: a document's row vanished");
+	if (inserted)
+		*inserted = sqlite3_changes(st->db) > 0;
+	return FS_OK;
+}
+
+/* A one-node tree in st->tree: a new document's first revision. */
+static int tree_start(fs_store *st, unsigned long gen, const char *hash, int deleted, uint64_t seq,
+                      long *x, fs_errbuf *eb)
+{
+	st->tree.n = 0;
+	return tree_add(&st->tree, gen, hash, -1, N_LEAF | (deleted ? N_DELETED : 0u), seq, x, eb);
+}
+
+struct keep {
+	long to; /* new index, -1: removed */
+	int keep;
 };
-
-static int cmp_node(const void *a, const void *b)
-{
-	int64_t x = ((const struct node *)a)->rid, y = ((const struct node *)b)->rid;
-
-	return (x > y) - (x < y);
-}
-
-static struct node *node_of(struct node *v, size_t n, int64_t rid)
-{
-	struct node key = {.rid = rid};
-
-	return rid ? bsearch(&key, v, n, sizeof(*v), cmp_node) : NULL;
-}
 
 /*
  * Keeps, as CouchDB does, the revs_limit newest revisions of every path
  * from a leaf; revisions still named by an outbox row are kept too, so a
  * queued edit is never lost to stemming. Cheap when no path can be long.
+ * Removed revisions' bodies rows go with them.
  */
-static int stem(fs_store *st, int64_t did, struct leaves *l, fs_errbuf *eb)
+static int stem(fs_store *st, struct doc *d, fs_errbuf *eb)
 {
-	sqlite3_stmt *s = store_stmt(st, S_GEN_RANGE, eb);
-	struct node *v = NULL, *t;
-	size_t n = 0, cap = 0;
-	int64_t lo = 0, hi = 0;
+	struct tree *t = &st->tree;
+	struct keep *k = NULL;
+	sqlite3_stmt *s;
+	unsigned long lo = ULONG_MAX, hi = 0;
+	size_t n = 0;
 	int r = FS_E_INTERNAL, rc;
 
-	if (s == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		lo = sqlite3_column_int64(s, 0);
-		hi = sqlite3_column_int64(s, 1);
-		rc = SQLITE_DONE;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i].gen < lo)
+			lo = t->v[i].gen;
+		if (t->v[i].gen > hi)
+			hi = t->v[i].gen;
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "stem", eb);
-	if (hi - lo + 1 <= (int64_t)st->revs_limit)
+	if (hi - lo + 1 <= st->revs_limit)
 		return FS_OK;
-
-	if ((s = store_stmt(st, S_DOC_NODES, eb)) == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((t = realloc(v, cap * sizeof(*v))) == NULL) {
-				sqlite3_reset(s);
-				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-				goto out;
-			}
-			v = t;
-		}
-		v[n].rid = sqlite3_column_int64(s, 0);
-		v[n].parent = sqlite3_column_int64(s, 1);
-		v[n].leaf = leaf_by_rid(l, v[n].rid) != NULL;
-		v[n].keep = 0;
-		n++;
+	if ((k = calloc(t->n, sizeof(*k))) == NULL)
+		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
+	for (size_t i = 0; i < t->n; i++) {
+		long x = (t->v[i].flags & N_LEAF) ? (long)i : -1;
+		for (unsigned j = 0; x >= 0 && j < st->revs_limit; j++, x = t->v[x].parent)
+			k[x].keep = 1;
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		r = store_err(st, rc, "stem", eb);
-		goto out;
-	}
-	qsort(v, n, sizeof(*v), cmp_node);
-	for (size_t i = 0; i < n; i++) {
-		struct node *x = v[i].leaf ? &v[i] : NULL;
-		for (unsigned k = 0; x && k < st->revs_limit; k++, x = node_of(v, n, x->parent))
-			x->keep = 1;
-	}
-	if ((s = store_stmt(st, S_OUTBOX_RIDS_OF_DOC, eb)) == NULL) {
+	if ((s = store_stmt(st, S_OUTBOX_REVS_OF_DOC, eb)) == NULL) {
 		r = fail_stmt(st, eb);
 		goto out;
 	}
-	sqlite3_bind_int64(s, 1, did);
+	sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct node *x = node_of(v, n, sqlite3_column_int64(s, 0));
-		if (x)
-			x->keep = 1;
+		unsigned long gen;
+		char hash[FS_REV_MAX];
+		long x;
+		if (split_rev((const char *)sqlite3_column_text(s, 0), &gen, hash, NULL) == FS_OK &&
+		    (x = tree_find(t, gen, hash)) >= 0)
+			k[x].keep = 1;
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		r = store_err(st, rc, "stem", eb);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct node *p = node_of(v, n, v[i].parent);
-		if (!v[i].keep)
-			r = run2(st, S_REV_DELETE, v[i].rid, 0, 1, "stem", eb);
-		else if (v[i].parent && (p == NULL || !p->keep))
-			r = run2(st, S_REV_SET_PARENT, v[i].rid, 0, 1, "stem", eb);
-		else
-			r = FS_OK;
-		if (r != FS_OK)
+	for (size_t i = 0; i < t->n; i++) {
+		if (k[i].keep) {
+			k[i].to = (long)n++;
+			continue;
+		}
+		k[i].to = -1;
+		if ((t->v[i].flags & N_BODY) && !(t->v[i].flags & N_INLINE) &&
+		    (r = run1(st, S_BODY_DELETE, t->v[i].bid, "stem", eb)) != FS_OK)
 			goto out;
 	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct node x = t->v[i];
+		if (!k[i].keep)
+			continue;
+		x.parent = x.parent >= 0 ? k[x.parent].to : -1;
+		t->v[k[i].to] = x;
+	}
+	t->n = n;
 	r = FS_OK;
 out:
-	free(v);
+	free(k);
 	return r;
 }
 
-/* Drops queued rows of the document whose revision is an ancestor of from (inclusive). */
-static int supersede(fs_store *st, int64_t did, int64_t from, fs_errbuf *eb)
+/* Drops queued rows of the document whose revision is an ancestor of node from (inclusive). */
+static int supersede(fs_store *st, struct doc *d, long from, fs_errbuf *eb)
 {
+	const struct tree *t = &st->tree;
 	sqlite3_stmt *s = store_stmt(st, S_OUTBOX_OF_DOC, eb);
 	struct qrow {
-		int64_t oid, rid;
-		unsigned long gen;
-	} rows[8];
+		int64_t oid;
+		long x;
+	} rows[SUPERSEDE_MAX];
 	size_t n = 0;
 	int rc, r, more = 0;
 
 	if (s == NULL)
 		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, did);
+	sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == sizeof(rows) / sizeof(rows[0])) {
+		unsigned long gen;
+		char hash[FS_REV_MAX];
+		if (n == SUPERSEDE_MAX) {
 			/* the rest waits for the next edit: keeping a row is always safe */
 			more = 1;
 			break;
 		}
+		if (split_rev((const char *)sqlite3_column_text(s, 1), &gen, hash, NULL) != FS_OK)
+			continue;
 		rows[n].oid = sqlite3_column_int64(s, 0);
-		rows[n].rid = sqlite3_column_int64(s, 1);
-		rows[n].gen = (unsigned long)sqlite3_column_int64(s, 2);
+		rows[n].x = tree_find(t, gen, hash);
 		n++;
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && !more)
 		return store_err(st, rc, "read outbox", eb);
 	for (size_t i = 0; i < n; i++) {
-		int64_t cur = from;
-		/* Usually the row is the edit's base itself, and no revision is read. */
-		while (cur && cur != rows[i].rid) {
-			unsigned long g;
-			if ((s = store_stmt(st, S_REV_BY_RID, eb)) == NULL)
-				return fail_stmt(st, eb);
-			sqlite3_bind_int64(s, 1, cur);
-			if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-				sqlite3_reset(s);
-				if (rc != SQLITE_DONE)
-					return store_err(st, rc, "read revision", eb);
-				cur = 0;
-				break;
-			}
-			/* Ancestors have lower generations: past the row's, it is not one. */
-			g = (unsigned long)sqlite3_column_int64(s, 0);
-			cur = g <= rows[i].gen ? 0 : sqlite3_column_int64(s, 2);
-			sqlite3_reset(s);
-		}
-		if (cur &&
-		    (r = run2(st, S_OUTBOX_DELETE, rows[i].oid, 0, 1, "outbox", eb)) != FS_OK)
+		long cur = from;
+		if (rows[i].x < 0)
+			continue;
+		/* Ancestors have lower generations: past the row's, it is not one. */
+		while (cur >= 0 && cur != rows[i].x)
+			cur = t->v[cur].gen <= t->v[rows[i].x].gen ? -1 : t->v[cur].parent;
+		if (cur >= 0 && (r = run1(st, S_OUTBOX_DELETE, rows[i].oid, "outbox", eb)) != FS_OK)
 			return r;
 	}
 	return FS_OK;
@@ -496,16 +371,41 @@ static int check_body(const uint8_t *body, size_t len, fs_errbuf *eb)
 	return FS_OK;
 }
 
+/* The leaf gen-hash of the document in st->lv, or NULL. */
+static const struct leaf *leaf_find(const struct leaves *l, unsigned long gen, const char *hash)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].gen == gen && strcmp(l->v[i].hash, hash) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+static int queue(fs_store *st, const char *id, const char *rev, uint64_t seq, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOX_INSERT, eb);
+	int rc;
+
+	if (s == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, rev, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, store_now_ms());
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "queue", eb);
+}
+
 int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8_t *body,
                  size_t body_len, int deleted, unsigned flags, char new_rev[FS_REV_MAX],
                  fs_errbuf *eb)
 {
-	struct docrow d = {0};
+	struct doc d = {0};
 	unsigned long bgen = 0, ngen;
 	char bhash[FS_REV_MAX], nhash[FS_REV_MAX], parent[FS_REV_MAX] = "", rev[FS_REV_MAX];
 	char base_copy[FS_REV_MAX];
-	int found, r, in_tx = 0;
-	int64_t prid = 0, rid;
+	int r, in_tx = 0, inserted = 0;
+	long px = -1, nx;
 	uint64_t seq;
 
 	fs_err_clear(eb);
@@ -528,28 +428,28 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	if ((r = store_begin(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 1;
-	if ((r = find_doc(st, id, &d, &found, eb)) != FS_OK)
+	if ((r = find_doc(st, id, &d, eb)) != FS_OK)
 		goto out;
-	if (base_rev == NULL) {
-		if (found && !d.l->v[0].deleted) {
+	if (base_rev == NULL && d.found) {
+		const struct leaf *w = &st->lv.v[0];
+		if (!w->deleted) {
 			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
 			               "store: document exists (no base revision given)");
 			goto out;
 		}
-		if (found) { /* re-creating over a tombstone extends it, as CouchDB does */
-			bgen = d.l->v[0].gen;
-			snprintf(bhash, sizeof(bhash), "%s", d.l->v[0].hash);
-		}
+		/* re-creating over a tombstone extends it, as CouchDB does */
+		bgen = w->gen;
+		snprintf(bhash, sizeof(bhash), "%s", w->hash);
 	}
-	if (found && bgen) {
-		/* The leaves are in the docs row: no revs lookup for the base. */
-		struct leaf *p = leaf_find(d.l, bgen, bhash);
+	if (d.found && bgen) {
+		/* The leaves are in the row: no lookup for the base. */
+		const struct leaf *p = leaf_find(&st->lv, bgen, bhash);
 		if (p == NULL) {
 			r = fs_err_set(eb, FS_E_STORE_CONFLICT,
 			               "store: the base revision is not a current leaf");
 			goto out;
 		}
-		prid = p->rid;
+		px = p->i;
 		snprintf(parent, sizeof(parent), "%lu-%.*s", bgen, STORE_HASH_MAX, bhash);
 	} else if (base_rev) {
 		r = fs_err_set(eb, FS_E_STORE_CONFLICT,
@@ -562,40 +462,38 @@ int fs_store_put(fs_store *st, const char *id, const char *base_rev, const uint8
 	}
 	if ((r = split_rev(rev, &ngen, nhash, eb)) != FS_OK)
 		goto out;
-	rid = ++st->rid;
+	/* A local edit that made a known revision again (another root, say): 409. */
+	if (d.found && tree_find(&st->tree, ngen, nhash) >= 0) {
+		r = fs_err_set(eb, FS_E_STORE_CONFLICT, "store: the revision exists already");
+		goto out;
+	}
 	seq = ++st->seq;
-	if (!found && (r = new_doc(st, id, ngen, nhash, deleted, seq, rid, &d.did, eb)) != FS_OK)
-		goto out;
-	if ((r = insert_rev(st, rid, d.did, ngen, nhash, prid, deleted, seq, body, body_len, 1,
-	                    eb)) != FS_OK)
-		goto out;
+	if (!d.found) {
+		if ((r = tree_start(st, ngen, nhash, deleted, seq, &nx, eb)) != FS_OK ||
+		    (r = place_body(st, &d, nx, body, body_len, eb)) != FS_OK ||
+		    (r = save_doc(st, &d, seq, &inserted, eb)) != FS_OK)
+			goto out;
+		if (!inserted) {
+			r = fs_err_set(eb, FS_E_INTERNAL, "store: document appeared");
+			goto out;
+		}
+	} else {
+		if ((r = tree_add(&st->tree, ngen, nhash, px, N_LEAF | (deleted ? N_DELETED : 0u),
+		                  seq, &nx, eb)) != FS_OK)
+			goto out;
+		st->tree.v[px].flags &= ~(unsigned)N_LEAF;
+		if ((r = place_body(st, &d, nx, body, body_len, eb)) != FS_OK)
+			goto out;
+	}
 	if (!(flags & FS_STORE_PUT_NO_OUTBOX)) {
-		sqlite3_stmt *s;
-		int rc;
-		if (prid && (r = supersede(st, d.did, prid, eb)) != FS_OK)
+		if (px >= 0 && (r = supersede(st, &d, px, eb)) != FS_OK)
 			goto out;
-		if ((s = store_stmt(st, S_OUTBOX_INSERT, eb)) == NULL) {
-			r = fail_stmt(st, eb);
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, d.did);
-		sqlite3_bind_int64(s, 2, rid);
-		sqlite3_bind_int64(s, 3, store_now_ms());
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)seq);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE) {
-			r = store_err(st, rc, "queue", eb);
-			goto out;
-		}
-	}
-	if (found) { /* a new document's row was written whole by new_doc */
-		leaf_drop(d.l, prid);
-		if ((r = leaf_push(d.l, rid, ngen, deleted, nhash, strlen(nhash), eb)) != FS_OK ||
-		    (ngen > st->revs_limit && (r = stem(st, d.did, d.l, eb)) != FS_OK) ||
-		    (r = save_doc(st, d.did, d.l, seq, eb)) != FS_OK)
+		if ((r = queue(st, id, rev, seq, eb)) != FS_OK)
 			goto out;
 	}
+	if (d.found && ((ngen > st->revs_limit && (r = stem(st, &d, eb)) != FS_OK) ||
+	                (r = save_doc(st, &d, seq, NULL, eb)) != FS_OK))
+		goto out;
 	if ((r = store_commit(st, eb)) != FS_OK)
 		goto out;
 	in_tx = 0;
@@ -646,45 +544,70 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
 
 /*
  * The common case of a pull: a document not seen before. Its tree is the
- * path itself and its winner the tip, so nothing needs to be read back.
+ * path itself (oldest first) and its winner the tip, so it is written
+ * without being looked up first: the insert itself finds out, through the
+ * id index it has to touch anyway, whether the document exists (*done 0:
+ * it does, and nothing was written). Only for a body that fits the row:
+ * a large one would need its bodies row before the answer.
  */
-static int merge_new(fs_store *st, const fs_store_rev_in *v, size_t nh, fs_errbuf *eb)
+static int merge_new(fs_store *st, struct doc *d, const fs_store_rev_in *v, size_t nh, int *done,
+                     fs_errbuf *eb)
 {
-	uint64_t seq = ++st->seq;
-	int64_t did, prev = 0, rid = st->rid;
+	struct tree *t = &st->tree;
+	uint64_t seq = st->seq + 1;
+	long prev = -1;
 	int r;
 
-	/* The path's rows take the next nh rids, oldest first, so the tip's is known now. */
-	if ((r = new_doc(st, v->id, v->start, v->hashes[0], v->deleted, seq, rid + (int64_t)nh,
-	                 &did, eb)) != FS_OK)
-		return r;
+	*done = 0;
+	memset(d, 0, sizeof(*d));
+	d->id = v->id;
+	t->n = 0;
 	for (size_t k = nh; k-- > 0;) {
-		rid = ++st->rid;
-		if ((r = insert_rev(st, rid, did, v->start - k, v->hashes[k], prev,
-		                    k == 0 && v->deleted, k == 0 ? seq : 0, v->body, v->body_len,
-		                    k == 0, eb)) != FS_OK)
+		unsigned flags = k == 0 ? N_LEAF | (v->deleted ? N_DELETED : 0u) : 0u;
+		if ((r = tree_add(t, v->start - k, v->hashes[k], prev, flags, k == 0 ? seq : 0,
+		                  &prev, eb)) != FS_OK)
 			return r;
-		prev = rid;
 	}
+	if ((r = place_body(st, d, prev, v->body, v->body_len, eb)) != FS_OK ||
+	    (r = save_doc(st, d, seq, done, eb)) != FS_OK)
+		return r;
+	if (*done)
+		st->seq = seq;
 	return FS_OK;
 }
 
 /* Merges one revision path into its document's tree. */
 static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 {
-	struct docrow d;
-	struct revrow x;
-	int doc_found, found = 0, r, changed = 0;
-	int64_t prev = 0;
+	struct tree *t = &st->tree;
+	struct doc d;
+	int r, done, changed = 0, dirty = 0;
+	long prev = -1;
 	uint64_t seq = 0;
 
 	/* Only the newest revs_limit entries count, so a replay meets only known revisions. */
 	size_t nh = v->n_hashes < st->revs_limit ? v->n_hashes : st->revs_limit;
 
-	if ((r = find_doc(st, v->id, &d, &doc_found, eb)) != FS_OK)
+	if (v->body_len <= STORE_INLINE_MAX) {
+		if ((r = merge_new(st, &d, v, nh, &done, eb)) != FS_OK || done)
+			return r;
+	}
+	if ((r = find_doc(st, v->id, &d, eb)) != FS_OK)
 		return r;
-	if (!doc_found)
-		return merge_new(st, v, nh, eb);
+	if (!d.found) { /* a new document whose body has to go to the bodies table first */
+		seq = ++st->seq;
+		t->n = 0;
+		for (size_t k = nh; k-- > 0;) {
+			unsigned flags = k == 0 ? N_LEAF | (v->deleted ? N_DELETED : 0u) : 0u;
+			if ((r = tree_add(t, v->start - k, v->hashes[k], prev, flags,
+			                  k == 0 ? seq : 0, &prev, eb)) != FS_OK)
+				return r;
+		}
+		if ((r = place_body(st, &d, prev, v->body, v->body_len, eb)) != FS_OK ||
+		    (r = save_doc(st, &d, seq, &done, eb)) != FS_OK)
+			return r;
+		return done ? FS_OK : fs_err_set(eb, FS_E_INTERNAL, "store: document appeared");
+	}
 	/*
 	 * A history longer than revs_limit whose window knows nothing may still
 	 * reach our tree further back (a jump of many generations): then widen
@@ -693,10 +616,7 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	 */
 	if (v->n_hashes > nh) {
 		for (size_t k = 0; k < v->n_hashes; k++) {
-			if ((r = find_rev(st, d.did, v->start - k, v->hashes[k], &x, &found, eb)) !=
-			    FS_OK)
-				return r;
-			if (found) {
+			if (tree_find(t, v->start - k, v->hashes[k]) >= 0) {
 				if (k >= nh)
 					nh = k + 1;
 				break;
@@ -706,60 +626,51 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	for (size_t k = nh; k-- > 0;) {
 		unsigned long gen = v->start - k;
 		const char *h = v->hashes[k];
-		int64_t rid;
 		/* Look every revision up: a newer one may be known while an older one is not. */
-		if ((r = find_rev(st, d.did, gen, h, &x, &found, eb)) != FS_OK)
-			return r;
-		if (found) {
+		long x = tree_find(t, gen, h);
+		if (x >= 0) {
+			struct node *n = &t->v[x];
 			/* A root cut off by stemming or by a shorter history: link it. */
-			if (prev && x.parent == 0) {
-				if ((r = run2(st, S_REV_SET_PARENT, x.rid, prev, 2, "link", eb)) !=
-				    FS_OK)
-					return r;
-				leaf_drop(d.l, prev);
+			if (prev >= 0 && n->parent < 0) {
+				n->parent = prev;
+				t->v[prev].flags &= ~(unsigned)N_LEAF;
 				changed = 1;
 			}
-			if (k == 0 && !x.has_body) {
-				sqlite3_stmt *s = store_stmt(st, S_REV_FILL, eb);
-				struct leaf *lf = leaf_by_rid(d.l, x.rid);
-				int rc;
-				if (s == NULL)
-					return fail_stmt(st, eb);
-				sqlite3_bind_int64(s, 1, x.rid);
-				store_bind_blob(s, 2, v->body, v->body_len);
-				sqlite3_bind_int(s, 3, v->deleted ? 1 : 0);
-				rc = sqlite3_step(s);
-				sqlite3_reset(s);
-				if (rc != SQLITE_DONE)
-					return store_err(st, rc, "fill revision", eb);
-				if (lf && lf->deleted != (v->deleted ? 1 : 0)) {
-					lf->deleted = v->deleted ? 1 : 0;
+			if (k == 0 && !(n->flags & N_BODY)) {
+				/* A stub gets its body and keeps its place: no new sequence
+				 * unless a leaf's deleted flag changed with it. */
+				unsigned was = n->flags & N_DELETED;
+				n->flags = (n->flags & ~(unsigned)N_DELETED) |
+				           (v->deleted ? N_DELETED : 0u);
+				if ((n->flags & N_LEAF) && (n->flags & N_DELETED) != was)
 					changed = 1;
-				}
+				if ((r = place_body(st, &d, x, v->body, v->body_len, eb)) != FS_OK)
+					return r;
+				dirty = 1;
 			}
-			prev = x.rid;
+			prev = x;
 			continue;
 		}
 		if (k == 0)
 			seq = ++st->seq;
-		rid = ++st->rid;
-		if ((r = insert_rev(st, rid, d.did, gen, h, prev, k == 0 && v->deleted, seq,
-		                    v->body, v->body_len, k == 0, eb)) != FS_OK)
+		if ((r = tree_add(t, gen, h, prev,
+		                  k == 0 ? N_LEAF | (v->deleted ? N_DELETED : 0u) : 0u, seq, &x,
+		                  eb)) != FS_OK)
 			return r;
-		if (prev)
-			leaf_drop(d.l, prev);
-		if (k == 0 && (r = leaf_push(d.l, rid, gen, v->deleted, h, strlen(h), eb)) != FS_OK)
+		if (prev >= 0)
+			t->v[prev].flags &= ~(unsigned)N_LEAF;
+		if (k == 0 && (r = place_body(st, &d, x, v->body, v->body_len, eb)) != FS_OK)
 			return r;
-		prev = rid;
+		prev = x;
 		changed = 1;
 	}
-	if (!changed)
-		return FS_OK;
+	if (!changed) /* a body for a stub moves nothing in the changes feed */
+		return dirty ? save_doc(st, &d, d.seq, NULL, eb) : FS_OK;
 	if (seq == 0)
 		seq = ++st->seq;
-	if ((r = stem(st, d.did, d.l, eb)) != FS_OK)
+	if ((r = stem(st, &d, eb)) != FS_OK)
 		return r;
-	return save_doc(st, d.did, d.l, seq, eb);
+	return save_doc(st, &d, seq, NULL, eb);
 }
 
 static int ckpt_write(fs_store *st, const char *remote, fs_store_dir dir, const char *seq,
@@ -819,41 +730,58 @@ out:
 
 /* ---- reads ---- */
 
-static int doc_and_rev(fs_store *st, const char *id, const char *rev, struct docrow *d,
-                       unsigned long *gen, char hash[FS_REV_MAX], struct revrow *x, fs_errbuf *eb)
+int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
+                    size_t *len, fs_errbuf *eb)
 {
-	int found, r;
+	sqlite3_stmt *s;
+	int rc;
 
-	if ((r = store_check_str(id, FS_STORE_ID_MAX, "document id", eb)) != FS_OK)
-		return r;
-	if (rev && split_rev(rev, gen, hash, eb) != FS_OK)
-		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such revision (malformed)");
-	if ((r = find_doc(st, id, d, &found, eb)) != FS_OK)
-		return r;
-	if (!found)
-		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
-	if (rev == NULL) { /* the winner: its row is named in the docs row */
-		*gen = d->l->v[0].gen;
-		snprintf(hash, FS_REV_MAX, "%s", d->l->v[0].hash);
-		memset(x, 0, sizeof(*x));
-		x->rid = d->l->v[0].rid;
+	*body = NULL;
+	*len = 0;
+	if (!(x->flags & N_BODY))
+		return fs_err_set(eb, FS_E_NOTFOUND, "store: the revision's body is missing");
+	if (x->flags & N_INLINE) {
+		if (sqlite3_column_type(row, col) == SQLITE_NULL)
+			return corrupt_doc(eb);
+		if ((*body = store_col_blob(row, col, len)) == NULL)
+			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 		return FS_OK;
 	}
-	if ((r = find_rev(st, d->did, *gen, hash, x, &found, eb)) != FS_OK)
-		return r;
-	if (!found)
+	if ((s = store_stmt(st, S_BODY_GET, eb)) == NULL)
+		return fail_stmt(st, eb);
+	sqlite3_bind_int64(s, 1, x->bid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (*body = store_col_blob(s, 0, len)) == NULL)
+		rc = SQLITE_NOMEM;
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE) /* the tree names a row that is not there */
+		return corrupt_doc(eb);
+	return rc == SQLITE_ROW ? FS_OK : store_err(st, rc, "read body", eb);
+}
+
+/* The node of rev (the winner when rev is NULL) in st->tree, whose leaves are st->lv. */
+static int node_of_rev(fs_store *st, const char *rev, long *x, fs_errbuf *eb)
+{
+	unsigned long gen;
+	char hash[FS_REV_MAX];
+
+	if (rev == NULL) {
+		*x = st->lv.v[0].i;
+		return FS_OK;
+	}
+	if (split_rev(rev, &gen, hash, NULL) != FS_OK)
+		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such revision (malformed)");
+	if ((*x = tree_find(&st->tree, gen, hash)) < 0)
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such revision");
 	return FS_OK;
 }
 
 int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out, fs_errbuf *eb)
 {
-	struct docrow d;
-	struct revrow x;
-	unsigned long gen = 0;
-	char hash[FS_REV_MAX];
 	fs_store_doc *doc = NULL;
 	sqlite3_stmt *s;
+	const struct node *n;
+	long x;
 	int r, rc;
 
 	fs_err_clear(eb);
@@ -861,28 +789,34 @@ int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **o
 		*out = NULL;
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to get");
-	if ((r = doc_and_rev(st, id, rev, &d, &gen, hash, &x, eb)) != FS_OK)
+	if ((r = store_check_str(id, FS_STORE_ID_MAX, "document id", eb)) != FS_OK)
 		return r;
-	if ((s = store_stmt(st, S_REV_BODY, eb)) == NULL)
+	if ((s = store_stmt(st, S_DOC_GET, eb)) == NULL)
 		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, x.rid);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
-		r = fs_err_set(eb, FS_E_NOTFOUND, "store: the revision's body is missing");
+		r = fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		r = store_err(st, rc, "read body", eb);
+		r = store_err(st, rc, "read document", eb);
 		goto out;
 	}
-	if ((doc = calloc(1, sizeof(*doc))) == NULL || (doc->id = strdup(id)) == NULL ||
-	    (doc->body = store_col_blob(s, 2, &doc->body_len)) == NULL) {
+	if ((r = read_tree(s, 1, sqlite3_column_type(s, 2) != SQLITE_NULL, &st->tree, &st->lv,
+	                   eb)) != FS_OK ||
+	    (r = node_of_rev(st, rev, &x, eb)) != FS_OK)
+		goto out;
+	if ((doc = calloc(1, sizeof(*doc))) == NULL || (doc->id = strdup(id)) == NULL) {
 		r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 		goto out;
 	}
-	snprintf(doc->rev, sizeof(doc->rev), "%lu-%.*s", gen, STORE_HASH_MAX, hash);
-	doc->deleted = sqlite3_column_int(s, 0);
-	doc->seq = (uint64_t)sqlite3_column_int64(s, 1);
+	n = &st->tree.v[x];
+	if ((r = store_node_body(st, n, s, 2, &doc->body, &doc->body_len, eb)) != FS_OK)
+		goto out;
+	snprintf(doc->rev, sizeof(doc->rev), "%lu-%s", n->gen, n->hash);
+	doc->deleted = (n->flags & N_DELETED) != 0;
+	doc->seq = n->seq;
 	*out = doc;
 	doc = NULL;
 	r = FS_OK;
@@ -904,66 +838,46 @@ void fs_store_doc_free(fs_store_doc *d)
 int fs_store_history_get(fs_store *st, const char *id, const char *rev, size_t max,
                          fs_store_history **out, fs_errbuf *eb)
 {
-	struct docrow d;
-	struct revrow x;
-	unsigned long gen = 0, want;
-	char hash[FS_REV_MAX];
+	struct doc d;
 	fs_store_history *h = NULL;
+	unsigned long want;
 	size_t cap = 0;
-	int64_t cur;
-	int r, rc;
+	long cur;
+	int r;
 
 	fs_err_clear(eb);
 	if (out)
 		*out = NULL;
 	if (st == NULL || out == NULL || rev == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to history");
-	if ((r = doc_and_rev(st, id, rev, &d, &gen, hash, &x, eb)) != FS_OK)
+	if ((r = store_check_str(id, FS_STORE_ID_MAX, "document id", eb)) != FS_OK ||
+	    (r = find_doc(st, id, &d, eb)) != FS_OK)
+		return r;
+	if (!d.found)
+		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
+	if ((r = node_of_rev(st, rev, &cur, eb)) != FS_OK)
 		return r;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-	h->start = gen;
-	want = gen;
-	cur = x.rid;
-	while (cur && (max == 0 || h->n < max)) {
-		sqlite3_stmt *s = store_stmt(st, S_REV_BY_RID, eb);
-		if (s == NULL) {
-			r = fail_stmt(st, eb);
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, cur);
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(s);
-			if (rc == SQLITE_DONE)
-				break;
-			r = store_err(st, rc, "history", eb);
-			goto out;
-		}
-		/* Generations must step down by one; anything else ends the path. */
-		if ((unsigned long)sqlite3_column_int64(s, 0) != want) {
-			sqlite3_reset(s);
-			break;
-		}
+	h->start = want = st->tree.v[cur].gen;
+	/* Generations must step down by one; anything else ends the path. */
+	while (cur >= 0 && (max == 0 || h->n < max) && st->tree.v[cur].gen == want) {
 		if (h->n == cap) {
 			char **t;
 			cap = cap ? cap * 2 : 16;
 			if ((t = realloc(h->hashes, cap * sizeof(*t))) == NULL) {
-				sqlite3_reset(s);
 				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 				goto out;
 			}
 			h->hashes = t;
 		}
-		if ((h->hashes[h->n] = strdup((const char *)sqlite3_column_text(s, 1))) == NULL) {
-			sqlite3_reset(s);
+		if ((h->hashes[h->n] = strdup(st->tree.v[cur].hash)) == NULL) {
 			r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 			goto out;
 		}
 		h->n++;
 		want--;
-		cur = sqlite3_column_int64(s, 2);
-		sqlite3_reset(s);
+		cur = st->tree.v[cur].parent;
 	}
 	*out = h;
 	h = NULL;
@@ -996,8 +910,7 @@ static int public_leaves(const struct leaves *l, fs_store_leaf **v, size_t *cap,
 		*cap = l->n;
 	}
 	for (size_t i = 0; i < l->n; i++) {
-		snprintf((*v)[i].rev, FS_REV_MAX, "%lu-%.*s", l->v[i].gen, STORE_HASH_MAX,
-		         l->v[i].hash);
+		snprintf((*v)[i].rev, FS_REV_MAX, "%lu-%s", l->v[i].gen, l->v[i].hash);
 		(*v)[i].deleted = l->v[i].deleted;
 	}
 	*n = l->n;
@@ -1006,10 +919,10 @@ static int public_leaves(const struct leaves *l, fs_store_leaf **v, size_t *cap,
 
 int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out, fs_errbuf *eb)
 {
-	struct docrow d;
+	struct doc d;
 	fs_store_leaves *l = NULL;
 	size_t cap = 0;
-	int found, r;
+	int r;
 
 	fs_err_clear(eb);
 	if (out)
@@ -1017,13 +930,13 @@ int fs_store_leaves_get(fs_store *st, const char *id, fs_store_leaves **out, fs_
 	if (st == NULL || out == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to leaves");
 	if ((r = store_check_str(id, FS_STORE_ID_MAX, "document id", eb)) != FS_OK ||
-	    (r = find_doc(st, id, &d, &found, eb)) != FS_OK)
+	    (r = find_doc(st, id, &d, eb)) != FS_OK)
 		return r;
-	if (!found)
+	if (!d.found)
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: no such document");
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
-	if ((r = public_leaves(d.l, &l->v, &cap, &l->n, eb)) != FS_OK) {
+	if ((r = public_leaves(&st->lv, &l->v, &cap, &l->n, eb)) != FS_OK) {
 		fs_store_leaves_free(l);
 		return r;
 	}
@@ -1079,8 +992,7 @@ int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct docrow d;
-		int found;
+		struct doc d;
 		fs_store_diff_entry *e = &res->v[res->n];
 		unsigned long maxgen = 0;
 
@@ -1090,18 +1002,16 @@ int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_
 			r = fs_err_set(eb, FS_E_ARG, "store: bad revs_diff query");
 			goto out;
 		}
-		if ((r = find_doc(st, q[i].id, &d, &found, eb)) != FS_OK)
+		if ((r = find_doc(st, q[i].id, &d, eb)) != FS_OK)
 			goto out;
 		for (size_t j = 0; j < q[i].n; j++) {
 			unsigned long gen;
 			char hash[FS_REV_MAX];
-			struct revrow x;
-			int known = 0;
 			if ((r = split_rev(q[i].revs[j], &gen, hash, eb)) != FS_OK)
 				goto out;
-			if (found && (r = find_rev(st, d.did, gen, hash, &x, &known, eb)) != FS_OK)
-				goto out;
-			if (known || has_str(e->missing, e->n_missing, q[i].revs[j]))
+			/* A stub counts as known, as in CouchDB. */
+			if ((d.found && tree_find(&st->tree, gen, hash) >= 0) ||
+			    has_str(e->missing, e->n_missing, q[i].revs[j]))
 				continue;
 			if (push_str(&e->missing, &e->n_missing, q[i].revs[j]) != FS_OK) {
 				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
@@ -1118,13 +1028,12 @@ int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_
 			goto out;
 		}
 		res->n++;
-		if (!found)
+		if (!d.found)
 			continue;
-		if ((r = public_leaves(d.l, &lv, &lcap, &ln, eb)) != FS_OK)
+		if ((r = public_leaves(&st->lv, &lv, &lcap, &ln, eb)) != FS_OK)
 			goto out;
 		for (size_t k = 0; k < ln; k++) {
-			unsigned long g = strtoul(lv[k].rev, NULL, 10);
-			if (g < maxgen &&
+			if (st->lv.v[k].gen < maxgen &&
 			    push_str(&e->possible_ancestors, &e->n_ancestors, lv[k].rev) != FS_OK) {
 				r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 				goto out;
@@ -1160,16 +1069,17 @@ void fs_store_diff_free(fs_store_diff *d)
 	free(d);
 }
 
-/* The columns walk_docs reads, in its order. */
-#define WALK_COLS "id, seq, winner_gen, winner_hash, deleted, winner_rid, others"
+/* The columns walk_docs reads, in its order: the body column only as "is there one". */
+#define WALK_COLS "id, seq, tree, body IS NOT NULL"
 
 /*
  * Walks docs rows (WALK_COLS) from an ad hoc statement (not cached: cb may
- * call back into the store); the leaves come from the row itself.
+ * call back into the store, so the tree is this walk's own too).
  */
 static int walk_docs(fs_store *st, sqlite3_stmt *s, fs_store_change_cb cb, void *ctx,
                      uint64_t *last, fs_errbuf *eb)
 {
+	struct tree t = {0};
 	struct leaves l = {0};
 	fs_store_leaf *lv = NULL;
 	size_t cap = 0, ln;
@@ -1183,7 +1093,7 @@ static int walk_docs(fs_store *st, sqlite3_stmt *s, fs_store_change_cb cb, void 
 			r = fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 			goto out;
 		}
-		if ((r = leaves_of_row(s, 2, &l, eb)) != FS_OK ||
+		if ((r = read_tree(s, 2, sqlite3_column_int(s, 3), &t, &l, eb)) != FS_OK ||
 		    (r = public_leaves(&l, &lv, &cap, &ln, eb)) != FS_OK)
 			goto out;
 		c.id = id;
@@ -1203,6 +1113,7 @@ out:
 	free(id);
 	free(lv);
 	free(l.v);
+	tree_free(&t);
 	return r;
 }
 

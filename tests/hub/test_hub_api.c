@@ -605,6 +605,7 @@ static void test_concurrent_open(void **state)
 /* ---- long reads under bounded holds of the database's mutex ---- */
 
 #define SLICED_DOCS 8000
+#define SLICED_BODY 1024 /* bytes of each document's "c" */
 
 struct reader {
 	pthread_t t;
@@ -683,7 +684,10 @@ static void writes_during(const char *what, const char *method, const char *path
 static void test_long_reads_in_slices(void **state)
 {
 	(void)state;
-	size_t cap = 2000 * 160 + 64, len;
+	/* Bodies big enough that a whole read takes several writes' time even in
+	 * a release build (64 bytes sufficed while the store read a row per
+	 * revision). */
+	size_t cap = 2000 * (SLICED_BODY + 96) + 64, len;
 	char *bulk = malloc(cap), *get = malloc((size_t)SLICED_DOCS * 48 + 64);
 	resp r;
 	double s0 = update_seq("team"), docs0;
@@ -700,8 +704,8 @@ static void test_long_reads_in_slices(void **state)
 			len +=
 			    (size_t)snprintf(bulk + len, cap - len,
 			                     "%s{\"_id\":\"s%05d\",\"_rev\":\"1-a%05d\",\"fs\":1,"
-			                     "\"c\":\"%064d\"}",
-			                     i > k ? "," : "", i, i, i);
+			                     "\"c\":\"%0*d\"}",
+			                     i > k ? "," : "", i, i, SLICED_BODY, i);
 		snprintf(bulk + len, cap - len, "]}");
 		assert_int_equal(reqs("POST", "/team/_bulk_docs", dev_auth, bulk, &r), 201);
 		resp_free(&r);

@@ -1051,7 +1051,7 @@ static void test_migrations(void **state)
 	(void)state;
 	fs_errbuf eb;
 
-	assert_true(store_n_migrations >= 4);
+	assert_true(store_n_migrations >= 5);
 	for (int v = 0; v < store_n_migrations; v++) {
 		char *dir = tdir_new(), *p = tpath(dir, "old.db");
 		fs_store *st = NULL;
@@ -1062,17 +1062,58 @@ static void test_migrations(void **state)
 		if (v >= 1) { /* data written by the old version */
 			sqlite3 *db = NULL;
 			assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+			/* Version 4 keeps the leaves in the docs row (winner_rid, others). */
 			assert_int_equal(
 			    sqlite3_exec(
 			        db,
-			        "INSERT INTO docs VALUES (1, 'old', 1, 'bb', 0, 1, 2);"
+			        v >= 4 ? "INSERT INTO docs VALUES (1, 'old', 1, 'bb', 0, 1, 2,"
+			                 " 2, '1 1 0 aa');"
+			                 "INSERT INTO docs VALUES (2, 'two', 2, 'ee', 0, 0, 4,"
+			                 " 4, NULL);"
+			               : "INSERT INTO docs VALUES (1, 'old', 1, 'bb', 0, 1, 2);"
+			                 "INSERT INTO docs VALUES (2, 'two', 2, 'ee', 0, 0, 4);",
+			        NULL, NULL, NULL),
+			    SQLITE_OK);
+			/* Two conflicting roots; a stub with its child; a queued edit. */
+			assert_int_equal(
+			    sqlite3_exec(
+			        db,
 			        "INSERT INTO revs VALUES (1, 1, 1, 'aa', NULL, 1, 0, 1, x'00');"
-			        "INSERT INTO revs VALUES (2, 1, 1, 'bb', NULL, 1, 0, 2, x'01');",
+			        "INSERT INTO revs VALUES (2, 1, 1, 'bb', NULL, 1, 0, 2, x'01');"
+			        "INSERT INTO revs VALUES (3, 2, 1, 'dd', NULL, 0, 0, NULL, NULL);"
+			        "INSERT INTO revs VALUES (4, 2, 2, 'ee', 3, 1, 0, 4, x'02');"
+			        "INSERT INTO outbox VALUES (5, 2, 4, 0, 1234, 0, NULL);",
 			        NULL, NULL, NULL),
 			    SQLITE_OK);
 			sqlite3_close(db);
 		}
 		assert_int_equal(fs_store_open(p, NULL, &st, &eb), FS_OK);
+		if (v >= 1) { /* a stub, its child and the queued row survive every layout */
+			fs_store_history *h = NULL;
+			fs_store_outbox *o = NULL;
+			fs_store_doc *d = NULL;
+			assert_int_equal(fs_store_get(st, "two", "1-dd", &d, &eb), FS_E_NOTFOUND);
+			assert_int_equal(fs_store_get(st, "two", NULL, &d, &eb), FS_OK);
+			assert_string_equal(d->rev, "2-ee");
+			assert_int_equal(d->body_len, 1);
+			assert_int_equal(d->body[0], 2);
+			assert_int_equal(d->seq, 4);
+			fs_store_doc_free(d);
+			assert_int_equal(fs_store_history_get(st, "two", "2-ee", 0, &h, &eb),
+			                 FS_OK);
+			assert_int_equal(h->n, 2);
+			assert_string_equal(h->hashes[1], "dd");
+			fs_store_history_free(h);
+			assert_int_equal(fs_store_outbox_read(st, 10, SIZE_MAX, &o, &eb), FS_OK);
+			assert_int_equal(o->n, 1);
+			assert_int_equal(o->v[0].oid, 5);
+			assert_string_equal(o->v[0].id, "two");
+			assert_string_equal(o->v[0].rev, "2-ee");
+			assert_int_equal(o->v[0].queued_at, 1234);
+			assert_int_equal(o->v[0].body_len, 1);
+			assert_int_equal(o->v[0].body[0], 2);
+			fs_store_outbox_free(o);
+		}
 		if (v >= 1) { /* both old leaves survive the move into the docs row (version 4) */
 			fs_store_leaves *l = NULL;
 			fs_store_doc *d = NULL;
@@ -1095,6 +1136,12 @@ static void test_migrations(void **state)
 			fs_store_leaves_free(l);
 		}
 		put_ok(st, "fresh", NULL, "x", 0, rev);
+		if (v >= 1) { /* sequences go on after the old ones (oid 5 was the largest) */
+			fs_store_doc *d = NULL;
+			assert_int_equal(fs_store_get(st, "fresh", NULL, &d, &eb), FS_OK);
+			assert_true(d->seq > 5);
+			fs_store_doc_free(d);
+		}
 		fs_store_close(st);
 		assert_int_equal(pragma(p, "PRAGMA user_version"), store_n_migrations);
 		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
@@ -1106,6 +1153,11 @@ static void test_migrations(void **state)
 		assert_int_equal(pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = "
 		                           "'revs_leaves'"),
 		                 0);
+		/* Version 5: no table per revision any more, nothing left of the old layout. */
+		assert_int_equal(
+		    pragma(p, "SELECT count(*) FROM sqlite_master WHERE name = 'revs'"), 0);
+		assert_int_equal(
+		    pragma(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%5'"), 0);
 		free(p);
 		tdir_free(dir);
 	}
@@ -1182,7 +1234,7 @@ static int noop_cb(void *ctx, const fs_store_change *c)
 	return 0;
 }
 
-/* A damaged leaf list in a docs row is reported as corruption, never trusted or "repaired". */
+/* A damaged revision tree in a docs row is reported as corruption, never trusted or "repaired". */
 static void test_damaged_leaves(void **state)
 {
 	struct fx *f = *state;
@@ -1199,7 +1251,9 @@ static void test_damaged_leaves(void **state)
 	fs_store_close(f->st);
 	f->st = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE docs SET others = '7 x 0 ff' WHERE id = 'a'",
+	assert_int_equal(sqlite3_exec(db,
+	                              "UPDATE docs SET tree = substr(tree, 1, length(tree) - 3)"
+	                              " WHERE id = 'a'",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
