@@ -20,7 +20,7 @@
 #define META_JOINING  "team.joining"
 #define META_RECOVERY "team.recovery" /* the recovery public key given at setup */
 #define META_NAME     "device.name"
-#define META_COPY     "teamdoc:" /* + rev + ":" + id: this device's copy of a team document */
+#define META_COPY     FSD_META_TEAMDOC
 #define META_SPACE_ID "space_id" /* vault.c's; set here when a joining device pins its space */
 #define PREFIX_MIN    6          /* characters of a device id that may name it */
 

@@ -174,6 +174,44 @@ int fsd_vault_identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
 	return rc;
 }
 
+struct purge {
+	char **k;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, const char *key, const uint8_t *val, size_t len)
+{
+	struct purge *p = ctx;
+
+	(void)val;
+	(void)len;
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 16;
+		char **nk = realloc(p->k, nc * sizeof(*nk));
+		if (nk == NULL)
+			return FS_E_NOMEM;
+		p->k = nk;
+		p->cap = nc;
+	}
+	return (p->k[p->n++] = strdup(key)) ? FS_OK : FS_E_NOMEM;
+}
+
+/* Drops the meta keys under prefix (a setup that never reached its key
+ * file left them, wrapped under a master key nobody has). */
+static int purge(struct fsd *d, const char *prefix, fs_errbuf *eb)
+{
+	struct purge p = {0};
+	int rc = fs_store_meta_list(d->st, prefix, collect, &p, eb);
+
+	for (size_t i = 0; i < p.n; i++) {
+		if (rc == FS_OK)
+			rc = fs_store_meta_delete(d->st, p.k[i], eb);
+		free(p.k[i]);
+	}
+	free(p.k);
+	return rc == FS_E_NOMEM ? fs_err_set(eb, rc, NULL) : rc;
+}
+
 int fsd_vault_init(struct fsd *d, const char *pass, size_t len, const struct fsd_setup *o,
                    fs_errbuf *eb)
 {
@@ -191,6 +229,11 @@ int fsd_vault_init(struct fsd *d, const char *pass, size_t len, const struct fsd
 
 	if (d->initialized)
 		return fs_err_set(eb, FS_E_EXISTS, "this device is already set up");
+	if ((rc = purge(d, META_SPACEKEY_P, eb)) != FS_OK ||
+	    (rc = purge(d, FSD_META_TEAMDOC, eb)) != FS_OK ||
+	    (rc = fs_store_meta_delete(d->st, META_SPACEKEY, eb)) != FS_OK ||
+	    (rc = fs_store_meta_delete(d->st, META_SPACE_ID, eb)) != FS_OK)
+		return rc;
 	if (!o->join)
 		fs_crypto_space_id_new(space);
 	/* Everything the key file will protect is written first: the key file

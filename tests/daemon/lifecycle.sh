@@ -95,4 +95,20 @@ say "SIGTERM: stopped in $ms ms"
 rc=0; cli a status >/dev/null 2>"$T/err" || rc=$?
 [ $rc = 3 ] && grep -q "daemon is not running" "$T/err" || fail "daemon-down message: $rc"
 no_sanitizer_report a
+
+# A setup that fails before its key file is written (here: a folder where
+# the key file goes) leaves nothing that stops the next one.
+conf f
+start_daemon f
+mkdir "$T/f/data/key"
+rc=0; printf 'first try\n' | cli f init >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "init over a folder at the key file's place: exit $rc, want 1"
+rmdir "$T/f/data/key"
+printf 'second try\n' | cli f init >/dev/null || fail "init after a failed one"
+cli f lock >/dev/null
+printf 'second try\n' | cli f unlock >/dev/null || fail "unlock after a failed first init"
+cli f record add note '{"n":1}' >/dev/null || fail "write after a failed first init"
+stop_daemon f >/dev/null
+no_sanitizer_report f
+say "a failed first setup leaves nothing behind for the next"
 echo PASS

@@ -20,6 +20,8 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+
+#include "hub_proc.h"
 #include <curl/curl.h>
 #include <sodium.h>
 
@@ -37,32 +39,7 @@ static fs_store *st;
 
 static void hub_spawn(void)
 {
-	int fd[2];
-	char line[256];
-	size_t len = 0;
-	assert_int_equal(pipe(fd), 0);
-	hub_pid = fork();
-	assert_true(hub_pid >= 0);
-	if (hub_pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(FS_HUB_BIN, FS_HUB_BIN, "serve", dir, "--port", "0", "--quiet", (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (len < sizeof(line) - 1) {
-		ssize_t n = read(fd[0], line + len, 1);
-		if (n <= 0 || line[len] == '\n')
-			break;
-		len++;
-	}
-	line[len] = '\0';
-	close(fd[0]);
-	const char *p = strrchr(line, ':');
-	assert_non_null(p);
-	port = (unsigned)atoi(p + 1);
-	assert_true(port > 0);
+	hub_pid = hub_proc_spawn(FS_HUB_BIN, dir, &port);
 }
 
 static void hub_kill(void)
