@@ -246,6 +246,8 @@ static int get_status(struct fsd *d, cJSON **out, fs_errbuf *eb)
 	cJSON_AddNumberToObject(o, "documents", (double)info.doc_count);
 	cJSON_AddNumberToObject(o, "auto_lock_seconds", d->cfg.auto_lock_s);
 	cJSON_AddNumberToObject(o, "network_changes", (double)d->net_changes);
+	cJSON_AddNumberToObject(o, "wal_pages", (double)fs_store_wal_pages(d->st));
+	cJSON_AddNumberToObject(o, "checkpoints", (double)d->checkpoints);
 	cJSON_AddNumberToObject(o, "now_ms", (double)fsd_wall_ms());
 	cJSON_AddItemToObject(o, "remotes", rem);
 	cJSON *team = fsd_team_json(d);

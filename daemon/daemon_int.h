@@ -78,6 +78,11 @@ struct fsd {
 	uint64_t net_change_at; /* 0: none pending */
 	uint64_t net_changes;
 
+	/* fieldsyncd.c: the WAL is copied back in a quiet moment (quiet_checkpoint) */
+	unsigned wal_seen;     /* fs_store_wal_pages at the last turn */
+	uint64_t wal_quiet_at; /* when the log, unchanged since, gets checkpointed */
+	uint64_t checkpoints;
+
 	struct MHD_Daemon *mhd;
 	int listen_fd, mhd_fd, nl_fd, sig_fd;
 	int stop;

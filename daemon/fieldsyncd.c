@@ -19,6 +19,13 @@
 #define KEY_FILE     "key"
 #define SLEEP_MAX_MS 3600000u /* a wait with nothing due; nothing is due is the usual case */
 #define STEP_ROUNDS  4        /* steps again in one turn for transfers that ended at once */
+/* An edit's commit never copies the write-ahead log back into the file:
+ * that waits for the store to be quiet this long (then it costs a person
+ * nothing), unless the log reaches CKPT_MAX_PAGES first (a long pull). A
+ * log under CKPT_MIN_PAGES waits for more, as SQLite's own default would. */
+#define CKPT_QUIET_MS  1000u
+#define CKPT_MIN_PAGES 256u
+#define CKPT_MAX_PAGES 4096u /* 16 MiB of log */
 
 static void usage(FILE *f)
 {
@@ -67,6 +74,32 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* Returns how long until the next quiet checkpoint is due (SLEEP_MAX_MS: none). */
+static uint64_t quiet_checkpoint(struct fsd *d, uint64_t now)
+{
+	unsigned pages = fs_store_wal_pages(d->st);
+	fs_errbuf eb;
+
+	if (pages != d->wal_seen) {
+		d->wal_seen = pages;
+		d->wal_quiet_at = now + CKPT_QUIET_MS;
+	}
+	if (pages < CKPT_MIN_PAGES)
+		return SLEEP_MAX_MS;
+	if (d->wal_quiet_at > now)
+		return d->wal_quiet_at - now;
+	if (fs_store_checkpoint(d->st, &eb) == FS_OK) {
+		d->checkpoints++;
+	} else if (eb.code != FS_E_STORE_BUSY) {
+		/* Not fatal: the next commit past CKPT_MAX_PAGES tries again. */
+		fsd_log(FS_DAEMON_LOG_WARN, "store checkpoint: %s", eb.msg);
+	}
+	/* Held back or failed: tried again after another quiet spell, not in a loop. */
+	d->wal_seen = fs_store_wal_pages(d->st);
+	d->wal_quiet_at = now + CKPT_QUIET_MS * 30u;
+	return SLEEP_MAX_MS;
+}
+
 static int loop(struct fsd *d, const char *config, const char *data_dir)
 {
 	enum { W_SIG, W_LISTEN, W_MHD, W_NL, W_N };
@@ -105,6 +138,7 @@ static int loop(struct fsd *d, const char *config, const char *data_dir)
 		if (d->net_change_at)
 			wait = min64(wait, d->net_change_at > now ? d->net_change_at - now : 0);
 		wait = min64(wait, fsd_api_timeout(d));
+		wait = min64(wait, quiet_checkpoint(d, now));
 
 		nw = 0;
 		memset(w, 0, sizeof(w));
@@ -145,6 +179,7 @@ int main(int argc, char **argv)
 {
 	const char *config = NULL, *data_dir = NULL;
 	struct fsd d;
+	fs_store_opts so = {.checkpoint_pages = CKPT_MAX_PAGES};
 	fs_errbuf eb;
 	sigset_t ss;
 	int rc = 1;
@@ -206,7 +241,7 @@ int main(int argc, char **argv)
 		fsd_log(FS_DAEMON_LOG_ERROR, "%s", eb.msg);
 		goto out;
 	}
-	if (fs_store_open(d.store_path, NULL, &d.st, &eb) != FS_OK) {
+	if (fs_store_open(d.store_path, &so, &d.st, &eb) != FS_OK) {
 		fsd_log(FS_DAEMON_LOG_ERROR, "cannot open the store %s: %s (%s)", d.store_path,
 		        fs_strerror(eb.code), eb.msg);
 		goto out;

@@ -108,6 +108,17 @@ srv_get _all_docs >"$T/all.json" || fail "read the server"
 say "server refusal quarantined with its reason; retry sent it"
 fi
 
+# Edits never copy the write-ahead log back inside their commit: the daemon
+# does it once the store has been quiet for a second.
+c0=$(status_of a checkpoints)
+for i in $(seq 40); do
+	cli a record add visit "{\"note\":\"$marker burst $i\"}" >/dev/null || fail "burst add $i"
+done
+# (a sync's own checkpoint write may follow it: a few pages, not the burst's)
+checkpointed() { [ "$(status_of a checkpoints)" -gt "$c0" ] && [ "$(status_of a wal_pages)" -lt 256 ]; }
+wait_for 20 checkpointed || fail "no checkpoint after the burst ($(status_of a wal_pages) pages)"
+say "40 edits: log checkpointed in a quiet moment"
+
 ms=$(stop_daemon a TERM)
 say "SIGTERM: stopped in $ms ms"
 [ "$ms" -lt 2000 ] || fail "stop took $ms ms"
