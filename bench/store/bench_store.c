@@ -2,7 +2,8 @@
  * bench/store/bench_store.c: store/ side by side with its floor, raw SQLite
  * with the same pragmas (WAL, synchronous=FULL, foreign_keys=ON) writing
  * the same bytes, in one run, with ratios: a durable local edit (p50,
- * p99), 10,000 pulled revisions in batches, and opening a store of
+ * p99; with SQLite's checkpoints inside commits, and as the daemon runs
+ * the store, checkpoints in quiet moments for both), 10,000 pulled revisions in batches, and opening a store of
  * 100,000 documents (time and resident memory, measured in a fresh process).
  * Usage: bench_store [DIR]   (default $TMPDIR or /tmp)
  */
@@ -85,8 +86,26 @@ static void exec(sqlite3 *db, const char *sql)
 		die(sql, sqlite3_errmsg(db));
 }
 
-static void bench_edits(const char *dir)
+#define QUIET_MIN_PAGES 256u  /* the daemon's CKPT_MIN_PAGES */
+#define QUIET_MAX_PAGES 4096u /* and CKPT_MAX_PAGES */
+
+static int raw_wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 {
+	(void)db;
+	(void)name;
+	*(int *)ctx = pages;
+	return SQLITE_OK;
+}
+
+/*
+ * quiet: both sides as fieldsyncd runs its store: no checkpoint inside a
+ * commit; one between edits (untimed, the daemon's quiet moment) once the
+ * log holds QUIET_MIN_PAGES.
+ */
+static void bench_edits(const char *dir, int quiet)
+{
+	fs_store_opts so = {.checkpoint_pages = QUIET_MAX_PAGES};
+	int raw_pages = 0;
 	char sp[4200], rp[4200], id[40], revs[EDIT_DOCS][FS_REV_MAX], rev[FS_REV_MAX];
 	static double ts[EDITS], tr[EDITS];
 	uint8_t body[ENVELOPE];
@@ -95,11 +114,15 @@ static void bench_edits(const char *dir)
 	sqlite3_stmt *ins = NULL;
 	fs_errbuf eb;
 
-	snprintf(sp, sizeof(sp), "%s/edits-store.db", dir);
-	snprintf(rp, sizeof(rp), "%s/edits-raw.db", dir);
-	if (fs_store_open(sp, NULL, &st, &eb) != FS_OK)
+	snprintf(sp, sizeof(sp), "%s/edits%s-store.db", dir, quiet ? "-quiet" : "");
+	snprintf(rp, sizeof(rp), "%s/edits%s-raw.db", dir, quiet ? "-quiet" : "");
+	if (fs_store_open(sp, quiet ? &so : NULL, &st, &eb) != FS_OK)
 		die("open", eb.msg);
 	db = raw_open(rp);
+	if (quiet) {
+		exec(db, "PRAGMA wal_autocheckpoint = 0");
+		sqlite3_wal_hook(db, raw_wal_hook, &raw_pages);
+	}
 	if (sqlite3_prepare_v2(db, "INSERT INTO t(id, rev, body) VALUES (?1, ?2, ?3)", -1, &ins,
 	                       NULL) != SQLITE_OK)
 		die("prepare", sqlite3_errmsg(db));
@@ -134,10 +157,20 @@ static void bench_edits(const char *dir)
 			tr[i] = (t2 - t1) * 1e3;
 		}
 		memcpy(revs[d], rev, FS_REV_MAX);
+		if (quiet && fs_store_wal_pages(st) >= QUIET_MIN_PAGES &&
+		    fs_store_checkpoint(st, &eb) != FS_OK)
+			die("checkpoint", eb.msg);
+		if (quiet && raw_pages >= (int)QUIET_MIN_PAGES) {
+			if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+			                              NULL) != SQLITE_OK)
+				die("raw checkpoint", sqlite3_errmsg(db));
+			raw_pages = 0;
+		}
 	}
 	double s50 = pct(ts, EDITS, 0.5), s99 = pct(ts, EDITS, 0.99);
 	double r50 = pct(tr, EDITS, 0.5), r99 = pct(tr, EDITS, 0.99);
-	printf("local edit, %d durable commits of %d B:\n", EDITS, ENVELOPE);
+	printf("local edit, %d durable commits of %d B%s:\n", EDITS, ENVELOPE,
+	       quiet ? ", checkpoints in quiet moments (fieldsyncd)" : ", checkpoints in commits");
 	printf("  store  p50 %.3f ms  p99 %.3f ms\n", s50, s99);
 	printf("  raw    p50 %.3f ms  p99 %.3f ms\n", r50, r99);
 	printf("  ratio  p50 %.2fx  p99 %.2fx   (target <= 1.3x)\n", s50 / r50, s99 / r99);
@@ -344,7 +377,8 @@ int main(int argc, char **argv)
 		die("mkdtemp", dir);
 	printf("bench_store: store/ against raw SQLite %s (WAL, synchronous=FULL) in %s\n",
 	       sqlite3_libversion(), dir);
-	bench_edits(dir);
+	bench_edits(dir, 0);
+	bench_edits(dir, 1);
 	bench_pull(dir, 0, ENVELOPE, PULL_BATCH);
 	bench_pull(dir, 0, ENVELOPE_BIG, PULL_BATCH);
 	bench_pull(dir, 0, ENVELOPE, PULL_BATCH_BIG);
