@@ -172,7 +172,8 @@ int fs_scan_string(fs_scan *s, char *out, size_t cap, size_t *len, const char *w
 /*
  * Decodes a checked string's bytes between its quotes into out (cap with
  * the NUL): its length, or -1 when it does not fit or holds U+0000. With
- * prefix set, a string too long is cut to cap-1 bytes and *cut set.
+ * prefix set, a string too long is cut to cap-1 bytes, one holding U+0000
+ * is cut before it, and *cut set.
  */
 long fs_scan_decode(const char *raw, const char *raw_end, char *out, size_t cap, int prefix,
                     int *cut);

@@ -197,8 +197,16 @@ long fs_scan_decode(const char *raw, const char *raw_end, char *out, size_t cap,
 		} else {
 			unsigned cp;
 			size_t used;
-			if (escape_u(p, raw_end, &cp, &used) != 0 || cp == 0)
+			if (escape_u(p, raw_end, &cp, &used) != 0)
 				return -1;
+			if (cp == 0) {
+				/* A name's prefix still counts: "_\u0000x" is a special
+				 * member ("_..."), never an ordinary one that slips by. */
+				if (!prefix)
+					return -1;
+				*cut = 1;
+				break;
+			}
 			p += used;
 			if (cp < 0x80) {
 				u8[0] = (unsigned char)cp;
@@ -438,7 +446,6 @@ int fs_scan_member(fs_scan *s, fs_scan_key *k)
 		return -1;
 	k->raw_end = s->p;
 	if (fs_scan_decode(k->raw + 1, k->raw_end - 1, k->name, sizeof(k->name), 1, &k->cut) < 0) {
-		/* U+0000 in a name: it can never be a special one */
 		k->name[0] = '\0';
 		k->cut = 1;
 	}

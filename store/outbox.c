@@ -79,6 +79,7 @@ static int read_rows(fs_store *st, int state, int64_t after, int with_body, size
 		const struct node *x;
 		unsigned long gen = 0;
 		uint8_t *body = NULL;
+		fs_store_history *hist;
 		size_t len = 0, sz;
 		long i;
 		if ((r = tree_decode(sqlite3_column_blob(s, 6), (size_t)sqlite3_column_bytes(s, 6),
@@ -104,8 +105,21 @@ static int read_rows(fs_store *st, int state, int64_t after, int with_body, size
 			goto out;
 		}
 		sz = (size_t)sqlite3_column_bytes(s, 1) + len;
+		/* A pusher that streams (no bodies) sends the history from here; it
+		 * counts against max_bytes like a body: 1,000 rows with 1,000
+		 * revisions each are 35 MB of ids, not nothing. */
+		hist = NULL;
+		if (!with_body) {
+			if ((r = tree_history(&st->tree, i, 0, &hist, eb)) != FS_OK) {
+				free(body);
+				goto out;
+			}
+			for (size_t k = 0; k < hist->n; k++)
+				sz += strlen(hist->hashes[k]) + 3 + sizeof(char *);
+		}
 		if (o->n > 0 && bytes + sz > max_bytes) {
 			free(body);
+			fs_store_history_free(hist);
 			break;
 		}
 		if (o->n == cap) {
@@ -113,6 +127,7 @@ static int read_rows(fs_store *st, int state, int64_t after, int with_body, size
 			fs_store_outbox_row *t = realloc(o->v, nc * sizeof(*t));
 			if (t == NULL) {
 				free(body);
+				fs_store_history_free(hist);
 				r = oom(eb);
 				goto out;
 			}
@@ -125,9 +140,7 @@ static int read_rows(fs_store *st, int state, int64_t after, int with_body, size
 		w->body = body;
 		w->body_len = with_body ? len : 0;
 		w->size = len;
-		/* A pusher that streams (no bodies) sends the history from here. */
-		if (!with_body && (r = tree_history(&st->tree, i, 0, &w->history, eb)) != FS_OK)
-			goto out;
+		w->history = hist;
 		w->oid = sqlite3_column_int64(s, 0);
 		snprintf(w->rev, sizeof(w->rev), "%s", rev);
 		w->deleted = (x->flags & N_DELETED) != 0;

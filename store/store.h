@@ -444,10 +444,11 @@ unsigned fs_store_wal_pages(const fs_store *st);
  * the oldest queued rows with an oid above after (0: from the start of the
  * queue), without their bodies: body is a 1-byte buffer, body_len 0, and
  * size the body's length, which max_bytes counts as fs_store_outbox_read
- * does; with each row's history. The body of a row comes from fs_store_get
- * with its id and rev (a queued revision stays in the tree, also once its
- * row is confirmed or superseded). The caller frees *out with
- * fs_store_outbox_free.
+ * does; with each row's history, whose ids max_bytes counts too (as sent:
+ * quoted, with a comma, plus a pointer each). The body of a row comes from
+ * fs_store_get with its id and rev; once a newer edit superseded the row,
+ * stemming may have taken that body (FS_E_NOTFOUND: nothing left to
+ * send). The caller frees *out with fs_store_outbox_free.
  */
 int fs_store_outbox_next(fs_store *st, int64_t after, size_t max_rows, size_t max_bytes,
                          fs_store_outbox **out, fs_errbuf *eb) FS_WUR;

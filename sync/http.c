@@ -21,6 +21,10 @@
 #define PIN_PREFIX   "sha256//"
 #define PIN_B64_LEN  44 /* base64 of a SHA-256 digest */
 #define RESP_INITIAL 16384
+/* Content-Length is believed up to this (a server could claim 64 MiB and
+ * send nothing); a buffer grown past it is let go before the slot's next
+ * request instead of being held for the remote's life. */
+#define RESP_HINT_MAX (4u << 20)
 
 enum auth_kind { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -234,7 +238,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 		/* Sized once when the server said how much comes (doubling held a
 		 * quarter more than a _bulk_get answer, per request slot); a
 		 * compressed answer grows past it as before. */
-		if (r->expect >= r->len + n && r->expect < max_resp && r->expect + 1 > cap)
+		if (r->expect >= r->len + n && r->expect < max_resp && r->expect <= RESP_HINT_MAX &&
+		    r->expect + 1 > cap)
 			cap = r->expect + 1;
 		while (cap < r->len + n + 1)
 			cap *= 2;
@@ -543,6 +548,11 @@ int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
 		n = snprintf(url, sizeof(url), "%s%s%s", rem->db_url, path[0] ? "/" : "", path);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return fs_err_set(eb, FS_E_ARG, "request URL too long");
+	if (r->cap > RESP_HINT_MAX) {
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
+	}
 	r->len = 0;
 	r->overflow = 0;
 	r->expect = 0;

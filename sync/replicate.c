@@ -78,7 +78,7 @@ struct sender {
 	struct buf chunk;
 	size_t off; /* bytes of chunk given to curl */
 	int rc;     /* an error met while producing, reported at the answer */
-	size_t bad; /* rc FS_E_INPUT: the position whose stored body is not an object */
+	size_t bad; /* rc FS_E_INPUT or FS_E_NOTFOUND: the position whose body could not be sent */
 	fs_errbuf eb;
 };
 
@@ -618,7 +618,10 @@ static int sender_next(struct sender *x)
 		const char *m = "";
 		size_t mn = 0;
 		int rc = row_members(x->c, row, &d, &m, &mn, &x->eb);
-		if (rc == FS_E_INPUT) /* never sendable: the answer's reader quarantines it */
+		/* FS_E_INPUT: never sendable, the answer's reader quarantines it.
+		 * FS_E_NOTFOUND: a newer edit superseded the row since it was read
+		 * and stemming took its revision's body: nothing left to send. */
+		if (rc == FS_E_INPUT || rc == FS_E_NOTFOUND)
 			x->bad = x->i;
 		else if (rc == FS_OK && mn > w->room)
 			rc = fs_err_set(&x->eb, FS_E_INTERNAL,
@@ -746,8 +749,18 @@ static int pbatch_on_bulk_docs(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 		b->stack[b->nstack++] = r;
 		return pbatch_send(c, b, eb);
 	}
+	if (b->snd.rc == FS_E_NOTFOUND) { /* superseded meanwhile: the range goes without it */
+		b->need[b->snd.bad] = SKIPPED;
+		b->stack[b->nstack++] = r;
+		return pbatch_send(c, b, eb);
+	}
 	if (b->snd.rc != FS_OK) /* the body could not be produced: that is the error */
 		return fs_err_set(eb, b->snd.rc, "%s", b->snd.eb.msg);
+	/* A success for a body not all sent (a server or proxy that answered
+	 * early) confirms nothing. */
+	if (rc == FS_OK && (b->snd.part != 2 || b->snd.off != b->snd.chunk.len))
+		return fs_err_set(eb, FS_E_SYNC_SERVER,
+		                  "the server answered before the whole batch was sent");
 	if (rc == FS_E_SYNC_REFUSED) {
 		if (nlive == 1) {
 			char why[QUARANTINE_REASON_MAX];

@@ -991,6 +991,9 @@ static void test_bad_requests(void **state)
 	           "{\"docs\":[{\"_id\":\"ok\"},{\"_id\":\"_bad\"}]}", 400, "bad_request");
 	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[{\"_foo\":1}]}", 400,
 	           "bad_request");
+	/* U+0000 inside a special member's name does not make it an ordinary one */
+	expect_err("POST", "/team/_bulk_docs", dev_auth, "{\"docs\":[{\"_\\u0000x\":1}]}", 400,
+	           "bad_request");
 	expect_err("POST", "/team/_revs_diff", dev_auth, "{\"a\":\"1-x\"}", 400, "bad_request");
 	expect_err("POST", "/team/_revs_diff", dev_auth, "[]", 400, "bad_request");
 	expect_err("POST", "/team/_bulk_get", dev_auth, "{\"docs\":[{\"id\":5}]}", 400,

@@ -548,6 +548,15 @@ static void test_outbox(void **state)
 	assert_int_equal(o->v[0].history->n, 1);
 	assert_string_equal(o->v[0].history->hashes[0], strchr(r[1], '-') + 1);
 	fs_store_outbox_free(o);
+	/* Its history counts against the bound too: ids and bodies of d1 and
+	 * d2 (14 bytes) are not enough for two rows, with their histories they are. */
+	size_t hb = strlen(strchr(r[1], '-') + 1) + 3 + sizeof(char *);
+	assert_int_equal(fs_store_outbox_next(f->st, oids[0], 10, 14, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 1);
+	fs_store_outbox_free(o);
+	assert_int_equal(fs_store_outbox_next(f->st, oids[0], 10, 14 + 2 * hb, &o, &eb), FS_OK);
+	assert_int_equal(o->n, 2);
+	fs_store_outbox_free(o);
 	assert_int_equal(fs_store_outbox_next(f->st, 0, 10, SIZE_MAX, &o, &eb), FS_OK);
 	assert_int_equal(o->n, 4);
 	assert_int_equal(o->v[0].size, 199);

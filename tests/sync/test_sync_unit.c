@@ -340,6 +340,13 @@ static void test_parse_bulk_get(void **state)
 	assert_string_equal(r->v[0].rev, "1-aa");
 	assert_string_equal(r->v[0].body, "{\"k\":[1.50,\"\\u00e9 \\\\\"],\"n\":{}}");
 	fs_sync_revs_free(r);
+	/* U+0000 in a special member's name keeps it special (dropped), as cJSON read it */
+	const char *nul = "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\","
+	                  "\"_rev\":\"1-aa\",\"_\\u0000x\":1,\"b\":2}}]}]}";
+	assert_int_equal(PARSE(fs_sync_parse_bulk_get, nul, &r), FS_OK);
+	assert_int_equal(r->n, 1);
+	assert_string_equal(r->v[0].body, "{\"b\":2}");
+	fs_sync_revs_free(r);
 	const char *bad[] = {
 	    /* _revisions that does not match _rev */
 	    "{\"results\":[{\"id\":\"a\",\"docs\":[{\"ok\":{\"_id\":\"a\",\"_rev\":\"3-cc\","
