@@ -401,30 +401,29 @@ int fs_scan_finish(fs_scan *s)
 	return 0;
 }
 
-int fs_scan_object_open(fs_scan *s, int depth, int *empty, const char *why)
+/* An object or an array (open, close) at the cursor entered; *empty: it closed at once. */
+static int container_open(fs_scan *s, int depth, int *empty, const char *why, char open,
+                          char close)
 {
-	if (fs_scan_peek(s) != '{')
+	if (fs_scan_peek(s) != (unsigned char)open)
 		return fs_scan_fail(s, s->code, why);
 	if (depth + 1 > s->max_depth)
 		return too_deep(s);
 	s->p++;
-	*empty = fs_scan_peek(s) == '}';
+	*empty = fs_scan_peek(s) == (unsigned char)close;
 	if (*empty)
 		s->p++;
 	return 0;
 }
 
+int fs_scan_object_open(fs_scan *s, int depth, int *empty, const char *why)
+{
+	return container_open(s, depth, empty, why, '{', '}');
+}
+
 int fs_scan_array_open(fs_scan *s, int depth, int *empty, const char *why)
 {
-	if (fs_scan_peek(s) != '[')
-		return fs_scan_fail(s, s->code, why);
-	if (depth + 1 > s->max_depth)
-		return too_deep(s);
-	s->p++;
-	*empty = fs_scan_peek(s) == ']';
-	if (*empty)
-		s->p++;
-	return 0;
+	return container_open(s, depth, empty, why, '[', ']');
 }
 
 int fs_scan_next(fs_scan *s, char close)

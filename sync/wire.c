@@ -69,6 +69,21 @@ static char *dupn(const char *s, size_t n)
 	return d;
 }
 
+/* v, cap elements of el bytes, with room for more: first, then doubled.
+ * NULL (the scan failed with FS_E_NOMEM) when memory runs out. */
+static void *grow(fs_scan *s, void *v, size_t *cap, size_t el, size_t first)
+{
+	size_t nc = *cap ? *cap * 2 : first;
+	void *t = nc > SIZE_MAX / el ? NULL : realloc(v, nc * el);
+
+	if (t == NULL) {
+		fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	*cap = nc;
+	return t;
+}
+
 /* A string member within [1, max] bytes; NULL otherwise. */
 static const char *str_of(const cJSON *j, size_t max)
 {
@@ -245,13 +260,11 @@ static int scan_change_revs(fs_scan *s, fs_sync_change *ch, int depth)
 			return -1;
 		if (!valid_rev(rev))
 			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, why);
-		if (ch->nrevs == cap) {
-			size_t nc = cap ? cap * 2 : 1; /* one leaf is the usual case */
-			char **v = realloc(ch->revs, nc * sizeof(*v));
+		if (ch->nrevs == cap) { /* one leaf is the usual case */
+			char **v = grow(s, ch->revs, &cap, sizeof(*v), 1);
 			if (v == NULL)
-				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+				return -1;
 			ch->revs = v;
-			cap = nc;
 		}
 		if ((ch->revs[ch->nrevs] = dupn(rev, strlen(rev))) == NULL)
 			return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
@@ -348,14 +361,10 @@ int fs_sync_parse_changes(const char *buf, size_t len, int max_depth, fs_sync_ch
 					goto out;
 				}
 				if (c->n == cap) {
-					size_t nc = cap ? cap * 2 : 64;
-					fs_sync_change *v = realloc(c->v, nc * sizeof(*v));
-					if (v == NULL) {
-						fs_scan_fail(&s, FS_E_NOMEM, "out of memory");
+					fs_sync_change *v = grow(&s, c->v, &cap, sizeof(*v), 64);
+					if (v == NULL)
 						goto out;
-					}
 					c->v = v;
-					cap = nc;
 				}
 				memset(&c->v[c->n], 0, sizeof(c->v[c->n]));
 				/* counted now so that fs_sync_changes_free sees partial entries */
@@ -442,12 +451,10 @@ static int scan_rev_array(fs_scan *s, int depth, size_t max, char ***out, size_t
 		if (!valid_rev(rev))
 			return fs_scan_fail(s, FS_E_SYNC_MALFORMED, "invalid revision id");
 		if (*nout == cap) {
-			size_t nc = cap ? cap * 2 : 1;
-			char **v = realloc(*out, nc * sizeof(*v));
+			char **v = grow(s, *out, &cap, sizeof(*v), 1);
 			if (v == NULL)
-				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+				return -1;
 			*out = v;
-			cap = nc;
 		}
 		if (((*out)[*nout] = dupn(rev, n)) == NULL)
 			return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
@@ -497,14 +504,10 @@ int fs_sync_parse_revs_diff(const char *buf, size_t len, int max_depth, fs_sync_
 			goto out;
 		}
 		if (d->n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			fs_sync_missing *v = realloc(d->v, nc * sizeof(*v));
-			if (v == NULL) {
-				fs_scan_fail(&s, FS_E_NOMEM, "out of memory");
+			fs_sync_missing *v = grow(&s, d->v, &cap, sizeof(*v), 64);
+			if (v == NULL)
 				goto out;
-			}
 			d->v = v;
-			cap = nc;
 		}
 		m = &d->v[d->n++]; /* counted now so that the free sees partial entries */
 		memset(m, 0, sizeof(*m));
