@@ -93,4 +93,17 @@ size_t fs_crypto_env_ad(const char *space_id, const char *kid, const char *doc_i
 #define FS_CRYPTO_ENV_AD_MAX                                                                       \
 	(1 + 4 + FS_CRYPTO_SPACE_ID_MAX + 4 + FS_CRYPTO_KID_MAX + 4 + FS_CRYPTO_DOC_ID_MAX)
 
+/*
+ * crypto/b64.c: padded base64 of public bytes (not constant-time), AVX2
+ * where the CPU has it. encode writes B64 text of n bytes and a NUL (as
+ * modp_b64 does) and returns the text's length; src and dst may share a
+ * buffer when the text ends before the bytes it has not read begin.
+ * decode needs len / 4 * 3 + 2 bytes at dst and returns the bytes, or
+ * SIZE_MAX for text that is not base64 (alphabet, length, padding).
+ * force_portable(1) keeps to the table codec (tests compare the two).
+ */
+size_t fs_crypto_b64_encode(char *dst, const uint8_t *src, size_t n);
+size_t fs_crypto_b64_decode(uint8_t *dst, const char *src, size_t len);
+void fs_crypto_b64_force_portable(int on);
+
 #endif

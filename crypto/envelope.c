@@ -8,7 +8,6 @@
 #include "crypto_int.h"
 
 #include <cjson/cJSON.h>
-#include <modp_b64.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +53,7 @@ size_t fs_crypto_env_ad(const char *space_id, const char *kid, const char *doc_i
  * Base64-encodes the n bytes at buf+in into buf+out, where the text ends
  * exactly where the bytes end (out + B64_LEN(n) == in + n), so the
  * ciphertext can be written into the envelope's own buffer and encoded
- * there. Front to back, in chunks whose text (and the NUL modp adds) ends
+ * there. Front to back, in chunks whose text (and the NUL the encoder adds) ends
  * before the chunk's bytes begin; the gap shrinks as it goes, and the last
  * few bytes are encoded from a copy.
  */
@@ -66,12 +65,12 @@ static void b64_in_place(char *buf, size_t out, size_t in, size_t n)
 		if (take == 0) {
 			char tail[B64_TAIL_MAX];
 			memcpy(tail, buf + in, n); /* n <= B64_TAIL_MAX by the length rule */
-			modp_b64_encode(buf + out, tail, n);
+			fs_crypto_b64_encode(buf + out, (const uint8_t *)tail, n);
 			return;
 		}
 		if (take > n)
 			take = n;
-		modp_b64_encode(buf + out, buf + in, take);
+		fs_crypto_b64_encode(buf + out, (const uint8_t *)buf + in, take);
 		out += B64_LEN(take);
 		in += take;
 		n -= take;
@@ -122,7 +121,7 @@ int fs_crypto_env_seal_fixed(const fs_space_key *k, const char *doc_id, const ui
 	o += kl;
 	memcpy(js + o, json_b, sizeof(json_b) - 1);
 	o += sizeof(json_b) - 1;
-	modp_b64_encode(js + o, (const char *)nonce, sizeof(nonce)); /* its NUL is overwritten */
+	fs_crypto_b64_encode(js + o, nonce, sizeof(nonce)); /* its NUL is overwritten */
 	o += NONCE_B64_LEN;
 	memcpy(js + o, json_c, sizeof(json_c) - 1);
 	o += sizeof(json_c) - 1;
@@ -163,8 +162,8 @@ static int b64_value(char ch)
 
 /*
  * Decodes padded base64 (RFC 4648 section 4) of len characters into bin,
- * which holds at least len / 4 * 3 + 2 bytes. modp's table decoder is not
- * constant-time (the ciphertext is public) and is strict about the
+ * which holds at least len / 4 * 3 + 2 bytes. The decoder (crypto/b64.c) is
+ * not constant-time (the ciphertext is public) and is strict about the
  * alphabet, padding and length; it accepts set bits under the padding,
  * which the canonical form forbids, so one ciphertext has one text.
  */
@@ -176,8 +175,8 @@ static int unb64(const char *what, const char *s, size_t len, uint8_t *bin, size
 	*bin_len = 0;
 	if (len % 4 != 0)
 		goto bad;
-	r = modp_b64_decode((char *)bin, s, len);
-	if (r == (size_t)-1)
+	r = fs_crypto_b64_decode(bin, s, len);
+	if (r == SIZE_MAX)
 		goto bad;
 	if (len > 0 && s[len - 1] == '=') {
 		int one = s[len - 2] == '=';
