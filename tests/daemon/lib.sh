@@ -36,6 +36,9 @@ lib_cleanup() {
 		kill -KILL -- "-$g" 2>/dev/null || true
 	done
 	[ -n "${lib_extra_cleanup:-}" ] && eval "$lib_extra_cleanup"
+	# Anything still running from this test's folder (a daemon started in a
+	# subshell never reached pgids) is stopped too, never left behind.
+	pkill -KILL -f -- "--config $T/" 2>/dev/null || true
 	rm -rf "$T"
 }
 trap lib_cleanup EXIT

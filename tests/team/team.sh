@@ -44,12 +44,15 @@ member_with_key() {
 	[ "$(status_of "$1" team.this_device.status)" = member ] &&
 		[ "$(status_of "$1" team.holds_current_key)" = true ]
 }
-join() { # join NAME TOKEN: sets NAME up to join; prints its fingerprint
+# join NAME TOKEN: sets NAME up to join; its fingerprint goes to fp[NAME].
+# Not run in $(...): a daemon started in a subshell escapes the cleanup.
+declare -A fp
+join() {
 	conf "$1" "retry_max_seconds = 2"
 	start_daemon "$1"
 	printf 'pass %s\n%s\n' "$1" "$2" | cli "$1" join "$url" team --name "device $1" \
 		"${opts[@]}" --token >"$T/$1/join.out" || fail "join $1: $(cat "$T/$1/join.out")"
-	status_of "$1" team.this_device.fingerprint
+	fp[$1]=$(status_of "$1" team.this_device.fingerprint)
 }
 asked() { cli a device list | grep -q "^pending .*$1"; }
 approve() { # approve FINGERPRINT NAME
@@ -81,7 +84,8 @@ wait_for 15 queue_empty a || fail "a's first note not pushed"
 say "a founded the space and wrote a note"
 
 # B joins; before approval it syncs ciphertext but reads and writes nothing.
-fp_b=$(join b "$tok_b")
+join b "$tok_b"
+fp_b=${fp[b]}
 grep -q "fieldsync device approve $fp_b" "$T/b/join.out" || fail "join b does not say what to do"
 wait_for 30 asked "$fp_b" || fail "a does not see b asking"
 [ "$(cli b --json record list | jget records)" = "[]" ] || fail "b reads before approval"
@@ -97,7 +101,8 @@ wait_for 15 reads a "$b1" "from b" || fail "a cannot read b's note"
 say "b joined and was approved: a and b read each other's notes"
 
 # C joins, is approved, reads; then a revokes it.
-fp_c=$(join c "$tok_c")
+join c "$tok_c"
+fp_c=${fp[c]}
 approve "$fp_c" c
 wait_for 15 reads c "$a1" "from a, first" || fail "c cannot read a's note"
 c_id=$(status_of c team.this_device.id)
@@ -138,7 +143,8 @@ rc=0; cli c record add visit '{"x":1}' >/dev/null 2>&1 || rc=$?
 say "c holds the new note's ciphertext and cannot open it (unknown key); it can write nothing"
 
 # D joins and is never approved: reads nothing. The recovery key opens it all.
-fp_d=$(join d "$tok_d")
+join d "$tok_d"
+fp_d=${fp[d]}
 wait_for 30 asked "$fp_d" || fail "a does not see d"
 all_there() { [ "$(status_of d documents)" = "$(status_of a documents)" ]; }
 wait_for 30 all_there || fail "d did not pull everything"
