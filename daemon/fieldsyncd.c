@@ -26,6 +26,7 @@
 #define CKPT_QUIET_MS  1000u
 #define CKPT_MIN_PAGES 256u
 #define CKPT_MAX_PAGES 4096u /* 16 MiB of log */
+#define CKPT_RETRY_MS  30000u /* after a checkpoint held back (a reader) or failed */
 
 static void usage(FILE *f)
 {
@@ -90,14 +91,15 @@ static uint64_t quiet_checkpoint(struct fsd *d, uint64_t now)
 		return d->wal_quiet_at - now;
 	if (fs_store_checkpoint(d->st, &eb) == FS_OK) {
 		d->checkpoints++;
-	} else if (eb.code != FS_E_STORE_BUSY) {
-		/* Not fatal: the next commit past CKPT_MAX_PAGES tries again. */
-		fsd_log(FS_DAEMON_LOG_WARN, "store checkpoint: %s", eb.msg);
+		d->wal_seen = fs_store_wal_pages(d->st);
+		return SLEEP_MAX_MS;
 	}
-	/* Held back or failed: tried again after another quiet spell, not in a loop. */
+	if (eb.code != FS_E_STORE_BUSY) /* not fatal: a commit past CKPT_MAX_PAGES copies too */
+		fsd_log(FS_DAEMON_LOG_WARN, "store checkpoint: %s", eb.msg);
+	/* Held back or failed: once more after a longer spell, not in a loop. */
 	d->wal_seen = fs_store_wal_pages(d->st);
-	d->wal_quiet_at = now + CKPT_QUIET_MS * 30u;
-	return SLEEP_MAX_MS;
+	d->wal_quiet_at = now + CKPT_RETRY_MS;
+	return CKPT_RETRY_MS;
 }
 
 static int loop(struct fsd *d, const char *config, const char *data_dir)
