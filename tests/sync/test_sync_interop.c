@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -557,6 +558,78 @@ static void test_open_revs_fallback(void **state)
 	fs_store_close(sc);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A local edit supersedes a row of a push batch under way, and stemming
+ * (revs_limit 1) takes the superseded revision's body before the batch's
+ * _bulk_docs is sent: that row is skipped, the rest go, and the next push
+ * sends the new revision. (The push failed with FS_E_NOTFOUND.)
+ */
+static void test_superseded_mid_push(void **state)
+{
+	(void)state;
+	char path[600], id[32], rev[FS_REV_MAX], rev2[FS_REV_MAX], tmp[FS_REV_MAX];
+	fs_store_opts so = {.revs_limit = 1};
+	fs_sync_opts o = {.remote_name = "office"};
+	fs_sync_job *j = NULL;
+	fs_store *st = NULL, *back = tsync_store("stem-back");
+	fs_store_doc *d = NULL;
+	CURLM *multi = curl_multi_init();
+	uint32_t wait = 0;
+	fs_errbuf eb;
+	int rc, rounds = 0;
+
+	assert_non_null(multi);
+	snprintf(path, sizeof(path), "%s/stem.db", tsync_dir());
+	assert_int_equal(fs_store_open(path, &so, &st, &eb), FS_OK);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "sm-%d", i);
+		tsync_put(st, id, NULL, "{\"fs\":1,\"c\":\"one\"}", 0, i == 2 ? rev : tmp);
+	}
+	assert_int_equal(fs_sync_job_new(st, rem, &o, FS_SYNC_JOB_PUSH, multi, &j, &eb), FS_OK);
+	/* The first run reads the batch and asks _revs_diff; the edit lands
+	 * before the answer, so before any body is sent. */
+	assert_int_equal(fs_sync_job_run(j, mono_ms(), &wait, &eb), FS_SYNC_PENDING);
+	tsync_put(st, "sm-2", rev, "{\"fs\":1,\"c\":\"two\"}", 0, rev2);
+	assert_int_equal(fs_store_get(st, "sm-2", rev, &d, &eb), FS_E_NOTFOUND);
+	do {
+		CURLMsg *m;
+		int running, left;
+		assert_true(rounds++ < 2000);
+		assert_int_equal(curl_multi_poll(multi, NULL, 0, 50, NULL), CURLM_OK);
+		assert_int_equal(curl_multi_perform(multi, &running), CURLM_OK);
+		while ((m = curl_multi_info_read(multi, &left)) != NULL)
+			if (m->msg == CURLMSG_DONE)
+				fs_sync_job_transfer_done(j, m->easy_handle, m->data.result);
+		rc = fs_sync_job_run(j, mono_ms(), &wait, &eb);
+	} while (rc == FS_SYNC_PENDING);
+	if (rc != FS_OK)
+		fail_msg("push: %s (%s)", eb.msg, fs_errname(rc));
+	fs_sync_job_free(j);
+	curl_multi_cleanup(multi);
+	/* The job pushes what was queued when it started: the edit is the one
+	 * row left, for the next push (the daemon's comes after its debounce). */
+	assert_int_equal(tsync_queued(st, 0), 1);
+	sync_ok(fs_sync_push, st, &o, NULL);
+	assert_int_equal(tsync_queued(st, 0), 0);
+	/* The server holds the edit; a fresh store pulls it as the winner. */
+	sync_ok(fs_sync_pull, back, &o, NULL);
+	assert_int_equal(fs_store_get(back, "sm-2", NULL, &d, &eb), FS_OK);
+	assert_string_equal(d->rev, rev2);
+	fs_store_doc_free(d);
+	assert_int_equal(fs_store_get(back, "sm-4", NULL, &d, &eb), FS_OK);
+	fs_store_doc_free(d);
+	fs_store_close(st);
+	fs_store_close(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,7 +638,7 @@ int main(void)
 	    cmocka_unit_test(test_quarantine),         cmocka_unit_test(test_per_document_refusal),
 	    cmocka_unit_test(test_missing_database),   cmocka_unit_test(test_open_revs_fallback),
 	    cmocka_unit_test(test_compressed_answers), cmocka_unit_test(test_revs_diff_every_batch),
-	    cmocka_unit_test(test_spaced_bodies),
+	    cmocka_unit_test(test_spaced_bodies),      cmocka_unit_test(test_superseded_mid_push),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
