@@ -756,6 +756,20 @@ static int multi_err(CURLMcode mc, fs_errbuf *eb)
 }
 
 /* Records a finished transfer in its slot; -1 when easy is not one of r's. */
+void fs_sync_remote_trim(fs_sync_remote *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
+		struct slot *sl = &r->slot[i];
+		if (sl->m == NULL && sl->cap > RESP_HINT_MAX) {
+			free(sl->buf);
+			sl->buf = NULL;
+			sl->cap = sl->len = 0;
+		}
+	}
+}
+
 int fs_sync_req_ended(fs_sync_remote *r, CURL *easy, CURLcode cc)
 {
 	if (r == NULL || easy == NULL)

@@ -1349,6 +1349,7 @@ void fs_sync_job_free(fs_sync_job *c)
 		return;
 	push_clear(c);
 	pull_clear(c);
+	fs_sync_remote_trim(c->r);
 	free(c->done_oids);
 	free(c);
 }

@@ -76,6 +76,9 @@ int fs_sync_req_busy(const fs_sync_remote *r, int slot);  /* started, not collec
 int fs_sync_req_ready(const fs_sync_remote *r, int slot); /* started and finished */
 int fs_sync_req_collect(fs_sync_remote *r, int slot, fs_sync_resp *resp, fs_errbuf *eb);
 void fs_sync_req_cancel(fs_sync_remote *r, int slot);
+/* Lets go of idle slots' answer buffers grown past 4 MiB (a job that ended
+ * with a big answer would otherwise keep it until the remote is freed). */
+void fs_sync_remote_trim(fs_sync_remote *r);
 /* Waits on the remote's own multi handle up to timeout_ms for activity,
  * then moves its finished transfers into their slots. */
 int fs_sync_remote_pump(fs_sync_remote *r, int timeout_ms, fs_errbuf *eb);
