@@ -402,8 +402,7 @@ int fs_scan_finish(fs_scan *s)
 }
 
 /* An object or an array (open, close) at the cursor entered; *empty: it closed at once. */
-static int container_open(fs_scan *s, int depth, int *empty, const char *why, char open,
-                          char close)
+static int container_open(fs_scan *s, int depth, int *empty, const char *why, char open, char close)
 {
 	if (fs_scan_peek(s) != (unsigned char)open)
 		return fs_scan_fail(s, s->code, why);

@@ -25,7 +25,7 @@
  * log under CKPT_MIN_PAGES waits for more, as SQLite's own default would. */
 #define CKPT_QUIET_MS  1000u
 #define CKPT_MIN_PAGES 256u
-#define CKPT_MAX_PAGES 4096u /* 16 MiB of log */
+#define CKPT_MAX_PAGES 4096u  /* 16 MiB of log */
 #define CKPT_RETRY_MS  30000u /* after a checkpoint held back (a reader) or failed */
 
 static void usage(FILE *f)

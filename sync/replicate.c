@@ -761,7 +761,8 @@ static int pbatch_on_bulk_docs(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 		queued = o->n > 0 && o->v[0].oid == row->oid;
 		fs_store_outbox_free(o);
 		if (queued)
-			return fs_err_set(eb, FS_E_STORE_CORRUPT, "a queued edit's body is missing");
+			return fs_err_set(eb, FS_E_STORE_CORRUPT,
+			                  "a queued edit's body is missing");
 		b->need[b->snd.bad] = SKIPPED;
 		b->stack[b->nstack++] = r;
 		return pbatch_send(c, b, eb);

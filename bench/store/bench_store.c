@@ -3,8 +3,8 @@
  * with the same pragmas (WAL, synchronous=FULL, foreign_keys=ON) writing
  * the same bytes, in one run, with ratios: a durable local edit (p50,
  * p99; with SQLite's checkpoints inside commits, and as the daemon runs
- * the store, checkpoints in quiet moments for both), 10,000 pulled revisions in batches, and opening a store of
- * 100,000 documents (time and resident memory, measured in a fresh process).
+ * the store, checkpoints in quiet moments for both), 10,000 pulled revisions in batches, and
+ * opening a store of 100,000 documents (time and resident memory, measured in a fresh process).
  * Usage: bench_store [DIR]   (default $TMPDIR or /tmp)
  */
 #include <sodium.h>
