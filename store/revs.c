@@ -730,28 +730,34 @@ out:
 
 /* ---- reads ---- */
 
-int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
-                    size_t *len, fs_errbuf *eb)
+/* A node's body (body set) or only its size (body NULL: SQLite reads no content). */
+static int node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
+                     size_t *len, fs_errbuf *eb)
 {
 	sqlite3_stmt *s;
 	int rc;
 
-	*body = NULL;
+	if (body)
+		*body = NULL;
 	*len = 0;
 	if (!(x->flags & N_BODY))
 		return fs_err_set(eb, FS_E_NOTFOUND, "store: the revision's body is missing");
 	if (x->flags & N_INLINE) {
 		if (sqlite3_column_type(row, col) == SQLITE_NULL)
 			return corrupt_doc(eb);
-		if ((*body = store_col_blob(row, col, len)) == NULL)
+		if (body == NULL)
+			*len = (size_t)sqlite3_column_bytes(row, col);
+		else if ((*body = store_col_blob(row, col, len)) == NULL)
 			return fs_err_set(eb, FS_E_NOMEM, "store: out of memory");
 		return FS_OK;
 	}
-	if ((s = store_stmt(st, S_BODY_GET, eb)) == NULL)
+	if ((s = store_stmt(st, body ? S_BODY_GET : S_BODY_LEN, eb)) == NULL)
 		return fail_stmt(st, eb);
 	sqlite3_bind_int64(s, 1, x->bid);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && (*body = store_col_blob(s, 0, len)) == NULL)
+	if (rc == SQLITE_ROW && body == NULL)
+		*len = (size_t)sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_ROW && (*body = store_col_blob(s, 0, len)) == NULL)
 		rc = SQLITE_NOMEM;
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE) /* the tree names a row that is not there */
@@ -759,31 +765,16 @@ int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int c
 	return rc == SQLITE_ROW ? FS_OK : store_err(st, rc, "read body", eb);
 }
 
+int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
+                    size_t *len, fs_errbuf *eb)
+{
+	return node_body(st, x, row, col, body, len, eb);
+}
+
 int store_node_size(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, size_t *len,
                     fs_errbuf *eb)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	*len = 0;
-	if (!(x->flags & N_BODY))
-		return fs_err_set(eb, FS_E_NOTFOUND, "store: the revision's body is missing");
-	if (x->flags & N_INLINE) {
-		if (sqlite3_column_type(row, col) == SQLITE_NULL)
-			return corrupt_doc(eb);
-		*len = (size_t)sqlite3_column_bytes(row, col);
-		return FS_OK;
-	}
-	if ((s = store_stmt(st, S_BODY_LEN, eb)) == NULL)
-		return fail_stmt(st, eb);
-	sqlite3_bind_int64(s, 1, x->bid);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*len = (size_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return corrupt_doc(eb);
-	return rc == SQLITE_ROW ? FS_OK : store_err(st, rc, "read body", eb);
+	return node_body(st, x, row, col, NULL, len, eb);
 }
 
 /* The node of rev (the winner when rev is NULL) in st->tree, whose leaves are st->lv. */
