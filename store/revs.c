@@ -637,8 +637,8 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 				changed = 1;
 			}
 			if (k == 0 && !(n->flags & N_BODY)) {
-				/* A stub gets its body and keeps its place: no new sequence
-				 * unless a leaf's deleted flag changed with it. */
+				/* A body-less revision gets its body and keeps its place: no new
+				 * sequence unless a leaf's deleted flag changed with it. */
 				unsigned was = n->flags & N_DELETED;
 				n->flags = (n->flags & ~(unsigned)N_DELETED) |
 				           (v->deleted ? N_DELETED : 0u);
@@ -664,7 +664,7 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 		prev = x;
 		changed = 1;
 	}
-	if (!changed) /* a body for a stub moves nothing in the changes feed */
+	if (!changed) /* a body for a body-less revision moves nothing in the changes feed */
 		return dirty ? save_doc(st, &d, d.seq, NULL, eb) : FS_OK;
 	if (seq == 0)
 		seq = ++st->seq;
@@ -1035,7 +1035,7 @@ int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_
 			char hash[FS_REV_MAX];
 			if ((r = split_rev(q[i].revs[j], &gen, hash, eb)) != FS_OK)
 				goto out;
-			/* A stub counts as known, as in CouchDB. */
+			/* A revision known without its body counts as known, as in CouchDB. */
 			if ((d.found && tree_find(&st->tree, gen, hash) >= 0) ||
 			    has_str(e->missing, e->n_missing, q[i].revs[j]))
 				continue;
@@ -1238,7 +1238,7 @@ static int leafwalk_doc(void *ctx, const fs_store_change *c)
 		if (c->leaves[i].deleted)
 			continue;
 		r = fs_store_get(w->st, c->id, c->leaves[i].rev, &d, w->eb);
-		if (r == FS_E_NOTFOUND) /* a stub: its body never arrived */
+		if (r == FS_E_NOTFOUND) /* known by id only: its body never arrived */
 			continue;
 		if (r == FS_OK)
 			r = w->cb(w->ctx, c->id, d->rev, d->seq, d->body, d->body_len);

@@ -118,7 +118,7 @@ typedef struct fs_store_rev_in {
 /*
  * Inserts n revisions (n ≤ 100000) in one transaction: idempotent (a known
  * revision changes nothing) and order-independent (unknown ancestors become
- * body-less stub nodes, as in CouchDB, and are linked when they arrive).
+ * body-less nodes, as CouchDB keeps them, and are linked when they arrive).
  * Each touched document's history is stemmed to revs_limit and its winner
  * recomputed; nothing is queued in the outbox. If ckpt_remote is not NULL
  * the pull checkpoint (ckpt_remote, FS_STORE_PULL) is set to ckpt_seq in
@@ -142,7 +142,7 @@ typedef struct fs_store_doc {
 /*
  * One revision of id with its body: the winner when rev is NULL (it may be
  * a tombstone: check deleted), else the given revision. FS_E_NOTFOUND when
- * the document or revision is unknown, or the revision is a stub whose
+ * the document or revision is unknown, or the revision is known without a body whose
  * body never arrived. The caller frees *out with fs_store_doc_free.
  */
 int fs_store_get(fs_store *st, const char *id, const char *rev, fs_store_doc **out,
@@ -205,10 +205,9 @@ typedef struct fs_store_diff {
 } fs_store_diff;
 
 /*
- * Which of the queried revisions the store lacks (a stub counts as known,
- * as in CouchDB). Only documents with something missing are listed, in
- * query order. At most 100000 queries. The caller frees *out with
- * fs_store_diff_free.
+ * Which of the queried revisions the store lacks (a revision known without its body counts as
+ * known, as in CouchDB). Only documents with something missing are listed, in query order. At most
+ * 100000 queries. The caller frees *out with fs_store_diff_free.
  */
 int fs_store_revs_diff(fs_store *st, const fs_store_diff_query *q, size_t n, fs_store_diff **out,
                        fs_errbuf *eb) FS_WUR;

@@ -58,7 +58,7 @@ enum stmt_id {
  */
 enum node_flag {
 	N_DELETED = 1, /* a tombstone */
-	N_BODY = 2,    /* the body is known: inline, or in bodies row bid; else a stub */
+	N_BODY = 2,    /* the body is known: inline, or in bodies row bid; else known by id only */
 	N_INLINE = 4,  /* the body is the docs row's body column (one node at most) */
 	N_LEAF = 8, /* a leaf (kept explicitly: stemming may leave a kept inner node childless) */
 	N_HEX = 16, /* on disk only: the hash is 32 hex digits stored as 16 bytes */
@@ -70,7 +70,7 @@ enum node_flag {
 
 struct node {
 	unsigned long gen;
-	uint64_t seq; /* local sequence at which its body arrived; 0 for a stub */
+	uint64_t seq; /* local sequence at which its body arrived; 0 for a body-less node */
 	int64_t bid;  /* its bodies row when N_BODY and not N_INLINE, else 0 */
 	long parent;  /* index of its parent, -1 at a root or where history was cut */
 	unsigned flags;
@@ -187,7 +187,7 @@ int store_ckpt_write(fs_store *st, const char *remote, fs_store_dir dir, const c
 /*
  * A malloc'ed copy of node x's body (never NULL): the column col of row
  * (its document's row, from a query that selects the body column) when it
- * is inline, else its bodies row. FS_E_NOTFOUND for a stub.
+ * is inline, else its bodies row. FS_E_NOTFOUND for a body-less node.
  */
 int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, uint8_t **body,
                     size_t *len, fs_errbuf *eb);

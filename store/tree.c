@@ -160,7 +160,7 @@ int tree_decode(const uint8_t *p, size_t len, struct tree *t, fs_errbuf *eb)
 			x->hash[hl] = '\0';
 			p += hl;
 		}
-		/* A body is inline, in a bodies row, or absent (a stub). */
+		/* A body is inline, in a bodies row, or absent (a revision known only by id). */
 		if ((x->flags & N_INLINE) && (!(x->flags & N_BODY) || x->bid != 0))
 			return corrupt(eb);
 		if ((x->flags & N_BODY) && !(x->flags & N_INLINE) && x->bid <= 0)

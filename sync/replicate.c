@@ -141,7 +141,7 @@ struct fs_sync_job {
 	long retry_after;
 	uint64_t sent0, recv0;
 
-	unsigned todo; /* FS_SYNC_JOB_* kinds not finished yet */
+	unsigned kinds_left; /* FS_SYNC_JOB_* kinds not finished yet */
 	enum phase ph;
 	int result; /* once PH_DONE */
 	fs_sync_backoff bo;
@@ -901,7 +901,7 @@ static int push_turn(fs_sync_job *c, fs_errbuf *eb)
 		moved = 1;
 	}
 	if (c->read_done && c->pb[0].state == PB_EMPTY && c->pb[1].state == PB_EMPTY) {
-		c->todo &= ~FS_SYNC_JOB_PUSH;
+		c->kinds_left &= ~FS_SYNC_JOB_PUSH;
 		push_clear(c);
 		c->ph = PH_IDLE;
 		return FS_OK;
@@ -1037,7 +1037,7 @@ out:
 static int pull_end(fs_sync_job *c)
 {
 	if (c->drained)
-		c->todo &= ~FS_SYNC_JOB_PULL;
+		c->kinds_left &= ~FS_SYNC_JOB_PULL;
 	pull_clear(c);
 	c->ph = PH_IDLE;
 	return FS_OK;
@@ -1294,7 +1294,7 @@ static int probe_on_answer(fs_sync_job *c, fs_errbuf *eb)
 	                                eb)) != FS_OK)
 		return rc;
 	fs_sync_db_info_free(info);
-	c->todo &= ~FS_SYNC_JOB_PROBE;
+	c->kinds_left &= ~FS_SYNC_JOB_PROBE;
 	c->ph = PH_IDLE;
 	return FS_OK;
 }
@@ -1336,7 +1336,7 @@ int fs_sync_job_new(fs_store *st, fs_sync_remote *r, const fs_sync_opts *o, unsi
 		c->batch_docs = FS_SYNC_MAX_ITEMS / 2;
 	c->no_bulk_get = c->o.no_bulk_get;
 	c->pb[1].slot = 1;
-	c->todo = what;
+	c->kinds_left = what;
 	c->ph = PH_IDLE;
 	fs_sync_backoff_init(&c->bo, c->o.backoff_min_ms, c->o.backoff_max_ms);
 	fs_sync_remote_bytes(r, &c->sent0, &c->recv0);
@@ -1377,11 +1377,11 @@ long fs_sync_job_retry_after(const fs_sync_job *c)
 /* Starts the next step of the first kind not finished, or ends the job. */
 static int begin(fs_sync_job *c, fs_errbuf *eb)
 {
-	if (c->todo & FS_SYNC_JOB_PROBE)
+	if (c->kinds_left & FS_SYNC_JOB_PROBE)
 		return probe_begin(c, eb);
-	if (c->todo & FS_SYNC_JOB_PUSH)
+	if (c->kinds_left & FS_SYNC_JOB_PUSH)
 		return push_begin(c, eb);
-	if (c->todo & FS_SYNC_JOB_PULL)
+	if (c->kinds_left & FS_SYNC_JOB_PULL)
 		return pull_begin(c, eb);
 	report(c);
 	c->ph = PH_DONE;
@@ -1437,7 +1437,7 @@ int fs_sync_job_run(fs_sync_job *c, uint64_t now, uint32_t *wait_ms, fs_errbuf *
 		return fs_err_set(eb, FS_E_ARG, "no job");
 	for (;;) {
 		enum phase was = c->ph;
-		unsigned todo = c->todo;
+		unsigned kinds_left = c->kinds_left;
 		int rc, slot = 0;
 
 		switch (c->ph) {
@@ -1476,7 +1476,7 @@ int fs_sync_job_run(fs_sync_job *c, uint64_t now, uint32_t *wait_ms, fs_errbuf *
 		 * backoff over; a kind that ended starts its retries over. */
 		if (c->ph == PH_IDLE && was != PH_IDLE)
 			fs_sync_backoff_reset(&c->bo);
-		if (c->todo != todo) {
+		if (c->kinds_left != kinds_left) {
 			fs_sync_backoff_reset(&c->bo);
 			c->tries = 0;
 		}

@@ -244,7 +244,7 @@ static void test_remote_merge(void **state)
 	fs_errbuf eb;
 	char r[FS_REV_MAX];
 
-	/* The newest revision first; its ancestors become stubs. */
+	/* The newest revision first; its ancestors are known without bodies. */
 	assert_int_equal(remote(f->st, "m", 3, 0, "three", 3, "c", "b", "a"), FS_OK);
 	assert_winner(f->st, "m", "3-c", 0);
 	assert_int_equal(fs_store_get(f->st, "m", "2-b", &d, &eb), FS_E_NOTFOUND);
@@ -260,7 +260,7 @@ static void test_remote_merge(void **state)
 	assert_int_equal(fs_store_history_get(f->st, "m", "7-x", 0, &h, &eb), FS_E_NOTFOUND);
 	assert_null(h);
 
-	/* An older revision arriving later fills its stub and changes no leaf. */
+	/* An older revision arriving later gives a known revision its body and changes no leaf. */
 	assert_int_equal(fs_store_info_get(f->st, &i1, &eb), FS_OK);
 	assert_int_equal(remote(f->st, "m", 2, 0, "two", 2, "b", "a"), FS_OK);
 	assert_int_equal(fs_store_get(f->st, "m", "2-b", &d, &eb), FS_OK);
@@ -402,7 +402,7 @@ static void test_revs_diff(void **state)
 	assert_int_equal(fs_store_revs_diff(f->st, q, 4, &d, &eb), FS_OK);
 	assert_int_equal(d->n, 2);
 	assert_string_equal(d->v[0].id, "a");
-	assert_int_equal(d->v[0].n_missing, 2); /* 1-a is a stub: known */
+	assert_int_equal(d->v[0].n_missing, 2); /* 1-a is known without a body */
 	assert_string_equal(d->v[0].missing[0], "3-c");
 	assert_string_equal(d->v[0].missing[1], "2-z");
 	assert_int_equal(d->v[0].n_ancestors, 1);
@@ -848,7 +848,7 @@ static void test_prefix(void **state)
 	assert_int_equal(fs_store_docs_prefix(f->st, "a\xff", seen_doc, &s, &eb), FS_E_ARG);
 
 	/* Live leaves with bodies: a conflicting leaf of fs:a is read beside
-	 * the first; fs:b (deleted) gives none; fs:z's stub ancestors are no leaves. */
+	 * the first; fs:b (deleted) gives none; fs:z's body-less ancestors are no leaves. */
 	assert_int_equal(remote(f->st, "fs:a", 1, 0, "{\"x\":2}", 1, "f00d"), FS_OK);
 	assert_int_equal(remote(f->st, "fs:z", 3, 0, "{}", 2, "c", "b"), FS_OK);
 	fs_store_prefix_stats ps;
@@ -1107,7 +1107,8 @@ static void test_migrations(void **state)
 			                 "INSERT INTO docs VALUES (2, 'two', 2, 'ee', 0, 0, 4);",
 			        NULL, NULL, NULL),
 			    SQLITE_OK);
-			/* Two conflicting roots; a stub with its child; a queued edit. */
+			/* Two conflicting roots; a body-less revision with its child; a queued
+			 * edit. */
 			assert_int_equal(
 			    sqlite3_exec(
 			        db,
@@ -1121,7 +1122,8 @@ static void test_migrations(void **state)
 			sqlite3_close(db);
 		}
 		assert_int_equal(fs_store_open(p, NULL, &st, &eb), FS_OK);
-		if (v >= 1) { /* a stub, its child and the queued row survive every layout */
+		if (v >= 1) { /* a body-less revision, its child and the queued row survive every
+			         layout */
 			fs_store_history *h = NULL;
 			fs_store_outbox *o = NULL;
 			fs_store_doc *d = NULL;
