@@ -72,16 +72,7 @@ static int setup(void **state)
 
 	if (sodium_init() < 0)
 		return -1;
-	snprintf(tmp, sizeof(tmp), "%s/fs-hub-kill-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(tmp) == NULL)
-		return -1;
-	snprintf(dir, sizeof(dir), "%s/hub", tmp);
-	snprintf(ca, sizeof(ca), "%s/cert.pem", dir);
-	if (fs_hub_init(dir, NULL, 0, pin, &eb) != FS_OK ||
-	    fs_hub_token_add(dir, "tablet", (const char *const[]){"team"}, 1, 0, token, &eb) !=
-	        FS_OK ||
-	    fs_hub_db_create(dir, "team", &eb) != FS_OK)
+	if (hub_proc_folder("hub-kill", tmp, dir, ca, pin, token) != 0)
 		return -1;
 	snprintf(body, sizeof(body), "%s/device.db", tmp);
 	if (fs_store_open(body, NULL, &st, &eb) != FS_OK)

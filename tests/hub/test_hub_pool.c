@@ -83,7 +83,6 @@ static int setup(void **state)
 	(void)state;
 	char pin[FS_HUB_PIN_MAX], path[400];
 	struct rlimit rl;
-	fs_errbuf eb;
 	FILE *f;
 
 	/* This process holds hundreds of connections too. */
@@ -91,16 +90,7 @@ static int setup(void **state)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	snprintf(tmp, sizeof(tmp), "%s/fs-hub-pool-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(tmp) == NULL)
-		return -1;
-	snprintf(dir, sizeof(dir), "%s/hub", tmp);
-	snprintf(ca, sizeof(ca), "%s/cert.pem", dir);
-	if (fs_hub_init(dir, NULL, 0, pin, &eb) != FS_OK ||
-	    fs_hub_token_add(dir, "tablet", (const char *const[]){"team"}, 1, 0, token, &eb) !=
-	        FS_OK ||
-	    fs_hub_db_create(dir, "team", &eb) != FS_OK)
+	if (hub_proc_folder("hub-pool", tmp, dir, ca, pin, token) != 0)
 		return -1;
 	snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Bearer %s", token);
 	snprintf(path, sizeof(path), "%s/hub.conf", dir);
