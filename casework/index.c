@@ -362,7 +362,8 @@ static int load_one(void *ctx, const fs_store_change *c)
 	size_t pl = 0;
 	int r;
 
-	if (c->deleted) {
+	/* Team documents (docs/team.md) are signed plaintext, not records. */
+	if (c->deleted || fs_crypto_team_doc_id(c->id)) {
 		fs_cw_index_remove(l->idx, c->id);
 		return 0;
 	}

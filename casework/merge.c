@@ -309,6 +309,8 @@ static int collect(void *ctx, const fs_store_change *c)
 {
 	struct idlist *l = ctx;
 
+	if (fs_crypto_team_doc_id(c->id)) /* team documents are no records to merge */
+		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		char **v = realloc(l->v, cap * sizeof(*v));

@@ -1175,6 +1175,12 @@ static void merge_store_wrapped(void **state)
 	assert_int_equal(n, e.nw + 23);
 	assert_memory_equal(p + 22, e.want, e.nw);
 	pfree(p, n);
+	/* A team document (signed plaintext, docs/team.md) is no record: not
+	 * a problem for the index, not a conflict to resolve. */
+	assert_int_equal(fs_store_put_local(w.sa, "fs:device:0123", NULL,
+	                                    (const uint8_t *)"{\"fst\":1}", 9, 0, r2, &eb),
+	                 FS_OK);
+	resolve(&w, w.sa, 0);
 	fs_cw_config_default(&cfg);
 	assert_int_equal(fs_cw_index_new(&cfg, &idx, &eb), FS_OK);
 	assert_int_equal(fs_cw_index_load(idx, w.sa, w.ring, w.space, &eb), FS_OK);
