@@ -621,17 +621,21 @@ static int put_edit(hub_db *db, const char *id, const hub_doc_in *d, char rev[FS
 	return rc;
 }
 
-/* The batch's ids for hub_team_written (documents without an id got a new
- * random one, never a team document id). */
-static void team_written(fs_hub *h, hub_db *db, hub_req *r, const hub_bulk_docs *bd)
+/* For hub_team_written: the ids of the batch's documents that were stored
+ * (stored[i] set); a refused one (a conflict, a team document edited) binds
+ * no token. NULL stored: all of the first n. */
+static void team_written(fs_hub *h, hub_db *db, hub_req *r, const hub_bulk_docs *bd, size_t n,
+                         const unsigned char *stored)
 {
-	const char **ids = calloc(bd->n ? bd->n : 1, sizeof(*ids));
+	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	size_t k = 0;
 
 	if (ids == NULL)
 		return;
-	for (size_t i = 0; i < bd->n; i++)
-		ids[i] = bd->v[i].id;
-	hub_team_written(h, db, &r->who, ids, bd->n);
+	for (size_t i = 0; i < n; i++)
+		if ((stored == NULL || stored[i]) && bd->v[i].id)
+			ids[k++] = bd->v[i].id;
+	hub_team_written(h, db, &r->who, ids, k);
 	free(ids);
 }
 
@@ -657,7 +661,7 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 			}
 		rc = put_remote(h, db, bd.v, ok, &eb);
 		if (rc == FS_OK)
-			team_written(h, db, r, &bd);
+			team_written(h, db, r, &bd, ok, NULL);
 		if (rc != FS_OK) {
 			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, &eb);
@@ -674,6 +678,11 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		hub_buf_str(&b, "]");
 		hub_bulk_docs_clear(&bd);
 		return hub_send(r, c, 201, &b);
+	}
+	unsigned char *stored = calloc(bd.n ? bd.n : 1, 1);
+	if (stored == NULL) {
+		hub_bulk_docs_clear(&bd);
+		return hub_send_fs_err(r, c, FS_E_NOMEM, NULL);
 	}
 	hub_buf_str(&b, "[");
 	for (size_t i = 0; i < bd.n; i++) {
@@ -693,10 +702,12 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		    rc != FS_E_ARG && rc != FS_E_TOOBIG && rc != FS_E_NOTFOUND &&
 		    rc != FS_E_TEAM_WRITE_ONCE) {
 			hub_buf_free(&b);
+			free(stored);
 			hub_bulk_docs_clear(&bd);
 			return hub_send_fs_err(r, c, rc, NULL);
 		}
 		hub_buf_str(&b, i ? ",{" : "{");
+		stored[i] = rc == FS_OK;
 		if (rc == FS_OK) {
 			hub_buf_str(&b, "\"ok\":true,\"id\":");
 			hub_buf_json_str(&b, did);
@@ -718,7 +729,8 @@ static enum MHD_Result bulk_docs(fs_hub *h, hub_db *db, hub_req *r, struct MHD_C
 		hub_buf_str(&b, "}");
 	}
 	hub_buf_str(&b, "]");
-	team_written(h, db, r, &bd);
+	team_written(h, db, r, &bd, bd.n, stored);
+	free(stored);
 	hub_bulk_docs_clear(&bd);
 	return hub_send(r, c, 201, &b);
 }

@@ -31,6 +31,7 @@
 #define CKPT_IDLE_MS   300u   /* a database this long without a write gets its WAL checkpointed */
 #define CKPT_MAX_PAGES 16384u /* beyond this (64 MiB of WAL) a commit checkpoints by itself */
 #define HUB_CACHE_KIB  2000u  /* each database's page cache, as before devices took 1,024 */
+#define BODY_HINT_MAX  (4u << 20) /* a request body's Content-Length is believed up to this */
 
 uint64_t hub_now_ms(void)
 {
@@ -551,9 +552,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		/* A batch body is megabytes: one allocation, not a doubling series. */
-		if (r->body.cap == 0 && r->body_expected)
-			hub_buf_reserve(&r->body, r->body_expected);
+		/* A batch body is megabytes: one allocation, not a doubling series,
+		 * once the sender is known and for what it says up to 4 MiB (a
+		 * stranger's Content-Length reserves nothing). */
+		if (r->body.cap == 0 && r->body_expected && r->authed)
+			hub_buf_reserve(&r->body, r->body_expected < BODY_HINT_MAX
+			                              ? r->body_expected
+			                              : BODY_HINT_MAX);
 		if (r->body.len + *upload_size > h->conf.max_body)
 			r->toobig = 1;
 		else
