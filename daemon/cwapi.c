@@ -329,6 +329,8 @@ static const char *sig_word(int sig)
 	                                  : "none (draft)";
 }
 
+#define CW_ADDENDA_MAX 1000 /* addenda shown with one visit (then addenda_truncated) */
+
 /* A visit's signature state and its addenda, each with its own state: a
  * signature that does not verify is shown, never hidden. */
 static int visit_extras(struct fsd *d, const char *id, cJSON *o, fs_errbuf *eb)
@@ -342,14 +344,24 @@ static int visit_extras(struct fsd *d, const char *id, cJSON *o, fs_errbuf *eb)
 	    (rc = fs_cw_addenda(d->cw, id, &ids, &n, eb)) != FS_OK)
 		return rc;
 	cJSON_AddStringToObject(o, "signature", sig_word(fs_cw_index_sig(d->cw, id)));
+	cJSON_AddBoolToObject(o, "addenda_truncated", n > CW_ADDENDA_MAX);
 	arr = cJSON_AddArrayToObject(o, "addenda");
-	for (size_t i = 0; arr && i < n; i++) {
+	for (size_t i = 0; arr && i < n && i < CW_ADDENDA_MAX; i++) {
 		char rev[FS_REV_MAX], *plain = NULL;
 		const char *type = NULL;
 		fs_errbuf e2;
 		cJSON *a;
-		if (get_record(d, ids[i], NULL, &plain, rev, &type, &e2) != FS_OK)
-			continue; /* deleted since it was indexed */
+		if ((rc = get_record(d, ids[i], NULL, &plain, rev, &type, &e2)) != FS_OK) {
+			if (rc == FS_E_NOTFOUND)
+				continue; /* deleted since it was indexed */
+			/* One this device cannot open (tampered, or under a key it
+			 * lacks) is listed with why, never left out. */
+			a = cJSON_CreateObject();
+			cJSON_AddStringToObject(a, "id", ids[i]);
+			cJSON_AddStringToObject(a, "error", fs_errname(rc));
+			cJSON_AddItemToArray(arr, a);
+			continue;
+		}
 		a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "id", ids[i]);
 		cJSON_AddStringToObject(a, "rev", rev);
