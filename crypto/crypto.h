@@ -400,6 +400,11 @@ int fs_crypto_secret_unwrap(const uint8_t *blob, size_t blob_len, const fs_key *
 #define FS_CRYPTO_TEAM_MEMBERS_MAX 1024        /* ids listed in one epoch */
 
 /* 1 if id names a team document (starts with FS_CRYPTO_TEAM_PREFIX). */
+/* A device name (1 to FS_CRYPTO_DEVICE_NAME_MAX-1 bytes, no control
+ * characters) and a server token's public id (letters and digits, below
+ * FS_CRYPTO_TOKEN_ID_MAX): 1 when s is one. */
+int fs_crypto_device_name_ok(const char *s);
+int fs_crypto_token_id_ok(const char *s);
 int fs_crypto_team_doc_id(const char *id);
 
 /* A device's id: 32 hex characters of BLAKE2b-128 over a label and both

@@ -171,7 +171,7 @@ static int is_devid(const char *s)
 
 /* A device name: 1..64 bytes, no control characters (it is printed to a
  * terminal next to a fingerprint a person compares). */
-static int name_ok(const char *s)
+int fs_crypto_device_name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 
@@ -186,7 +186,7 @@ static int name_ok(const char *s)
 }
 
 /* A server token's public id: 1..64 letters and digits. */
-static int token_ok(const char *s)
+int fs_crypto_token_id_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 
@@ -315,11 +315,11 @@ int fs_crypto_team_device_doc(const fs_identity *self, const char *space_id, con
 		memset(out, 0, sizeof(*out));
 	if (self == NULL || out == NULL || !fs_crypto_label_ok(space_id, FS_CRYPTO_SPACE_ID_MAX))
 		return fs_err_set(eb, FS_E_ARG, "bad arguments for a device document");
-	if (!name_ok(name))
+	if (!fs_crypto_device_name_ok(name))
 		return fs_err_set(eb, FS_E_ARG,
 		                  "a device name is 1 to %d bytes without control characters",
 		                  FS_CRYPTO_DEVICE_NAME_MAX - 1);
-	if (token_id && !token_ok(token_id))
+	if (token_id && !fs_crypto_token_id_ok(token_id))
 		return fs_err_set(eb, FS_E_ARG, "a token id is 1 to %d letters and digits",
 		                  FS_CRYPTO_TOKEN_ID_MAX - 1);
 	self_id(self, me);
@@ -587,15 +587,15 @@ static int read_device(const cJSON *b, struct tdev *d, const char **why)
 	    jcopy(b, "id", d->pub.id, sizeof(devid)) ||
 	    jcopy(b, "name", d->pub.name, sizeof(d->pub.name)) ||
 	    jcopy(b, "box", box64, sizeof(box64)) || jcopy(b, "sign", sign64, sizeof(sign64)) ||
-	    jtime(b, &d->pub.at_ms) || !name_ok(d->pub.name) || !is_devid(d->pub.id) ||
-	    unb64(box64, d->pub.box, sizeof(d->pub.box)) ||
+	    jtime(b, &d->pub.at_ms) || !fs_crypto_device_name_ok(d->pub.name) ||
+	    !is_devid(d->pub.id) || unb64(box64, d->pub.box, sizeof(d->pub.box)) ||
 	    unb64(sign64, d->pub.sign, sizeof(d->pub.sign))) {
 		*why = "not a valid device document";
 		return -1;
 	}
 	/* The server token the device says is its own (the hub binds it). */
 	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(b, "token");
-	if (tok && (!cJSON_IsString(tok) || !token_ok(tok->valuestring))) {
+	if (tok && (!cJSON_IsString(tok) || !fs_crypto_token_id_ok(tok->valuestring))) {
 		*why = "not a valid device document";
 		return -1;
 	}

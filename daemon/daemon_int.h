@@ -26,6 +26,7 @@
 #define FSD_TYPE_MAX       64                                   /* bytes of a record type */
 #define FSD_SLOWDOWN_MAX_S 300u
 #define FSD_META_IDENTITY  "identity" /* store meta: the wrapped device identity */
+#define FSD_META_SPACE_ID  "space_id" /* store meta: the space this device is in */
 #define FSD_META_TEAMDOC   "teamdoc:" /* + rev + ":" + id: a device's copy of a team document */
 /* After this many failed syncs in a row (1 s doubled 9 times passes 5 min)
  * an unreachable remote is tried once per retry_max_seconds, no sooner:

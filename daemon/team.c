@@ -21,8 +21,7 @@
 #define META_RECOVERY "team.recovery" /* the recovery public key given at setup */
 #define META_NAME     "device.name"
 #define META_COPY     FSD_META_TEAMDOC
-#define META_SPACE_ID "space_id" /* vault.c's; set here when a joining device pins its space */
-#define PREFIX_MIN    6          /* characters of a device id that may name it */
+#define PREFIX_MIN    6 /* characters of a device id that may name it */
 
 static const char *status_name(int s)
 {
@@ -107,11 +106,7 @@ int fsd_team_setup(struct fsd *d, const struct fsd_setup *o, fs_errbuf *eb)
 	    (rc = fs_store_meta_delete(d->st, META_GENESIS, eb)) != FS_OK)
 		return rc;
 	if (o->name) {
-		size_t n = strlen(o->name);
-		int ok = n > 0 && n < FS_CRYPTO_DEVICE_NAME_MAX;
-		for (size_t i = 0; ok && i < n; i++)
-			ok = (unsigned char)o->name[i] >= 0x20 && o->name[i] != 0x7f;
-		if (!ok)
+		if (!fs_crypto_device_name_ok(o->name))
 			return fs_err_set(
 			    eb, FS_E_ARG,
 			    "a device name is 1 to %d bytes without control characters "
@@ -153,12 +148,9 @@ static const char *my_token(struct fsd *d, char out[FS_CRYPTO_TOKEN_ID_MAX])
 		if ((dot = strchr(tok, '.')) == NULL || (n = (size_t)(dot - tok)) == 0 ||
 		    n >= FS_CRYPTO_TOKEN_ID_MAX)
 			return NULL;
-		for (size_t j = 0; j < n; j++)
-			if (!isalnum((unsigned char)tok[j]))
-				return NULL;
 		memcpy(out, tok, n);
 		out[n] = '\0';
-		return out;
+		return fs_crypto_token_id_ok(out) ? out : NULL;
 	}
 	return NULL;
 }
@@ -392,7 +384,7 @@ static int pin_space(struct fsd *d, fs_errbuf *eb)
 	const char *space = fs_crypto_team_space(d->team), *g = fs_crypto_team_genesis(d->team);
 	int rc;
 
-	if ((rc = meta_put(d, META_SPACE_ID, space, eb)) != FS_OK ||
+	if ((rc = meta_put(d, FSD_META_SPACE_ID, space, eb)) != FS_OK ||
 	    (rc = meta_put(d, META_GENESIS, g, eb)) != FS_OK)
 		return rc;
 	snprintf(d->space_id, sizeof(d->space_id), "%s", space);
@@ -529,7 +521,11 @@ void fsd_team_trust(struct fsd *d)
 		return;
 	for (size_t i = 0; i < fs_crypto_team_device_count(d->team); i++) {
 		const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
-		if (v->status != 0 && fs_cw_index_trust(d->cw, v->id, v->sign, &eb) != FS_OK)
+		/* A pending device never held a key, so nothing readable is its;
+		 * a revoked one's signatures on what it wrote before still count
+		 * (what it could add later is the server's to refuse: docs/team.md). */
+		if ((v->status == FS_TEAM_MEMBER || v->status == FS_TEAM_REVOKED) &&
+		    fs_cw_index_trust(d->cw, v->id, v->sign, &eb) != FS_OK)
 			fsd_log(FS_DAEMON_LOG_WARN, "casework: device not trusted: %s",
 			        fs_errname(eb.code));
 	}

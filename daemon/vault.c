@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define META_SPACE_ID   "space_id"
+#define META_SPACE_ID   FSD_META_SPACE_ID
 #define META_IDENTITY   FSD_META_IDENTITY
 #define META_SPACEKEY   "spacekey.current" /* kid of the key new records use */
 #define META_SPACEKEY_P "spacekey:"        /* + kid: the wrapped key */
