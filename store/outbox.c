@@ -354,6 +354,26 @@ int fs_store_outbox_stats_get(fs_store *st, fs_store_outbox_stats *out, fs_errbu
 	return r;
 }
 
+int fs_store_outbox_queued(fs_store *st, int64_t oid, int *queued, fs_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	fs_err_clear(eb);
+	if (queued)
+		*queued = 0;
+	if (st == NULL || queued == NULL)
+		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to outbox_queued");
+	if ((r = prep(st, "SELECT 1 FROM outbox WHERE oid = ?1 AND state = 0", &s, eb)) != FS_OK)
+		return r;
+	sqlite3_bind_int64(s, 1, oid);
+	rc = sqlite3_step(s);
+	*queued = rc == SQLITE_ROW;
+	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? FS_OK : store_err(st, rc, "read outbox", eb);
+	sqlite3_finalize(s);
+	return r;
+}
+
 /* ---- checkpoints ---- */
 
 int fs_store_checkpoint_get(fs_store *st, const char *remote, fs_store_dir dir, char **seq,

@@ -452,4 +452,8 @@ unsigned fs_store_wal_pages(const fs_store *st);
 int fs_store_outbox_next(fs_store *st, int64_t after, size_t max_rows, size_t max_bytes,
                          fs_store_outbox **out, fs_errbuf *eb) FS_WUR;
 
+/* *queued: the outbox row oid is still waiting to be sent (not confirmed,
+ * superseded or quarantined). */
+int fs_store_outbox_queued(fs_store *st, int64_t oid, int *queued, fs_errbuf *eb) FS_WUR;
+
 #endif

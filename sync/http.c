@@ -142,6 +142,16 @@ static int check_pins(const char *pins, fs_errbuf *eb)
 	}
 }
 
+/* An answer buffer grown past RESP_HINT_MAX is not kept for the next one. */
+static void slot_let_go_big(struct slot *sl)
+{
+	if (sl->cap > RESP_HINT_MAX) {
+		free(sl->buf);
+		sl->buf = NULL;
+		sl->cap = sl->len = 0;
+	}
+}
+
 /* Parses and polices the database URL; fills db_url and root_url. */
 static int check_url(fs_sync_remote *r, const char *url, int allow_http, fs_errbuf *eb)
 {
@@ -548,11 +558,7 @@ int fs_sync_req_prepare_on(fs_sync_remote *rem, int slot, enum fs_sync_method m,
 		n = snprintf(url, sizeof(url), "%s%s%s", rem->db_url, path[0] ? "/" : "", path);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return fs_err_set(eb, FS_E_ARG, "request URL too long");
-	if (r->cap > RESP_HINT_MAX) {
-		free(r->buf);
-		r->buf = NULL;
-		r->cap = 0;
-	}
+	slot_let_go_big(r);
 	r->len = 0;
 	r->overflow = 0;
 	r->expect = 0;
@@ -755,21 +761,16 @@ static int multi_err(CURLMcode mc, fs_errbuf *eb)
 	                  "libcurl multi: %s", curl_multi_strerror(mc));
 }
 
-/* Records a finished transfer in its slot; -1 when easy is not one of r's. */
 void fs_sync_remote_trim(fs_sync_remote *r)
 {
 	if (r == NULL)
 		return;
-	for (int i = 0; i < FS_SYNC_SLOTS; i++) {
-		struct slot *sl = &r->slot[i];
-		if (sl->m == NULL && sl->cap > RESP_HINT_MAX) {
-			free(sl->buf);
-			sl->buf = NULL;
-			sl->cap = sl->len = 0;
-		}
-	}
+	for (int i = 0; i < FS_SYNC_SLOTS; i++)
+		if (r->slot[i].m == NULL)
+			slot_let_go_big(&r->slot[i]);
 }
 
+/* Records a finished transfer in its slot; -1 when easy is not one of r's. */
 int fs_sync_req_ended(fs_sync_remote *r, CURL *easy, CURLcode cc)
 {
 	if (r == NULL || easy == NULL)

@@ -751,15 +751,11 @@ static int pbatch_on_bulk_docs(fs_sync_job *c, struct pbatch *b, fs_errbuf *eb)
 	}
 	if (b->snd.rc == FS_E_NOTFOUND) {
 		/* Skipped only once its row is gone (superseded meanwhile): a row
-		 * still queued without its body is damage, and said so. The read
-		 * itself refuses such a row with FS_E_STORE_CORRUPT. */
-		const fs_store_outbox_row *row = &ob->v[b->need[b->snd.bad]];
-		fs_store_outbox *o = NULL;
+		 * still queued without its body is damage, and said so. */
 		int queued;
-		if ((rc = fs_store_outbox_next(c->st, row->oid - 1, 1, SIZE_MAX, &o, eb)) != FS_OK)
+		if ((rc = fs_store_outbox_queued(c->st, ob->v[b->need[b->snd.bad]].oid, &queued,
+		                                 eb)) != FS_OK)
 			return rc;
-		queued = o->n > 0 && o->v[0].oid == row->oid;
-		fs_store_outbox_free(o);
 		if (queued)
 			return fs_err_set(eb, FS_E_STORE_CORRUPT,
 			                  "a queued edit's body is missing");

@@ -578,7 +578,14 @@ static void test_outbox(void **state)
 	    fs_store_outbox_quarantine(f->st, oids[1], 403, "forbidden by server", &eb), FS_OK);
 	assert_int_equal(fs_store_outbox_quarantine(f->st, oids[1], 403, "again", &eb),
 	                 FS_E_NOTFOUND);
+	int queued = 0;
+	assert_int_equal(fs_store_outbox_queued(f->st, oids[0], &queued, &eb), FS_OK);
+	assert_int_equal(queued, 1);
 	assert_int_equal(fs_store_outbox_confirm(f->st, oids, 1, &eb), FS_OK);
+	assert_int_equal(fs_store_outbox_queued(f->st, oids[0], &queued, &eb), FS_OK);
+	assert_int_equal(queued, 0);
+	assert_int_equal(fs_store_outbox_queued(f->st, oids[1], &queued, &eb), FS_OK);
+	assert_int_equal(queued, 0); /* quarantined */
 	assert_int_equal(fs_store_outbox_read(f->st, 10, SIZE_MAX, &o, &eb), FS_OK);
 	assert_int_equal(o->n, 2);
 	assert_string_equal(o->v[0].id, "d2");
