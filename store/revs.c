@@ -614,8 +614,16 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	 * the window to that revision, as CouchDB merges the whole path before
 	 * stemming, instead of starting a false conflict.
 	 */
-	if (v->n_hashes > nh) {
-		for (size_t k = 0; k < v->n_hashes; k++) {
+	if (v->n_hashes > nh && t->n > 0) {
+		/* Only generations the tree has can match: the search costs the
+		 * tree's span, not the history's length (up to 100,000 entries). */
+		unsigned long lo = t->v[0].gen, hi = t->v[0].gen;
+		for (size_t i = 1; i < t->n; i++) {
+			lo = t->v[i].gen < lo ? t->v[i].gen : lo;
+			hi = t->v[i].gen > hi ? t->v[i].gen : hi;
+		}
+		size_t k0 = v->start > hi ? v->start - hi : 0;
+		for (size_t k = k0; k < v->n_hashes && v->start - k >= lo; k++) {
 			if (tree_find(t, v->start - k, v->hashes[k]) >= 0) {
 				if (k >= nh)
 					nh = k + 1;
