@@ -203,13 +203,8 @@ static int scan_doc(scan *s, hub_doc_in *d, hub_buf *scratch, int depth)
 				return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
 			memcpy(d->rev, rev, n + 1);
 		} else if (fs_scan_key_is(&k, "_deleted")) {
-			int c = fs_scan_peek(s);
-			if (c == 't' && fs_scan_literal(s, "true", 4) == 0)
-				d->deleted = 1;
-			else if (c == 'f' && fs_scan_literal(s, "false", 5) == 0)
-				d->deleted = 0;
-			else
-				return fs_scan_fail(s, FS_E_INPUT, "_deleted must be a boolean");
+			if (fs_scan_bool(s, &d->deleted, "_deleted must be a boolean") != 0)
+				return -1;
 		} else if (fs_scan_key_is(&k, "_revisions")) {
 			if (d->hashes)
 				return fs_scan_fail(s, FS_E_INPUT, "_revisions twice");
@@ -325,14 +320,10 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 			if (scan_docs(&s, &b, max_docs) != 0)
 				goto out;
 		} else if (fs_scan_key_is(&k, "new_edits") && !have_ne) {
-			int c = fs_scan_peek(&s);
 			have_ne = 1;
-			if (c == 't' && fs_scan_literal(&s, "true", 4) == 0)
-				b.new_edits = 1;
-			else if (c == 'f' && fs_scan_literal(&s, "false", 5) == 0)
-				b.new_edits = 0;
-			else
-				goto bad_ne;
+			if (fs_scan_bool(&s, &b.new_edits,
+			                 "`new_edits` parameter must be a boolean.") != 0)
+				goto out;
 		} else if (fs_scan_skip(&s, 1) != 0) {
 			goto out;
 		}
@@ -359,8 +350,6 @@ int hub_parse_bulk_docs(const char *body, size_t len, size_t max_len, int depth,
 	*out = b;
 	memset(&b, 0, sizeof(b));
 	return FS_OK;
-bad_ne:
-	fs_scan_fail(&s, FS_E_INPUT, "`new_edits` parameter must be a boolean.");
 out:
 	hub_bulk_docs_clear(&b);
 	return s.rc != FS_OK ? s.rc : fs_err_set(eb, FS_E_INPUT, not_json);
