@@ -250,23 +250,9 @@ static int get_status(struct fsd *d, cJSON **out, fs_errbuf *eb)
 	cJSON_AddNumberToObject(o, "checkpoints", (double)d->checkpoints);
 	cJSON_AddNumberToObject(o, "now_ms", (double)fsd_wall_ms());
 	cJSON_AddItemToObject(o, "remotes", rem);
-	cJSON *team = fsd_team_json(d);
-	if (team) {
-		/* The summary only: `fieldsync device list` has the rest. */
-		size_t members = 0, pending = 0;
-		cJSON *v;
-		cJSON_ArrayForEach(v, cJSON_GetObjectItem(team, "devices"))
-		{
-			const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(v, "status"));
-			members += st && !strcmp(st, "member");
-			pending += st && !strcmp(st, "pending");
-		}
-		cJSON_DeleteItemFromObject(team, "devices");
-		cJSON_DeleteItemFromObject(team, "problems");
-		cJSON_AddNumberToObject(team, "members", (double)members);
-		cJSON_AddNumberToObject(team, "pending", (double)pending);
+	cJSON *team = fsd_team_json(d, 0);
+	if (team)
 		cJSON_AddItemToObject(o, "team", team);
-	}
 	*out = o;
 	return FS_OK;
 }
@@ -661,7 +647,7 @@ static int join(struct fsd *d, const cJSON *body, cJSON **out, fs_errbuf *eb)
 		goto out;
 	}
 	fsd_remotes_sync_now(d);
-	rc = (*out = fsd_team_json(d)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+	rc = (*out = fsd_team_json(d, 1)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
 	goto out;
 nomem:
 	rc = fs_err_set(eb, FS_E_NOMEM, NULL);
@@ -728,7 +714,7 @@ static int route(struct fsd *d, struct MHD_Connection *c, const char *method, co
 	}
 	if (n == 2 && get && !strcmp(s[1], "team")) {
 		fsd_team_refresh(d, 0);
-		return (*out = fsd_team_json(d)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
+		return (*out = fsd_team_json(d, 1)) ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
 	}
 	if (n == 3 && post && !strcmp(s[1], "devices") && !strcmp(s[2], "approve")) {
 		if ((rc = need_body(body, eb)) != FS_OK)

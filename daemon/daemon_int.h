@@ -201,7 +201,9 @@ void fsd_team_trust(struct fsd *d);
  * of a team that resolves (or a space of its own not founded yet). Else
  * FS_E_TEAM_NOKEY or FS_E_TEAM_REVOKED, with why. */
 int fsd_team_may_write(struct fsd *d, fs_errbuf *eb) FS_WUR;
-cJSON *fsd_team_json(struct fsd *d);
+/* The team as GET /v1/team shows it (full), or its summary for status:
+ * device counts instead of the devices and the problems. */
+cJSON *fsd_team_json(struct fsd *d, int full);
 int fsd_team_approve(struct fsd *d, const char *fingerprint, cJSON **out, fs_errbuf *eb) FS_WUR;
 int fsd_team_revoke(struct fsd *d, const char *who, cJSON **out, fs_errbuf *eb) FS_WUR;
 int fsd_team_recovery_set(struct fsd *d, const char *pub, cJSON **out, fs_errbuf *eb) FS_WUR;

@@ -639,7 +639,7 @@ static cJSON *device_json(const struct fsd *d, const fs_team_device *v)
 	return o;
 }
 
-cJSON *fsd_team_json(struct fsd *d)
+cJSON *fsd_team_json(struct fsd *d, int full)
 {
 	cJSON *o = cJSON_CreateObject(), *me, *devs, *probs;
 	const fs_team_device *rec = d->team ? fs_crypto_team_recovery(d->team) : NULL;
@@ -664,11 +664,22 @@ cJSON *fsd_team_json(struct fsd *d)
 	     : d->team                              ? status_name(my_status(d))
 	                                            : "unknown";
 	cJSON_AddStringToObject(me, "status", st);
-	devs = cJSON_AddArrayToObject(o, "devices");
-	for (size_t i = 0; d->team && i < fs_crypto_team_device_count(d->team); i++) {
-		const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
-		if (v->status != 0)
-			cJSON_AddItemToArray(devs, device_json(d, v));
+	if (!full) { /* status: counts only (`fieldsync device list` has the rest) */
+		size_t members = 0, pending = 0;
+		for (size_t i = 0; d->team && i < fs_crypto_team_device_count(d->team); i++) {
+			const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
+			members += v->status == FS_TEAM_MEMBER;
+			pending += v->status == FS_TEAM_PENDING;
+		}
+		cJSON_AddNumberToObject(o, "members", (double)members);
+		cJSON_AddNumberToObject(o, "pending", (double)pending);
+	} else {
+		devs = cJSON_AddArrayToObject(o, "devices");
+		for (size_t i = 0; d->team && i < fs_crypto_team_device_count(d->team); i++) {
+			const fs_team_device *v = fs_crypto_team_device_at(d->team, i);
+			if (v->status != 0)
+				cJSON_AddItemToArray(devs, device_json(d, v));
+		}
 	}
 	if (rec) {
 		cJSON *r = cJSON_AddObjectToObject(o, "recovery");
@@ -680,6 +691,8 @@ cJSON *fsd_team_json(struct fsd *d)
 	} else {
 		cJSON_AddNullToObject(o, "recovery");
 	}
+	if (!full)
+		return o;
 	cJSON_AddNumberToObject(o, "more_problems",
 	                        d->team ? (double)fs_crypto_team_problems_more(d->team) : 0);
 	probs = cJSON_AddArrayToObject(o, "problems");
@@ -927,7 +940,7 @@ int fsd_team_recovery_set(struct fsd *d, const char *pub, cJSON **out, fs_errbuf
 	if ((rc = rotate(d, me, NULL, box, sign, eb)) != FS_OK)
 		goto out;
 	fsd_team_refresh(d, 1);
-	*out = fsd_team_json(d);
+	*out = fsd_team_json(d, 1);
 	rc = *out ? FS_OK : fs_err_set(eb, FS_E_NOMEM, NULL);
 out:
 	fs_crypto_identity_free(me);
@@ -988,7 +1001,7 @@ int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pa
 	        kept);
 	fsd_cw_reset(d);
 	fsd_team_refresh(d, 1);
-	if ((*out = fsd_team_json(d)) == NULL) {
+	if ((*out = fsd_team_json(d, 1)) == NULL) {
 		rc = fs_err_set(eb, FS_E_NOMEM, NULL);
 		goto out;
 	}
