@@ -7,9 +7,11 @@
 #ifndef FS_TEST_HUB_PROC_H
 #define FS_TEST_HUB_PROC_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hub.h"
@@ -70,6 +72,19 @@ static inline int hub_proc_folder(const char *name, char tmp[256], char dir[300]
 	    fs_hub_db_create(dir, "team", &eb) != FS_OK)
 		return -1;
 	return 0;
+}
+
+/* Stops the hub process pid (if any) and removes the folder tmp: 0 or -1. */
+static inline int hub_proc_stop(pid_t pid, const char *tmp)
+{
+	char cmd[300];
+
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif

@@ -94,14 +94,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
-	if (hub_pid > 0) {
-		kill(hub_pid, SIGKILL);
-		waitpid(hub_pid, NULL, 0);
-	}
 	fs_store_close(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return hub_proc_stop(hub_pid, tmp);
 }
 
 /* ---- a raw _bulk_docs whose body stops half way until the hub is dead ---- */

@@ -108,13 +108,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
-	if (hub_pid > 0) {
-		kill(hub_pid, SIGKILL);
-		waitpid(hub_pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return hub_proc_stop(hub_pid, tmp);
 }
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
