@@ -337,6 +337,20 @@ static int put_doc(struct fsd *d, fs_team_doc *doc, fs_errbuf *eb)
 	return rc;
 }
 
+/* This device's own signed device document, written to the store (at_ms:
+ * when it was made). */
+static int put_self_doc(struct fsd *d, const fs_identity *me, uint64_t at_ms, fs_errbuf *eb)
+{
+	char tok[FS_CRYPTO_TOKEN_ID_MAX];
+	fs_team_doc doc;
+	int rc;
+
+	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, my_token(d, tok), at_ms,
+	                                    &doc, eb)) != FS_OK)
+		return rc;
+	return put_doc(d, &doc, eb);
+}
+
 static int my_status(const struct fsd *d)
 {
 	const fs_team_device *me = d->team ? fs_crypto_team_device_find(d->team, d->dev_id) : NULL;
@@ -364,10 +378,7 @@ static int found_space(struct fsd *d, const fs_identity *me, fs_errbuf *eb)
 	in.recovery_box = has_rec ? box : NULL;
 	in.recovery_sign = has_rec ? sign : NULL;
 	in.at_ms = fsd_wall_ms();
-	char tok[FS_CRYPTO_TOKEN_ID_MAX];
-	if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, my_token(d, tok),
-	                                    in.at_ms, &doc, eb)) != FS_OK ||
-	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
+	if ((rc = put_self_doc(d, me, in.at_ms, eb)) != FS_OK ||
 	    (rc = fs_crypto_team_epoch_doc(me, &in, &doc, eb)) != FS_OK ||
 	    (rc = put_doc(d, &doc, eb)) != FS_OK ||
 	    (rc = meta_put(d, META_GENESIS, fs_crypto_spacekey_kid(d->cur), eb)) != FS_OK)
@@ -457,11 +468,7 @@ static int act(struct fsd *d)
 	if (d->team == NULL)
 		goto out;
 	if (d->joining && fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
-		char tok[FS_CRYPTO_TOKEN_ID_MAX];
-		fs_team_doc doc;
-		if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name, my_token(d, tok),
-		                                    fsd_wall_ms(), &doc, &eb)) != FS_OK ||
-		    (rc = put_doc(d, &doc, &eb)) != FS_OK)
+		if ((rc = put_self_doc(d, me, fsd_wall_ms(), &eb)) != FS_OK)
 			goto out;
 		fsd_log(FS_DAEMON_LOG_INFO, "team: asked to join; fingerprint %s", d->dev_fp);
 		wrote = 1;
@@ -984,14 +991,9 @@ int fsd_team_recover(struct fsd *d, const char *text, size_t len, const char *pa
 		fs_team_doc doc;
 		if ((rc = fsd_vault_identity(d, &me, eb)) != FS_OK)
 			goto out;
-		if (fs_crypto_team_device_find(d->team, d->dev_id) == NULL) {
-			char tok[FS_CRYPTO_TOKEN_ID_MAX];
-			if ((rc = fs_crypto_team_device_doc(me, d->space_id, d->dev_name,
-			                                    my_token(d, tok), fsd_wall_ms(), &doc,
-			                                    eb)) != FS_OK ||
-			    (rc = put_doc(d, &doc, eb)) != FS_OK)
-				goto out;
-		}
+		if (fs_crypto_team_device_find(d->team, d->dev_id) == NULL &&
+		    (rc = put_self_doc(d, me, fsd_wall_ms(), eb)) != FS_OK)
+			goto out;
 		if ((rc = fs_crypto_team_member_doc(r, d->space_id, fs_crypto_team_current(d->team),
 		                                    d->dev_id, fsd_wall_ms(), &doc, eb)) != FS_OK ||
 		    (rc = put_doc(d, &doc, eb)) != FS_OK)
