@@ -300,30 +300,11 @@ out:
 
 /* ---- resolving a store's conflicts ---- */
 
-struct idlist {
-	char **v;
-	size_t n, cap;
-};
-
 static int collect(void *ctx, const fs_store_change *c)
 {
-	struct idlist *l = ctx;
-
 	if (fs_crypto_team_doc_id(c->id)) /* team documents are no records to merge */
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **v = realloc(l->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return FS_E_NOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	if ((l->v[l->n] = strdup(c->id)) == NULL)
-		return FS_E_NOMEM;
-	l->n++;
-	return 0;
+	return fs_strv_push(ctx, c->id);
 }
 
 static int note(fs_cw_conflicts *cs, const char *id, fs_cw_type type, size_t n, int code)
@@ -490,7 +471,7 @@ out:
 int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id, const fs_space_key *k,
                   fs_cw_conflicts **out, fs_errbuf *eb)
 {
-	struct idlist ids = {0};
+	fs_strv ids = {0};
 	fs_cw_conflicts *cs = NULL;
 	int r;
 
@@ -512,9 +493,7 @@ int fs_cw_resolve(fs_store *st, const fs_keyring *ring, const char *space_id, co
 	cs = NULL;
 	r = FS_OK;
 out:
-	for (size_t i = 0; i < ids.n; i++)
-		free(ids.v[i]);
-	free(ids.v);
+	fs_strv_free(&ids);
 	fs_cw_conflicts_free(cs);
 	return r;
 }

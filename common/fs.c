@@ -5,7 +5,9 @@
 #include "fs.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct errinfo {
@@ -15,67 +17,82 @@ struct errinfo {
 };
 
 static const struct errinfo errs[] = {
-	{FS_OK, "FS_OK", "success"},
-	{FS_E_INTERNAL, "FS_E_INTERNAL", "internal error"},
-	{FS_E_NOMEM, "FS_E_NOMEM", "out of memory"},
-	{FS_E_ARG, "FS_E_ARG", "invalid argument"},
-	{FS_E_INPUT, "FS_E_INPUT", "malformed input"},
-	{FS_E_TOOBIG, "FS_E_TOOBIG", "input too large or too deeply nested"},
-	{FS_E_IO, "FS_E_IO", "input/output error"},
-	{FS_E_NOTFOUND, "FS_E_NOTFOUND", "not found"},
-	{FS_E_EXISTS, "FS_E_EXISTS", "already exists"},
-	{FS_E_CRYPTO_INIT, "FS_E_CRYPTO_INIT", "the cryptography library could not start"},
-	{FS_E_PASSPHRASE, "FS_E_PASSPHRASE", "wrong passphrase"},
-	{FS_E_KEYFILE, "FS_E_KEYFILE", "the key file is damaged or unreadable"},
-	{FS_E_TAMPERED, "FS_E_TAMPERED", "the record was altered or damaged and cannot be trusted"},
-	{FS_E_MISBOUND, "FS_E_MISBOUND", "the record belongs to another document or space"},
-	{FS_E_BASE64, "FS_E_BASE64", "invalid base64 data"},
-	{FS_E_ENV_VERSION, "FS_E_ENV_VERSION", "record format from an unknown version"},
-	{FS_E_UNKNOWN_KID, "FS_E_UNKNOWN_KID", "the record was encrypted with a key this device does not have"},
-	{FS_E_TRUNCATED, "FS_E_TRUNCATED", "data is truncated"},
-	{FS_E_SIGNATURE, "FS_E_SIGNATURE", "a signature does not verify"},
-	{FS_E_KEYFILE_VERSION, "FS_E_KEYFILE_VERSION", "the key file was written by a newer version"},
-	{FS_E_TEAM_NOSPACE, "FS_E_TEAM_NOSPACE", "no space was found on the server yet"},
-	{FS_E_TEAM_AMBIGUOUS, "FS_E_TEAM_AMBIGUOUS", "the server's database holds more than one space"},
-	{FS_E_TEAM_NOKEY, "FS_E_TEAM_NOKEY", "this device has not been given the space's key yet: ask a member to run \"fieldsync device approve\" with this device's fingerprint"},
-	{FS_E_TEAM_REVOKED, "FS_E_TEAM_REVOKED", "this device was removed from the space and can no longer read new records"},
-	{FS_E_TEAM_NOTMEMBER, "FS_E_TEAM_NOTMEMBER", "only a member device of the space can do this"},
-	{FS_E_STORE_CONFLICT, "FS_E_STORE_CONFLICT", "the document changed since it was read (conflict)"},
-	{FS_E_STORE_LOCKED, "FS_E_STORE_LOCKED", "another process is using the store"},
-	{FS_E_STORE_CORRUPT, "FS_E_STORE_CORRUPT", "the store file is damaged"},
-	{FS_E_STORE_FOREIGN, "FS_E_STORE_FOREIGN", "the file is not a fieldsync store"},
-	{FS_E_STORE_FULL, "FS_E_STORE_FULL", "the disk is full"},
-	{FS_E_STORE_TOO_NEW, "FS_E_STORE_TOO_NEW", "the store was written by a newer version of fieldsync"},
-	{FS_E_STORE_BUSY, "FS_E_STORE_BUSY", "the store stayed busy too long"},
-	{FS_E_STORE_READONLY, "FS_E_STORE_READONLY", "the store cannot be written (read-only)"},
-	{FS_E_SYNC_OFFLINE, "FS_E_SYNC_OFFLINE", "the server cannot be reached (offline)"},
-	{FS_E_SYNC_DNS, "FS_E_SYNC_DNS", "the server's name could not be found"},
-	{FS_E_SYNC_TLS_CERT, "FS_E_SYNC_TLS_CERT", "the server's certificate is not trusted"},
-	{FS_E_SYNC_TLS_PIN, "FS_E_SYNC_TLS_PIN", "the server's certificate does not match the pinned key"},
-	{FS_E_SYNC_AUTH, "FS_E_SYNC_AUTH", "the server refused our credentials"},
-	{FS_E_SYNC_SERVER, "FS_E_SYNC_SERVER", "the server reported an error"},
-	{FS_E_SYNC_MALFORMED, "FS_E_SYNC_MALFORMED", "the server sent a malformed answer"},
-	{FS_E_SYNC_TIMEOUT, "FS_E_SYNC_TIMEOUT", "the server stopped answering (timeout)"},
-	{FS_E_SYNC_RATE, "FS_E_SYNC_RATE", "the server asked us to slow down"},
-	{FS_E_SYNC_INSECURE, "FS_E_SYNC_INSECURE", "the server address is not allowed (https is required)"},
-	{FS_E_SYNC_NODB, "FS_E_SYNC_NODB", "the database does not exist on the server"},
-	{FS_E_SYNC_TLS, "FS_E_SYNC_TLS", "the secure connection to the server failed"},
-	{FS_E_SYNC_REFUSED, "FS_E_SYNC_REFUSED", "the server refused the document"},
-	{FS_E_SYNC_CONNLOST, "FS_E_SYNC_CONNLOST", "the connection to the server broke during a transfer"},
-	{FS_E_SYNC_REDIRECT, "FS_E_SYNC_REDIRECT", "the server sent us elsewhere (redirects are not followed)"},
-	{FS_E_DAEMON_LOCKED, "FS_E_DAEMON_LOCKED", "fieldsync is locked: unlock it with \"fieldsync unlock\""},
-	{FS_E_DAEMON_NOINIT, "FS_E_DAEMON_NOINIT", "fieldsync is not set up yet: run \"fieldsync init\""},
-	{FS_E_DAEMON_SLOWDOWN, "FS_E_DAEMON_SLOWDOWN", "too many wrong passphrases"},
-	{FS_E_DAEMON_DOWN, "FS_E_DAEMON_DOWN", "the fieldsync daemon is not running: start it with \"fieldsyncd\" or \"systemctl --user start fieldsyncd\""},
-	{FS_E_DAEMON_CONFIG, "FS_E_DAEMON_CONFIG", "the configuration file is not valid"},
-	{FS_E_DAEMON_PEER, "FS_E_DAEMON_PEER", "the request came from another user and was refused"},
-	{FS_E_DAEMON_WAITING, "FS_E_DAEMON_WAITING", "this server's login is locked away until the first unlock"},
-	{FS_E_CW_INVALID, "FS_E_CW_INVALID", "the case or visit record is not valid"},
-	{FS_E_CW_VERSION, "FS_E_CW_VERSION", "the record was written by a newer version"},
-	{FS_E_CW_FINAL, "FS_E_CW_FINAL", "the visit is finalized and cannot change (add an addendum)"},
-	{FS_E_CW_UNSIGNED, "FS_E_CW_UNSIGNED", "the visit is a draft and has no signature"},
-	{FS_E_CW_UNMERGEABLE, "FS_E_CW_UNMERGEABLE", "conflicting versions need a person to choose"},
-	{FS_E_CW_TZ, "FS_E_CW_TZ", "unknown time zone"},
+    {FS_OK, "FS_OK", "success"},
+    {FS_E_INTERNAL, "FS_E_INTERNAL", "internal error"},
+    {FS_E_NOMEM, "FS_E_NOMEM", "out of memory"},
+    {FS_E_ARG, "FS_E_ARG", "invalid argument"},
+    {FS_E_INPUT, "FS_E_INPUT", "malformed input"},
+    {FS_E_TOOBIG, "FS_E_TOOBIG", "input too large or too deeply nested"},
+    {FS_E_IO, "FS_E_IO", "input/output error"},
+    {FS_E_NOTFOUND, "FS_E_NOTFOUND", "not found"},
+    {FS_E_EXISTS, "FS_E_EXISTS", "already exists"},
+    {FS_E_CRYPTO_INIT, "FS_E_CRYPTO_INIT", "the cryptography library could not start"},
+    {FS_E_PASSPHRASE, "FS_E_PASSPHRASE", "wrong passphrase"},
+    {FS_E_KEYFILE, "FS_E_KEYFILE", "the key file is damaged or unreadable"},
+    {FS_E_TAMPERED, "FS_E_TAMPERED", "the record was altered or damaged and cannot be trusted"},
+    {FS_E_MISBOUND, "FS_E_MISBOUND", "the record belongs to another document or space"},
+    {FS_E_BASE64, "FS_E_BASE64", "invalid base64 data"},
+    {FS_E_ENV_VERSION, "FS_E_ENV_VERSION", "record format from an unknown version"},
+    {FS_E_UNKNOWN_KID, "FS_E_UNKNOWN_KID",
+     "the record was encrypted with a key this device does not have"},
+    {FS_E_TRUNCATED, "FS_E_TRUNCATED", "data is truncated"},
+    {FS_E_SIGNATURE, "FS_E_SIGNATURE", "a signature does not verify"},
+    {FS_E_KEYFILE_VERSION, "FS_E_KEYFILE_VERSION", "the key file was written by a newer version"},
+    {FS_E_TEAM_NOSPACE, "FS_E_TEAM_NOSPACE", "no space was found on the server yet"},
+    {FS_E_TEAM_AMBIGUOUS, "FS_E_TEAM_AMBIGUOUS", "the server's database holds more than one space"},
+    {FS_E_TEAM_NOKEY, "FS_E_TEAM_NOKEY",
+     "this device has not been given the space's key yet: ask a member to run \"fieldsync device "
+     "approve\" with this device's fingerprint"},
+    {FS_E_TEAM_REVOKED, "FS_E_TEAM_REVOKED",
+     "this device was removed from the space and can no longer read new records"},
+    {FS_E_TEAM_NOTMEMBER, "FS_E_TEAM_NOTMEMBER", "only a member device of the space can do this"},
+    {FS_E_STORE_CONFLICT, "FS_E_STORE_CONFLICT",
+     "the document changed since it was read (conflict)"},
+    {FS_E_STORE_LOCKED, "FS_E_STORE_LOCKED", "another process is using the store"},
+    {FS_E_STORE_CORRUPT, "FS_E_STORE_CORRUPT", "the store file is damaged"},
+    {FS_E_STORE_FOREIGN, "FS_E_STORE_FOREIGN", "the file is not a fieldsync store"},
+    {FS_E_STORE_FULL, "FS_E_STORE_FULL", "the disk is full"},
+    {FS_E_STORE_TOO_NEW, "FS_E_STORE_TOO_NEW",
+     "the store was written by a newer version of fieldsync"},
+    {FS_E_STORE_BUSY, "FS_E_STORE_BUSY", "the store stayed busy too long"},
+    {FS_E_STORE_READONLY, "FS_E_STORE_READONLY", "the store cannot be written (read-only)"},
+    {FS_E_SYNC_OFFLINE, "FS_E_SYNC_OFFLINE", "the server cannot be reached (offline)"},
+    {FS_E_SYNC_DNS, "FS_E_SYNC_DNS", "the server's name could not be found"},
+    {FS_E_SYNC_TLS_CERT, "FS_E_SYNC_TLS_CERT", "the server's certificate is not trusted"},
+    {FS_E_SYNC_TLS_PIN, "FS_E_SYNC_TLS_PIN",
+     "the server's certificate does not match the pinned key"},
+    {FS_E_SYNC_AUTH, "FS_E_SYNC_AUTH", "the server refused our credentials"},
+    {FS_E_SYNC_SERVER, "FS_E_SYNC_SERVER", "the server reported an error"},
+    {FS_E_SYNC_MALFORMED, "FS_E_SYNC_MALFORMED", "the server sent a malformed answer"},
+    {FS_E_SYNC_TIMEOUT, "FS_E_SYNC_TIMEOUT", "the server stopped answering (timeout)"},
+    {FS_E_SYNC_RATE, "FS_E_SYNC_RATE", "the server asked us to slow down"},
+    {FS_E_SYNC_INSECURE, "FS_E_SYNC_INSECURE",
+     "the server address is not allowed (https is required)"},
+    {FS_E_SYNC_NODB, "FS_E_SYNC_NODB", "the database does not exist on the server"},
+    {FS_E_SYNC_TLS, "FS_E_SYNC_TLS", "the secure connection to the server failed"},
+    {FS_E_SYNC_REFUSED, "FS_E_SYNC_REFUSED", "the server refused the document"},
+    {FS_E_SYNC_CONNLOST, "FS_E_SYNC_CONNLOST",
+     "the connection to the server broke during a transfer"},
+    {FS_E_SYNC_REDIRECT, "FS_E_SYNC_REDIRECT",
+     "the server sent us elsewhere (redirects are not followed)"},
+    {FS_E_DAEMON_LOCKED, "FS_E_DAEMON_LOCKED",
+     "fieldsync is locked: unlock it with \"fieldsync unlock\""},
+    {FS_E_DAEMON_NOINIT, "FS_E_DAEMON_NOINIT",
+     "fieldsync is not set up yet: run \"fieldsync init\""},
+    {FS_E_DAEMON_SLOWDOWN, "FS_E_DAEMON_SLOWDOWN", "too many wrong passphrases"},
+    {FS_E_DAEMON_DOWN, "FS_E_DAEMON_DOWN",
+     "the fieldsync daemon is not running: start it with \"fieldsyncd\" or \"systemctl --user "
+     "start fieldsyncd\""},
+    {FS_E_DAEMON_CONFIG, "FS_E_DAEMON_CONFIG", "the configuration file is not valid"},
+    {FS_E_DAEMON_PEER, "FS_E_DAEMON_PEER", "the request came from another user and was refused"},
+    {FS_E_DAEMON_WAITING, "FS_E_DAEMON_WAITING",
+     "this server's login is locked away until the first unlock"},
+    {FS_E_CW_INVALID, "FS_E_CW_INVALID", "the case or visit record is not valid"},
+    {FS_E_CW_VERSION, "FS_E_CW_VERSION", "the record was written by a newer version"},
+    {FS_E_CW_FINAL, "FS_E_CW_FINAL", "the visit is finalized and cannot change (add an addendum)"},
+    {FS_E_CW_UNSIGNED, "FS_E_CW_UNSIGNED", "the visit is a draft and has no signature"},
+    {FS_E_CW_UNMERGEABLE, "FS_E_CW_UNMERGEABLE", "conflicting versions need a person to choose"},
+    {FS_E_CW_TZ, "FS_E_CW_TZ", "unknown time zone"},
 };
 
 static const struct errinfo *lookup(int code)
@@ -122,6 +139,33 @@ void fs_err_clear(fs_errbuf *eb)
 	eb->msg[0] = '\0';
 }
 
+int fs_strv_push(fs_strv *l, const char *s)
+{
+	char *c;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		char **nv = nc > SIZE_MAX / sizeof(*nv) ? NULL : realloc(l->v, nc * sizeof(*nv));
+		if (nv == NULL)
+			return FS_E_NOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	if ((c = strdup(s)) == NULL)
+		return FS_E_NOMEM;
+	l->v[l->n++] = c;
+	return FS_OK;
+}
+
+void fs_strv_free(fs_strv *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
 /* Deepest nesting of arrays and objects, ignoring brackets inside strings. */
 static int json_depth(const char *s, size_t len, int limit)
 {
@@ -150,8 +194,8 @@ static int json_depth(const char *s, size_t len, int limit)
 	return max;
 }
 
-int fs_json_parse(const char *text, size_t len, size_t max_len, int max_depth,
-                  cJSON **out, fs_errbuf *eb)
+int fs_json_parse(const char *text, size_t len, size_t max_len, int max_depth, cJSON **out,
+                  fs_errbuf *eb)
 {
 	const char *end = NULL;
 	cJSON *j;
@@ -162,8 +206,8 @@ int fs_json_parse(const char *text, size_t len, size_t max_len, int max_depth,
 	if (text == NULL)
 		return fs_err_set(eb, FS_E_INPUT, "empty JSON input");
 	if (len > max_len)
-		return fs_err_set(eb, FS_E_TOOBIG, "JSON of %zu bytes exceeds the limit of %zu", len,
-		                  max_len);
+		return fs_err_set(eb, FS_E_TOOBIG, "JSON of %zu bytes exceeds the limit of %zu",
+		                  len, max_len);
 	if (json_depth(text, len, max_depth) > max_depth)
 		return fs_err_set(eb, FS_E_TOOBIG, "JSON nested deeper than %d levels", max_depth);
 

@@ -112,6 +112,17 @@ int fs_err_set(fs_errbuf *eb, int code, const char *fmt, ...) __attribute__((for
 /* Clears eb (if not NULL). */
 void fs_err_clear(fs_errbuf *eb);
 
+/* A growing list of strings it owns (callbacks that collect ids or keys). */
+typedef struct fs_strv {
+	char **v;
+	size_t n, cap;
+} fs_strv;
+
+/* Appends a copy of s: FS_OK or FS_E_NOMEM (the list unchanged). */
+int fs_strv_push(fs_strv *l, const char *s) FS_WUR;
+/* Frees every string and the list, leaving it empty. */
+void fs_strv_free(fs_strv *l);
+
 /*
  * JSON from outside the process is bounded before cJSON sees it: at most
  * max_len bytes and max_depth levels of nesting (cJSON's own limit is 1000

@@ -164,18 +164,6 @@ static const char *my_token(struct fsd *d, char out[FS_CRYPTO_TOKEN_ID_MAX])
  * deletes or edits a document therefore cannot take back a revocation or a
  * member. The copies' keys are kept sorted for the walk that follows.
  */
-struct copies {
-	char **k;
-	size_t n, cap;
-};
-
-static void copies_free(struct copies *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		free(c->k[i]);
-	free(c->k);
-	memset(c, 0, sizeof(*c));
-}
 
 static int copy_key(char *out, size_t cap, const char *rev, const char *id)
 {
@@ -183,13 +171,13 @@ static int copy_key(char *out, size_t cap, const char *rev, const char *id)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-static int has_copy(const struct copies *c, const char *key)
+static int has_copy(const fs_strv *c, const char *key)
 {
 	size_t lo = 0, hi = c->n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int r = strcmp(c->k[mid], key);
+		int r = strcmp(c->v[mid], key);
 		if (r == 0)
 			return 1;
 		if (r < 0)
@@ -202,7 +190,7 @@ static int has_copy(const struct copies *c, const char *key)
 
 struct buildctx {
 	fs_team *t;
-	struct copies *c;
+	fs_strv *c;
 	struct fsd *d;
 	int saved;
 };
@@ -212,23 +200,13 @@ static int add_copy(void *ctx, const char *key, const uint8_t *val, size_t len)
 	struct buildctx *b = ctx;
 	const char *rev = key + sizeof(META_COPY) - 1, *colon = strchr(rev, ':');
 	uint64_t arrival = 0;
-	char *k;
 
 	if (colon == NULL || len < 8)
 		return FS_OK; /* not one of ours: ignored */
 	for (int i = 0; i < 8; i++)
 		arrival |= (uint64_t)val[i] << (8 * i);
-	if (b->c->n == b->c->cap) {
-		size_t nc = b->c->cap ? b->c->cap * 2 : 64;
-		char **nk = realloc(b->c->k, nc * sizeof(*nk));
-		if (nk == NULL)
-			return FS_E_NOMEM;
-		b->c->k = nk;
-		b->c->cap = nc;
-	}
-	if ((k = strdup(key)) == NULL)
+	if (fs_strv_push(b->c, key) != FS_OK) /* meta_list walks in key order: stays sorted */
 		return FS_E_NOMEM;
-	b->c->k[b->c->n++] = k; /* meta_list walks in key order: stays sorted */
 	return fs_crypto_team_add(b->t, colon + 1, arrival, val + 8, len - 8, NULL);
 }
 
@@ -267,7 +245,7 @@ static int save_leaf(void *ctx, const char *id, const char *rev, uint64_t seq, c
 	return rc;
 }
 
-static int build(struct fsd *d, fs_team **out, struct copies *c, fs_store_prefix_stats *stats,
+static int build(struct fsd *d, fs_team **out, fs_strv *c, fs_store_prefix_stats *stats,
                  fs_errbuf *eb)
 {
 	struct buildctx b = {NULL, c, d, 0};
@@ -290,7 +268,7 @@ static int build(struct fsd *d, fs_team **out, struct copies *c, fs_store_prefix
 }
 
 /* Keeps a copy of every stored team document that counts in d->team. */
-static void keep_copies(struct fsd *d, struct copies *c)
+static void keep_copies(struct fsd *d, fs_strv *c)
 {
 	struct buildctx b = {d->team, c, d, 0};
 	fs_errbuf eb;
@@ -542,7 +520,7 @@ void fsd_team_refresh(struct fsd *d, int force)
 {
 	for (int round = 0; round < 4; round++) {
 		fs_store_prefix_stats st = {0, 0};
-		struct copies c = {0};
+		fs_strv c = {0};
 		fs_team *t = NULL;
 		fs_errbuf eb;
 		int rc;
@@ -576,12 +554,12 @@ void fsd_team_refresh(struct fsd *d, int force)
 		d->team_seq = st.max_seq;
 		if (d->team && !d->genesis[0] && pin_space(d, &eb) != FS_OK) {
 			fsd_log(FS_DAEMON_LOG_WARN, "team: space not pinned: %s", eb.msg);
-			copies_free(&c);
+			fs_strv_free(&c);
 			return;
 		}
 		if (d->team && d->genesis[0])
 			keep_copies(d, &c);
-		copies_free(&c);
+		fs_strv_free(&c);
 		for (size_t i = 0; d->team && i < fs_crypto_team_problem_count(d->team); i++) {
 			const fs_team_problem *p = fs_crypto_team_problem_at(d->team, i);
 			fsd_log(FS_DAEMON_LOG_DEBUG, "team: ignored %s: %s", p->doc, p->why);

@@ -174,41 +174,23 @@ int fsd_vault_identity(struct fsd *d, fs_identity **id, fs_errbuf *eb)
 	return rc;
 }
 
-struct purge {
-	char **k;
-	size_t n, cap;
-};
-
 static int collect(void *ctx, const char *key, const uint8_t *val, size_t len)
 {
-	struct purge *p = ctx;
-
 	(void)val;
 	(void)len;
-	if (p->n == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 16;
-		char **nk = realloc(p->k, nc * sizeof(*nk));
-		if (nk == NULL)
-			return FS_E_NOMEM;
-		p->k = nk;
-		p->cap = nc;
-	}
-	return (p->k[p->n++] = strdup(key)) ? FS_OK : FS_E_NOMEM;
+	return fs_strv_push(ctx, key);
 }
 
 /* Drops the meta keys under prefix (a setup that never reached its key
  * file left them, wrapped under a master key nobody has). */
 static int purge(struct fsd *d, const char *prefix, fs_errbuf *eb)
 {
-	struct purge p = {0};
+	fs_strv p = {0};
 	int rc = fs_store_meta_list(d->st, prefix, collect, &p, eb);
 
-	for (size_t i = 0; i < p.n; i++) {
-		if (rc == FS_OK)
-			rc = fs_store_meta_delete(d->st, p.k[i], eb);
-		free(p.k[i]);
-	}
-	free(p.k);
+	for (size_t i = 0; i < p.n && rc == FS_OK; i++)
+		rc = fs_store_meta_delete(d->st, p.v[i], eb);
+	fs_strv_free(&p);
 	return rc == FS_E_NOMEM ? fs_err_set(eb, rc, NULL) : rc;
 }
 

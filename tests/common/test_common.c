@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -85,12 +86,34 @@ static void test_rev_id(void **state)
 	assert_int_equal(fs_crypto_rev_parse("99999999999999999999999-a", &gen, &hash), FS_E_INPUT);
 }
 
+/* The string list copies what it is given and keeps it in order. */
+static void test_strv(void **state)
+{
+	(void)state;
+	fs_strv l = {0};
+	char buf[16];
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "k%03d", i);
+		assert_int_equal(fs_strv_push(&l, buf), FS_OK);
+	}
+	buf[0] = 'x'; /* the list holds copies */
+	assert_int_equal(l.n, 100);
+	assert_string_equal(l.v[0], "k000");
+	assert_string_equal(l.v[99], "k099");
+	fs_strv_free(&l);
+	assert_null(l.v);
+	assert_int_equal(l.n, 0);
+	fs_strv_free(&l); /* twice is harmless */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errors_named),
 		cmocka_unit_test(test_json_bounds),
 		cmocka_unit_test(test_rev_id),
+		cmocka_unit_test(test_strv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
