@@ -391,7 +391,7 @@ out:
 		close(fd);
 		unlink(file); /* nothing half written stays behind */
 	}
-	free(text);
+	cli_free_secret_text(text); /* passphrase-protected, wiped all the same */
 	return rc;
 }
 
