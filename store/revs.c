@@ -547,8 +547,9 @@ static int check_rev_in(const fs_store_rev_in *v, fs_errbuf *eb)
  * path itself (oldest first) and its winner the tip, so it is written
  * without being looked up first: the insert itself finds out, through the
  * id index it has to touch anyway, whether the document exists (*done 0:
- * it does, and nothing was written). Only for a body that fits the row:
- * a large one would need its bodies row before the answer.
+ * it does, and nothing was written). Unlooked-up only for a body that fits
+ * the row: a large one is written to its bodies row first, so it comes
+ * here only once the document is known to be new.
  */
 static int merge_new(fs_store *st, struct doc *d, const fs_store_rev_in *v, size_t nh, int *done,
                      fs_errbuf *eb)
@@ -594,17 +595,8 @@ static int merge_one(fs_store *st, const fs_store_rev_in *v, fs_errbuf *eb)
 	}
 	if ((r = find_doc(st, v->id, &d, eb)) != FS_OK)
 		return r;
-	if (!d.found) { /* a new document whose body has to go to the bodies table first */
-		seq = ++st->seq;
-		t->n = 0;
-		for (size_t k = nh; k-- > 0;) {
-			unsigned flags = k == 0 ? N_LEAF | (v->deleted ? N_DELETED : 0u) : 0u;
-			if ((r = tree_add(t, v->start - k, v->hashes[k], prev, flags,
-			                  k == 0 ? seq : 0, &prev, eb)) != FS_OK)
-				return r;
-		}
-		if ((r = place_body(st, &d, prev, v->body, v->body_len, eb)) != FS_OK ||
-		    (r = save_doc(st, &d, seq, &done, eb)) != FS_OK)
+	if (!d.found) { /* a new document whose body goes to the bodies table first */
+		if ((r = merge_new(st, &d, v, nh, &done, eb)) != FS_OK)
 			return r;
 		return done ? FS_OK : fs_err_set(eb, FS_E_INTERNAL, "store: document appeared");
 	}
