@@ -637,17 +637,15 @@ int fs_store_meta_list(fs_store *st, const char *prefix, fs_store_meta_cb cb, vo
 {
 	char hi[FS_STORE_PREFIX_MAX + 1];
 	sqlite3_stmt *s = NULL;
-	size_t n = prefix ? strlen(prefix) : 0;
+	size_t n = 0;
 	int r = FS_OK, rc;
 
 	fs_err_clear(eb);
-	if (st == NULL || cb == NULL || n == 0 || n > FS_STORE_PREFIX_MAX ||
-	    (unsigned char)prefix[n - 1] == 0xff)
+	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to meta_list");
-	/* A byte-wise key range (LIKE would read '_' and '%' as patterns). Not
-	 * a cached statement: cb may call back into the store. */
-	memcpy(hi, prefix, n + 1);
-	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+	if ((r = store_prefix_range(prefix, hi, &n, "meta_list", eb)) != FS_OK)
+		return r;
+	/* Not a cached statement: cb may call back into the store. */
 	rc = sqlite3_prepare_v2(
 	    st->db, "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key", -1, &s,
 	    NULL);

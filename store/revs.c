@@ -1187,23 +1187,32 @@ int fs_store_conflicts(fs_store *st, fs_store_change_cb cb, void *ctx, fs_errbuf
 	return r;
 }
 
+int store_prefix_range(const char *prefix, char hi[FS_STORE_PREFIX_MAX + 1], size_t *n,
+                       const char *what, fs_errbuf *eb)
+{
+	*n = prefix ? strlen(prefix) : 0;
+	if (*n == 0 || *n > FS_STORE_PREFIX_MAX)
+		return fs_err_set(eb, FS_E_ARG, "store: bad prefix for %s", what);
+	if ((unsigned char)prefix[*n - 1] == 0xff)
+		return fs_err_set(eb, FS_E_ARG, "store: a prefix may not end in byte 0xff");
+	memcpy(hi, prefix, *n + 1);
+	hi[*n - 1] = (char)((unsigned char)hi[*n - 1] + 1);
+	return FS_OK;
+}
+
 int fs_store_docs_prefix(fs_store *st, const char *prefix, fs_store_change_cb cb, void *ctx,
                          fs_errbuf *eb)
 {
 	char hi[FS_STORE_PREFIX_MAX + 1];
 	sqlite3_stmt *s = NULL;
-	size_t n = prefix ? strlen(prefix) : 0;
+	size_t n = 0;
 	int r, rc;
 
 	fs_err_clear(eb);
-	if (st == NULL || cb == NULL || n == 0 || n > FS_STORE_PREFIX_MAX)
+	if (st == NULL || cb == NULL)
 		return fs_err_set(eb, FS_E_ARG, "store: bad arguments to docs_prefix");
-	/* The ids that start with prefix are the range [prefix, prefix with its
-	 * last byte raised): the unique index on id answers it without a scan. */
-	memcpy(hi, prefix, n + 1);
-	if ((unsigned char)hi[n - 1] == 0xff)
-		return fs_err_set(eb, FS_E_ARG, "store: a prefix may not end in byte 0xff");
-	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+	if ((r = store_prefix_range(prefix, hi, &n, "docs_prefix", eb)) != FS_OK)
+		return r;
 	rc = sqlite3_prepare_v2(
 	    st->db, "SELECT " WALK_COLS " FROM docs WHERE id >= ?1 AND id < ?2 ORDER BY id", -1, &s,
 	    NULL);

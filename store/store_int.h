@@ -195,4 +195,14 @@ int store_node_body(fs_store *st, const struct node *x, sqlite3_stmt *row, int c
 int store_node_size(fs_store *st, const struct node *x, sqlite3_stmt *row, int col, size_t *len,
                     fs_errbuf *eb);
 
+/*
+ * The key range of everything that starts with prefix: [prefix, hi) with
+ * hi the prefix with its last byte raised, so an index answers it without
+ * a scan (LIKE would read '_' and '%' as patterns). FS_E_ARG for an empty
+ * prefix, one over FS_STORE_PREFIX_MAX bytes or one ending in byte 0xff;
+ * *n its length.
+ */
+int store_prefix_range(const char *prefix, char hi[FS_STORE_PREFIX_MAX + 1], size_t *n,
+                       const char *what, fs_errbuf *eb);
+
 #endif
