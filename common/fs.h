@@ -192,6 +192,16 @@ int fs_scan_skip_number(fs_scan *s);
 int fs_scan_literal(fs_scan *s, const char *lit, size_t n);
 /* true or false into *v, else a failure with why. */
 int fs_scan_bool(fs_scan *s, int *v, const char *why);
+/*
+ * CouchDB's `_revisions` at the cursor: {"start": N, "ids": ["hash", ...]},
+ * newest first; the first start and ids count, other members are skipped.
+ * *start and *start_len: the start number's text as sent (the caller checks
+ * its range); *ids and *n: the hashes, copied, each 1 to hash_cap-1 bytes
+ * (the caller frees them and the array, also after a failure). More than
+ * max_ids ids, a missing or mistyped start or ids, fail (why).
+ */
+int fs_scan_revisions(fs_scan *s, int depth, size_t max_ids, size_t hash_cap, const char *why,
+                      const char **start, size_t *start_len, char ***ids, size_t *n);
 /* Opens an object or array at depth: *empty when it closes at once; else why. */
 int fs_scan_object_open(fs_scan *s, int depth, int *empty, const char *why);
 int fs_scan_array_open(fs_scan *s, int depth, int *empty, const char *why);

@@ -9,6 +9,7 @@
  * value and printing every body again.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fs.h"
@@ -318,6 +319,71 @@ int fs_scan_bool(fs_scan *s, int *v, const char *why)
 	else if (c == 'f' && fs_scan_literal(s, "false", 5) == 0)
 		*v = 0;
 	else
+		return fs_scan_fail(s, s->code, why);
+	return 0;
+}
+
+int fs_scan_revisions(fs_scan *s, int depth, size_t max_ids, size_t hash_cap, const char *why,
+                      const char **start, size_t *start_len, char ***ids, size_t *n)
+{
+	int empty, more, have_ids = 0;
+	size_t cap = 0;
+	fs_scan_key k;
+	char h[256];
+
+	*start = NULL;
+	*start_len = 0;
+	if (hash_cap > sizeof(h))
+		hash_cap = sizeof(h);
+	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+		return -1;
+	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
+		if (fs_scan_member(s, &k) != 0)
+			return -1;
+		if (fs_scan_key_is(&k, "start") && *start == NULL) {
+			int c = fs_scan_peek(s);
+			if (c != '-' && (c < '0' || c > '9'))
+				return fs_scan_fail(s, s->code, why);
+			*start = s->p;
+			if (fs_scan_skip_number(s) != 0)
+				return -1;
+			*start_len = (size_t)(s->p - *start);
+		} else if (fs_scan_key_is(&k, "ids") && !have_ids) {
+			int e2;
+			have_ids = 1;
+			if (fs_scan_array_open(s, depth + 1, &e2, why) != 0)
+				return -1;
+			for (e2 = !e2; e2 > 0; e2 = fs_scan_next(s, ']')) {
+				size_t len;
+				if (*n >= max_ids)
+					return fs_scan_fail(s, s->code,
+					                    "_revisions has too many ids");
+				if (fs_scan_string(s, h, hash_cap, &len,
+				                   "bad hash in _revisions") != 0)
+					return -1;
+				if (len == 0)
+					return fs_scan_fail(s, s->code, "bad hash in _revisions");
+				if (*n == cap) {
+					size_t nc = cap ? cap * 2 : 4;
+					char **v = realloc(*ids, nc * sizeof(*v));
+					if (v == NULL)
+						return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+					*ids = v;
+					cap = nc;
+				}
+				if (((*ids)[*n] = malloc(len + 1)) == NULL)
+					return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
+				memcpy((*ids)[(*n)++], h, len + 1);
+			}
+			if (e2 < 0)
+				return -1;
+		} else if (fs_scan_skip(s, depth + 1) != 0) {
+			return -1;
+		}
+	}
+	if (more < 0)
+		return -1;
+	if (*start == NULL || !have_ids)
 		return fs_scan_fail(s, s->code, why);
 	return 0;
 }

@@ -60,81 +60,32 @@ void hub_bulk_docs_clear(hub_bulk_docs *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* _revisions: {"start": N, "ids": ["hash", ...]}, newest first; the first start and ids count. */
+/* _revisions (the shared scan), its hashes and start checked as ours. */
 static int scan_revisions(scan *s, hub_doc_in *d, int depth)
 {
-	static const char why[] = "_revisions needs start and ids";
-	const char *num = NULL, *num_end = NULL;
-	int empty, more, have_ids = 0;
-	key k;
-	size_t cap = 0;
+	const char *num;
+	size_t num_len;
+	char text[NUMBER_MAX];
+	double start;
 
-	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+	if (fs_scan_revisions(s, depth, FS_STORE_HISTORY_MAX, FS_REV_MAX - 2,
+	                      "_revisions needs start and ids", &num, &num_len, &d->hashes,
+	                      &d->n_hashes) != 0)
 		return -1;
-	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
-		if (fs_scan_member(s, &k) != 0)
-			return -1;
-		if (fs_scan_key_is(&k, "start") && num == NULL) {
-			int c = fs_scan_peek(s);
-			if (c != '-' && (c < '0' || c > '9'))
-				return fs_scan_fail(s, FS_E_INPUT, why);
-			num = s->p;
-			if (fs_scan_skip_number(s) != 0)
-				return -1;
-			num_end = s->p;
-		} else if (fs_scan_key_is(&k, "ids") && !have_ids) {
-			int e2;
-			have_ids = 1;
-			if (fs_scan_array_open(s, depth + 1, &e2, why) != 0)
-				return -1;
-			for (e2 = !e2; e2 > 0; e2 = fs_scan_next(s, ']')) {
-				char tmp[FS_REV_MAX];
-				size_t n;
-				if (d->n_hashes >= FS_STORE_HISTORY_MAX)
-					return fs_scan_fail(s, FS_E_INPUT,
-					                    "_revisions out of range");
-				tmp[0] = '1';
-				tmp[1] = '-';
-				if (fs_scan_string(s, tmp + 2, sizeof(tmp) - 2, &n,
-				                   "bad hash in _revisions") != 0)
-					return -1;
-				if (!rev_ok(tmp))
-					return fs_scan_fail(s, FS_E_INPUT,
-					                    "bad hash in _revisions");
-				if (d->n_hashes == cap) {
-					size_t nc = cap ? cap * 2 : 4;
-					char **v = realloc(d->hashes, nc * sizeof(*v));
-					if (v == NULL)
-						return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
-					d->hashes = v;
-					cap = nc;
-				}
-				if ((d->hashes[d->n_hashes] = malloc(n + 1)) == NULL)
-					return fs_scan_fail(s, FS_E_NOMEM, "out of memory");
-				memcpy(d->hashes[d->n_hashes++], tmp + 2, n + 1);
-			}
-			if (e2 < 0)
-				return -1;
-		} else if (fs_scan_skip(s, depth + 1) != 0) {
-			return -1;
-		}
+	for (size_t i = 0; i < d->n_hashes; i++) {
+		char tmp[FS_REV_MAX];
+		snprintf(tmp, sizeof(tmp), "1-%s", d->hashes[i]);
+		if (!rev_ok(tmp))
+			return fs_scan_fail(s, FS_E_INPUT, "bad hash in _revisions");
 	}
-	if (more < 0)
-		return -1;
-	if (num == NULL || !have_ids)
-		return fs_scan_fail(s, FS_E_INPUT, why);
-	{
-		char text[NUMBER_MAX];
-		double start;
-		if ((size_t)(num_end - num) >= sizeof(text))
-			return fs_scan_fail(s, FS_E_INPUT, "_revisions out of range");
-		memcpy(text, num, (size_t)(num_end - num));
-		text[num_end - num] = '\0';
-		start = strtod(text, NULL); /* a checked JSON number: strtod reads all of it */
-		if (start < 1 || start > 1e15 || d->n_hashes < 1 || (double)d->n_hashes > start)
-			return fs_scan_fail(s, FS_E_INPUT, "_revisions out of range");
-		d->rev_start = (unsigned long)start;
-	}
+	if (num_len >= sizeof(text))
+		return fs_scan_fail(s, FS_E_INPUT, "_revisions out of range");
+	memcpy(text, num, num_len);
+	text[num_len] = '\0';
+	start = strtod(text, NULL); /* a checked JSON number: strtod reads all of it */
+	if (start < 1 || start > 1e15 || d->n_hashes < 1 || (double)d->n_hashes > start)
+		return fs_scan_fail(s, FS_E_INPUT, "_revisions out of range");
+	d->rev_start = (unsigned long)start;
 	return 0;
 }
 

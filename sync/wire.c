@@ -748,7 +748,7 @@ struct revisions {
 	int seen;
 	char start[32]; /* "" when absent or not a plain number */
 	char **ids;
-	size_t n, cap;
+	size_t n;
 };
 
 static void revisions_clear(struct revisions *x)
@@ -759,67 +759,17 @@ static void revisions_clear(struct revisions *x)
 
 static int scan_revisions(struct fetch *f, struct revisions *x, int depth)
 {
-	static const char why[] = "_revisions does not match _rev";
-	fs_scan *s = &f->s;
-	fs_scan_key k;
-	int empty, more, have_start = 0, have_ids = 0;
+	const char *a;
+	size_t len;
 
 	x->seen = 1;
-	if (fs_scan_object_open(s, depth, &empty, why) != 0)
+	if (fs_scan_revisions(&f->s, depth, FS_SYNC_MAX_REVS, HASH_CAP,
+	                      "_revisions does not match _rev", &a, &len, &x->ids, &x->n) != 0)
 		return -1;
-	for (more = !empty; more > 0; more = fs_scan_next(s, '}')) {
-		if (fs_scan_member(s, &k) != 0)
-			return -1;
-		if (fs_scan_key_is(&k, "start") && !have_start) {
-			const char *a;
-			int c = fs_scan_peek(s);
-			have_start = 1;
-			if (c != '-' && (c < '0' || c > '9'))
-				return malformed(s, why);
-			a = s->p;
-			if (fs_scan_skip_number(s) != 0)
-				return -1;
-			if ((size_t)(s->p - a) < sizeof(x->start)) {
-				memcpy(x->start, a, (size_t)(s->p - a));
-				x->start[s->p - a] = '\0';
-			}
-		} else if (fs_scan_key_is(&k, "ids") && !have_ids) {
-			int e2;
-			have_ids = 1;
-			if (fs_scan_array_open(s, depth + 1, &e2, why) != 0)
-				return -1;
-			for (e2 = !e2; e2 > 0; e2 = fs_scan_next(s, ']')) {
-				char h[FS_REV_MAX];
-				size_t n;
-				if (x->n >= FS_SYNC_MAX_REVS)
-					return malformed(s, "_revisions with too many ids");
-				if (fs_scan_string(s, h, HASH_CAP, &n,
-				                   "invalid revision in _revisions") != 0)
-					return -1;
-				if (n == 0)
-					return malformed(s, "invalid revision in _revisions");
-				if (x->n == x->cap) {
-					size_t cap = x->cap ? x->cap * 2 : 4;
-					char **v = realloc(x->ids, cap * sizeof(*v));
-					if (v == NULL)
-						return nomem(s);
-					x->ids = v;
-					x->cap = cap;
-				}
-				if ((x->ids[x->n] = dupn(h, n)) == NULL)
-					return nomem(s);
-				x->n++;
-			}
-			if (e2 < 0)
-				return -1;
-		} else if (fs_scan_skip(s, depth + 1) != 0) {
-			return -1;
-		}
+	if (len < sizeof(x->start)) { /* longer: no start, refused with the history */
+		memcpy(x->start, a, len);
+		x->start[len] = '\0';
 	}
-	if (more < 0)
-		return -1;
-	if (!have_start || !have_ids)
-		return malformed(s, why);
 	return 0;
 }
 
